@@ -1,0 +1,325 @@
+package agenttrace
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Instance is one run of an agent (Prefactor's agent_instance). Every span
+// belongs to exactly one instance. It keeps live rollups of its spans:
+// counts by status, token usage, cost and time to first token; Summary
+// reads them.
+//
+// Methods are safe for concurrent use; methods on a nil *Instance do
+// nothing.
+type Instance struct {
+	t    *Tracer
+	id   ID
+	base InstanceData // identity fields, immutable
+
+	dropped atomic.Uint64 // as Span.dropped
+	ended   atomic.Bool   // status is final; read on the hot path
+
+	mu      sync.Mutex
+	status  Status
+	endedAt time.Time
+	err     *ErrorInfo
+	ttft    time.Duration
+	ttftAt  time.Time // start of the span ttft was measured on
+	curr    string    // currency of the cost totals
+	mixed   bool      // costs in more than one currency were seen
+
+	counts           [StatusTerminated + 1]atomic.Int64
+	total            atomic.Int64
+	llmCalls         atomic.Int64
+	promptTokens     atomic.Int64
+	completionTokens atomic.Int64
+	totalTokens      atomic.Int64
+	usageSeen        atomic.Bool
+	costNanos        [4]atomic.Int64 // prompt, completion, other, total
+	costSeen         atomic.Bool
+}
+
+// InstanceOption configures an instance at StartInstance.
+type InstanceOption interface {
+	applyInstance(*InstanceData)
+}
+
+type instanceOptionFunc func(*InstanceData)
+
+func (f instanceOptionFunc) applyInstance(d *InstanceData) { f(d) }
+
+// WithUserID records the end user the run serves.
+func WithUserID(id string) InstanceOption {
+	return instanceOptionFunc(func(d *InstanceData) { d.UserID = id })
+}
+
+// WithGroupID records the user's group or organisation.
+func WithGroupID(id string) InstanceOption {
+	return instanceOptionFunc(func(d *InstanceData) { d.GroupID = id })
+}
+
+// WithChannel records the channel the run came through, such as "web" or
+// "slack".
+func WithChannel(channel string) InstanceOption {
+	return instanceOptionFunc(func(d *InstanceData) { d.Channel = channel })
+}
+
+// WithSessionID records the conversation or session the run is part of.
+func WithSessionID(id string) InstanceOption {
+	return instanceOptionFunc(func(d *InstanceData) { d.SessionID = id })
+}
+
+// WithPurpose says why the run happens: PurposeLive (the default),
+// PurposeSmokeTest or PurposeEval.
+func WithPurpose(p Purpose) InstanceOption {
+	return instanceOptionFunc(func(d *InstanceData) { d.Purpose = p })
+}
+
+// WithMetadata adds string metadata to the instance.
+func WithMetadata(kv map[string]string) InstanceOption {
+	return instanceOptionFunc(func(d *InstanceData) {
+		if d.Metadata == nil {
+			d.Metadata = make(map[string]string, len(kv))
+		}
+		for k, v := range kv {
+			d.Metadata[k] = v
+		}
+	})
+}
+
+// WithInstanceStartTime sets the instance's start time instead of now.
+func WithInstanceStartTime(t time.Time) InstanceOption {
+	return instanceOptionFunc(func(d *InstanceData) { d.StartedAt = t })
+}
+
+// ID returns the instance's ID.
+func (i *Instance) ID() ID {
+	if i == nil {
+		return ID{}
+	}
+	return i.id
+}
+
+// End finishes the instance as complete. Spans still running keep running
+// and are exported when they end. A second End, or End after Fail, does
+// nothing.
+func (i *Instance) End() {
+	if i == nil {
+		return
+	}
+	i.finish(StatusComplete, nil, false)
+}
+
+// Fail finishes the instance as failed with err.
+func (i *Instance) Fail(err error) {
+	if i == nil {
+		return
+	}
+	i.finish(StatusFailed, errorInfo(err), true)
+}
+
+func (i *Instance) finish(target Status, info *ErrorInfo, explicit bool) {
+	now := i.t.now()
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.status != StatusActive {
+		if explicit {
+			i.t.illegal()
+		}
+		return
+	}
+	i.status = target
+	i.ended.Store(true)
+	i.endedAt = now
+	i.err = info
+	i.t.stats.instancesEnded.Add(1)
+	d := i.dataLocked()
+	sum := i.summaryLocked()
+	d.Summary = &sum
+	i.t.emitInstance(InstanceEnded, i, &d)
+}
+
+// Status returns the instance's status.
+func (i *Instance) Status() Status {
+	if i == nil {
+		return 0
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.status
+}
+
+// Data returns a snapshot of the instance.
+func (i *Instance) Data() InstanceData {
+	if i == nil {
+		return InstanceData{}
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.dataLocked()
+}
+
+func (i *Instance) dataLocked() InstanceData {
+	d := i.base
+	d.Status = i.status
+	d.EndedAt = i.endedAt
+	d.Error = i.err
+	return d
+}
+
+// SpanCounts counts an instance's spans by status, like the span_counts of
+// the Prefactor API. Finished = Complete + Failed + Cancelled.
+type SpanCounts struct {
+	Total     int64 `json:"total"`
+	Pending   int64 `json:"pending"`
+	Active    int64 `json:"active"`
+	Complete  int64 `json:"complete"`
+	Failed    int64 `json:"failed"`
+	Cancelled int64 `json:"cancelled"`
+	Finished  int64 `json:"finished"`
+}
+
+// Summary is an instance's rollup.
+type Summary struct {
+	InstanceID ID        `json:"instance_id"`
+	Agent      Agent     `json:"agent"`
+	UserID     string    `json:"user_id,omitempty"`
+	GroupID    string    `json:"group_id,omitempty"`
+	Channel    string    `json:"channel,omitempty"`
+	SessionID  string    `json:"session_id,omitempty"`
+	Purpose    Purpose   `json:"purpose,omitempty"`
+	Status     Status    `json:"status"`
+	StartedAt  time.Time `json:"started_at"`
+	// EndedAt is zero while the instance runs.
+	EndedAt time.Time  `json:"ended_at,omitzero"`
+	Spans   SpanCounts `json:"span_counts"`
+	// LLMCalls counts finished spans of type "llm" (or "<ns>:llm").
+	LLMCalls int64 `json:"llm_calls"`
+	// Usage sums the token usage of the instance's finished spans; nil if
+	// none reported usage. A child agent's rolled-up totals are never added
+	// again: each LLM call counts once, at its own span.
+	Usage *Usage `json:"token_usage,omitempty"`
+	// Cost sums the cost of the instance's finished spans; nil if none
+	// reported a cost. Costs in a currency other than the first seen are
+	// left out and CostMixedCurrency is set.
+	Cost              *Cost `json:"cost,omitempty"`
+	CostMixedCurrency bool  `json:"cost_mixed_currency,omitempty"`
+	// TimeToFirstToken is that of the earliest-started span that marked a
+	// first token (MarkFirstToken); 0 if none did.
+	TimeToFirstToken time.Duration `json:"ttft_ns,omitempty"`
+}
+
+// Duration returns EndedAt - StartedAt, or the time since the start while
+// the instance runs.
+func (s Summary) Duration(now time.Time) time.Duration {
+	if s.EndedAt.IsZero() {
+		return now.Sub(s.StartedAt)
+	}
+	return s.EndedAt.Sub(s.StartedAt)
+}
+
+// Summary returns the instance's live rollups.
+func (i *Instance) Summary() Summary {
+	if i == nil {
+		return Summary{}
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.summaryLocked()
+}
+
+func (i *Instance) summaryLocked() Summary {
+	s := Summary{
+		InstanceID: i.id, Agent: i.base.Agent, UserID: i.base.UserID, GroupID: i.base.GroupID,
+		Channel: i.base.Channel, SessionID: i.base.SessionID, Purpose: i.base.Purpose,
+		Status: i.status, StartedAt: i.base.StartedAt, EndedAt: i.endedAt,
+		LLMCalls: i.llmCalls.Load(), TimeToFirstToken: i.ttft, CostMixedCurrency: i.mixed,
+	}
+	c := &s.Spans
+	c.Total = i.total.Load()
+	c.Pending = i.counts[StatusPending].Load()
+	c.Active = i.counts[StatusActive].Load()
+	c.Complete = i.counts[StatusComplete].Load()
+	c.Failed = i.counts[StatusFailed].Load()
+	c.Cancelled = i.counts[StatusCancelled].Load()
+	c.Finished = c.Complete + c.Failed + c.Cancelled
+	if i.usageSeen.Load() {
+		s.Usage = &Usage{
+			PromptTokens:     i.promptTokens.Load(),
+			CompletionTokens: i.completionTokens.Load(),
+			TotalTokens:      i.totalTokens.Load(),
+		}
+	}
+	if i.costSeen.Load() {
+		s.Cost = &Cost{
+			Prompt:     fromNanos(i.costNanos[0].Load()),
+			Completion: fromNanos(i.costNanos[1].Load()),
+			Other:      fromNanos(i.costNanos[2].Load()),
+			Total:      fromNanos(i.costNanos[3].Load()),
+			Currency:   i.curr,
+		}
+	}
+	return s
+}
+
+// move updates the span counts for one transition (from 0: a new span).
+func (i *Instance) move(from, to Status) {
+	if from == 0 {
+		i.total.Add(1)
+	} else {
+		i.counts[from].Add(-1)
+	}
+	i.counts[to].Add(1)
+}
+
+// rollup adds a finished span's usage and cost; the span's mu is held.
+func (i *Instance) rollup(s *Span) {
+	if isLLMType(s.typ) {
+		i.llmCalls.Add(1)
+	}
+	if u := s.usage; u != nil {
+		i.promptTokens.Add(u.PromptTokens)
+		i.completionTokens.Add(u.CompletionTokens)
+		i.totalTokens.Add(u.TotalTokens)
+		i.usageSeen.Store(true)
+	}
+	if c := s.cost; c != nil {
+		i.mu.Lock()
+		switch {
+		case i.curr == "":
+			i.curr = c.Currency
+		case i.curr != c.Currency:
+			i.mixed = true
+			i.mu.Unlock()
+			return
+		}
+		i.mu.Unlock()
+		i.costNanos[0].Add(toNanos(c.Prompt))
+		i.costNanos[1].Add(toNanos(c.Completion))
+		i.costNanos[2].Add(toNanos(c.Other))
+		i.costNanos[3].Add(toNanos(c.Total))
+		i.costSeen.Store(true)
+	}
+}
+
+func (i *Instance) noteFirstToken(spanStart time.Time, ttft time.Duration) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.ttftAt.IsZero() || spanStart.Before(i.ttftAt) {
+		i.ttftAt, i.ttft = spanStart, ttft
+	}
+}
+
+// Costs are summed in integer nano-units so that adding many small amounts
+// does not drift.
+func toNanos(v float64) int64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return int64(math.Round(v * 1e9))
+}
+
+func fromNanos(n int64) float64 { return float64(n) / 1e9 }

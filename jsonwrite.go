@@ -1,0 +1,200 @@
+package agenttrace
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+// This file holds the small JSON writer used by the typed payloads, so the
+// common payloads encode without reflection. Every string goes through
+// appendJSONString, which also repairs invalid UTF-8.
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD;
+// HTML characters are not escaped.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, "\ufffd"...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// objWriter appends the members of one JSON object.
+type objWriter struct {
+	b     []byte
+	n     int
+	err   error
+	depth int
+}
+
+func newObj(b []byte) objWriter { return objWriter{b: append(b, '{')} }
+
+func (w *objWriter) key(k string) {
+	if w.n > 0 {
+		w.b = append(w.b, ',')
+	}
+	w.n++
+	w.b = appendJSONString(w.b, k)
+	w.b = append(w.b, ':')
+}
+
+func (w *objWriter) str(k, v string) {
+	if v == "" {
+		return
+	}
+	w.key(k)
+	w.b = appendJSONString(w.b, v)
+}
+
+func (w *objWriter) strAlways(k, v string) {
+	w.key(k)
+	w.b = appendJSONString(w.b, v)
+}
+
+func (w *objWriter) int(k string, v int64) {
+	w.key(k)
+	w.b = strconv.AppendInt(w.b, v, 10)
+}
+
+func (w *objWriter) intNZ(k string, v int64) {
+	if v != 0 {
+		w.int(k, v)
+	}
+}
+
+func (w *objWriter) float(k string, v float64) {
+	w.key(k)
+	w.b = appendFloat(w.b, v)
+}
+
+func (w *objWriter) boolean(k string, v bool) {
+	if !v {
+		return
+	}
+	w.key(k)
+	w.b = append(w.b, "true"...)
+}
+
+// raw appends already-encoded JSON; invalid JSON is embedded as a string so
+// the output stays valid.
+func (w *objWriter) raw(k string, v json.RawMessage) {
+	if len(v) == 0 {
+		return
+	}
+	w.key(k)
+	w.b = appendRawJSON(w.b, v)
+}
+
+// any appends v with the reflection-based encoder, or nothing if v is nil.
+func (w *objWriter) any(k string, v any) {
+	if v == nil {
+		return
+	}
+	w.key(k)
+	w.anyValue(v)
+}
+
+func (w *objWriter) anyValue(v any) {
+	switch x := v.(type) {
+	case nil:
+		w.b = append(w.b, "null"...)
+	case string:
+		w.b = appendJSONString(w.b, x)
+	case json.RawMessage:
+		w.b = appendRawJSON(w.b, x)
+	case appender:
+		w.b, w.err = x.appendJSON(w.b, w.err)
+	default:
+		enc, err := marshalValue(v)
+		if err != nil {
+			if w.err == nil {
+				w.err = err
+			}
+			w.b = append(w.b, "null"...)
+			return
+		}
+		w.b = append(w.b, enc...)
+	}
+}
+
+func (w *objWriter) close() []byte { return append(w.b, '}') }
+
+func appendFloat(b []byte, v float64) []byte {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return append(b, "null"...)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+// appendRawJSON appends v if it is valid JSON, and as a JSON string otherwise.
+func appendRawJSON(b []byte, v json.RawMessage) []byte {
+	if json.Valid(v) {
+		if utf8.Valid(v) {
+			return append(b, v...)
+		}
+		return append(b, bytes.ToValidUTF8(v, []byte("\ufffd"))...)
+	}
+	return appendJSONString(b, string(v))
+}
+
+// appender is implemented by the typed payloads, which encode themselves
+// without reflection. The error in and out is the first encoding error met.
+type appender interface {
+	appendJSON(b []byte, err error) ([]byte, error)
+}
+
+// marshalValue encodes v with encoding/json, turning a panic in a
+// MarshalJSON method into an error.
+func marshalValue(v any) (b []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, fmt.Errorf("agenttrace: encoding %T panicked: %v", v, r)
+		}
+	}()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}

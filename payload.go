@@ -1,0 +1,332 @@
+package agenttrace
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+)
+
+// PayloadField tells a Redactor which payload of a span it is looking at.
+type PayloadField uint8
+
+const (
+	// PayloadParams is the span's payload: its inputs.
+	PayloadParams PayloadField = iota + 1
+	// PayloadResult is the span's result payload: its outputs.
+	PayloadResult
+)
+
+// String returns "payload" or "result_payload".
+func (f PayloadField) String() string {
+	if f == PayloadResult {
+		return "result_payload"
+	}
+	return "payload"
+}
+
+// A Redactor sees every payload, as a JSON object, before it is stored on
+// the span and so before it can leave the process. It returns the payload to
+// keep, which must be a JSON object; it must not retain or modify its input.
+// A Redactor that panics or returns something other than a JSON object
+// causes the payload to be replaced by an error marker, never passed on
+// unredacted. It runs on the caller's goroutine when the payload is set.
+type Redactor func(spanType string, field PayloadField, payload []byte) []byte
+
+// MarkerKey is the reserved top-level key under which agenttrace notes what
+// it did to a payload: {"_agenttrace":{"truncated":true,"original_bytes":N}}
+// for a payload over the size cap, {"_agenttrace":{"error":"encoding",...}}
+// for a value that could not be encoded.
+const MarkerKey = "_agenttrace"
+
+// encoded is the outcome of snapshotting one payload.
+type encoded struct {
+	data      []byte
+	truncated bool
+	err       error // encoding or redaction error, already turned into a marker
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// encodePayload snapshots v as a JSON object of at most limit bytes.
+func encodePayload(v any, spanType string, field PayloadField, limit int, redact Redactor) encoded {
+	if v == nil {
+		return encoded{}
+	}
+	bp := bufPool.Get().(*[]byte)
+	buf, err := appendValue((*bp)[:0], v)
+	if err != nil {
+		*bp = buf[:0]
+		bufPool.Put(bp)
+		return encoded{data: errorMarker("encoding", err, v), err: err}
+	}
+	if !isObject(buf) {
+		wrapped := make([]byte, 0, len(buf)+10)
+		wrapped = append(wrapped, `{"value":`...)
+		wrapped = append(wrapped, buf...)
+		wrapped = append(wrapped, '}')
+		*bp = buf[:0]
+		bufPool.Put(bp)
+		buf = wrapped
+		bp = nil
+	}
+	out := buf
+	if redact != nil {
+		r, rerr := runRedactor(redact, spanType, field, out)
+		if rerr != nil {
+			putBuf(bp, buf)
+			return encoded{data: errorMarker("redaction", rerr, nil), err: rerr}
+		}
+		out = r
+	}
+	res := encoded{}
+	if len(out) > limit {
+		out = truncateJSON(out, limit)
+		res.truncated = true
+	}
+	res.data = bytes.Clone(out)
+	putBuf(bp, buf)
+	return res
+}
+
+func putBuf(bp *[]byte, buf []byte) {
+	if bp == nil || cap(buf) > 1<<20 {
+		return
+	}
+	*bp = buf[:0]
+	bufPool.Put(bp)
+}
+
+// appendValue encodes v, protecting the caller from panics in the value's
+// own encoding methods.
+func appendValue(b []byte, v any) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = b[:0], fmt.Errorf("encoding %T panicked: %v", v, r)
+		}
+	}()
+	switch x := v.(type) {
+	case appender:
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+			return append(b, "null"...), nil
+		}
+		return x.appendJSON(b, nil)
+	case json.RawMessage:
+		return appendRaw(b, x)
+	case []byte:
+		return appendRaw(b, x)
+	case string:
+		return appendJSONString(b, x), nil
+	default:
+		enc, err := marshalValue(v)
+		if err != nil {
+			return b, err
+		}
+		return append(b, enc...), nil
+	}
+}
+
+// ErrInvalidJSON is the error recorded for a json.RawMessage or []byte
+// payload that is not valid JSON.
+var ErrInvalidJSON = errors.New("agenttrace: payload is not valid JSON")
+
+func appendRaw(b, raw []byte) ([]byte, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return append(b, "null"...), nil
+	}
+	if !json.Valid(raw) {
+		return b, ErrInvalidJSON
+	}
+	if !utf8.Valid(raw) {
+		return append(b, bytes.ToValidUTF8(raw, []byte("\ufffd"))...), nil
+	}
+	return append(b, raw...), nil
+}
+
+func isObject(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+func runRedactor(redact Redactor, spanType string, field PayloadField, in []byte) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("redactor panicked: %v", r)
+		}
+	}()
+	out = redact(spanType, field, in)
+	if !isObject(out) || !json.Valid(out) {
+		return nil, errors.New("redactor returned something other than a JSON object")
+	}
+	if !utf8.Valid(out) {
+		out = bytes.ToValidUTF8(out, []byte("\ufffd"))
+	}
+	return out, nil
+}
+
+// errorMarker is the payload recorded in place of one that failed.
+func errorMarker(kind string, err error, v any) []byte {
+	w := newObj(nil)
+	w.key(MarkerKey)
+	m := newObj(w.b)
+	m.strAlways("error", kind)
+	msg := err.Error()
+	if len(msg) > 1024 {
+		msg = msg[:1024]
+	}
+	m.strAlways("message", msg)
+	if v != nil {
+		m.strAlways("go_type", fmt.Sprintf("%T", v))
+	}
+	w.b = m.close()
+	return w.close()
+}
+
+// minPayloadLimit is the smallest payload cap accepted: room for the
+// truncation marker and a useful preview.
+const minPayloadLimit = 1024
+
+// truncateJSON shrinks a JSON object that is over limit bytes into a valid
+// JSON object of at most limit bytes that says it was truncated. It first
+// shortens long strings, then long arrays, keeping the structure; if that is
+// not enough it keeps a string preview of the start of the original.
+func truncateJSON(in []byte, limit int) []byte {
+	dec := json.NewDecoder(bytes.NewReader(in))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err == nil {
+		if obj, ok := v.(map[string]any); ok {
+			delete(obj, MarkerKey)
+			marker := map[string]any{"truncated": true, "original_bytes": len(in)}
+			try := func(maxStr, maxArr int) []byte {
+				shrunk := shrink(obj, maxStr, maxArr, 0).(map[string]any)
+				shrunk[MarkerKey] = marker
+				b, err := marshalValue(shrunk)
+				if err != nil || len(b) > limit {
+					return nil
+				}
+				return b
+			}
+			// Largest string length that fits, then largest array length.
+			maxLen := min(len(in), limit)
+			if best := searchMax(16, maxLen, func(n int) []byte { return try(n, -1) }); best != nil {
+				return best
+			}
+			if best := searchMax(1, maxLen, func(n int) []byte { return try(16, n) }); best != nil {
+				return best
+			}
+		}
+	}
+	return previewMarker(in, limit)
+}
+
+// searchMax finds the largest n in [lo, hi] for which f returns non-nil,
+// assuming f is monotone, and returns f(n).
+func searchMax(lo, hi int, f func(int) []byte) []byte {
+	best := f(lo)
+	if best == nil {
+		return nil
+	}
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		if b := f(mid); b != nil {
+			best, lo = b, mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return best
+}
+
+const truncSuffix = "…[truncated]"
+
+// shrink returns a copy of v with strings cut to maxStr bytes and arrays to
+// maxArr elements (-1: no limit).
+func shrink(v any, maxStr, maxArr, depth int) any {
+	switch x := v.(type) {
+	case string:
+		if len(x) <= maxStr {
+			return x
+		}
+		cut := maxStr
+		for cut > 0 && !utf8.RuneStart(x[cut]) {
+			cut--
+		}
+		return x[:cut] + truncSuffix
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			if len(k) > maxStr && maxStr >= 16 {
+				k = shrink(k, maxStr, maxArr, depth+1).(string)
+			}
+			m[k] = shrink(e, maxStr, maxArr, depth+1)
+		}
+		return m
+	case []any:
+		n := len(x)
+		if maxArr >= 0 && n > maxArr {
+			n = maxArr
+		}
+		s := make([]any, 0, n+1)
+		for _, e := range x[:n] {
+			s = append(s, shrink(e, maxStr, maxArr, depth+1))
+		}
+		if n < len(x) {
+			s = append(s, truncSuffix+" "+strconv.Itoa(len(x)-n)+" more")
+		}
+		return s
+	default:
+		return v
+	}
+}
+
+// previewMarker is the last resort: the marker plus the start of the
+// original text as a string, sized to fit.
+func previewMarker(in []byte, limit int) []byte {
+	build := func(n int) []byte {
+		for n > 0 && n < len(in) && !utf8.RuneStart(in[n]) {
+			n--
+		}
+		w := newObj(make([]byte, 0, limit))
+		w.key(MarkerKey)
+		m := newObj(w.b)
+		m.boolean("truncated", true)
+		m.int("original_bytes", int64(len(in)))
+		w.b = m.close()
+		w.strAlways("preview", string(in[:n]))
+		b := w.close()
+		if len(b) > limit {
+			return nil
+		}
+		return b
+	}
+	if b := searchMax(0, min(len(in), limit), build); b != nil {
+		return b
+	}
+	return []byte(`{"` + MarkerKey + `":{"truncated":true}}`)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return slices.Clip(keys)
+}

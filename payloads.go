@@ -1,0 +1,403 @@
+package agenttrace
+
+import (
+	"encoding/json"
+)
+
+// Typed payloads for the conventional span types. They carry the fields the
+// Prefactor integrations and the OpenTelemetry GenAI conventions use, so
+// exporters can map them; they encode to JSON without reflection. Any other
+// JSON-encodable value works as a payload too.
+
+// Usage is the token usage of an LLM call. The totals are inclusive, as in
+// the OpenAI API: TotalTokens = PromptTokens + CompletionTokens, and Details
+// (for example "cache_read" or "reasoning") are subsets of those totals,
+// never extra addends. It encodes as the token_usage object the Prefactor
+// SDKs use.
+type Usage struct {
+	PromptTokens     int64            `json:"prompt_tokens"`
+	CompletionTokens int64            `json:"completion_tokens"`
+	TotalTokens      int64            `json:"total_tokens"`
+	Details          map[string]int64 `json:"details,omitempty"`
+}
+
+// normalized fills TotalTokens when it was left zero.
+func (u Usage) normalized() Usage {
+	if u.TotalTokens == 0 {
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	}
+	return u
+}
+
+func (u *Usage) appendJSON(b []byte, err error) ([]byte, error) {
+	w := newObj(b)
+	w.int("prompt_tokens", u.PromptTokens)
+	w.int("completion_tokens", u.CompletionTokens)
+	w.int("total_tokens", u.normalized().TotalTokens)
+	if len(u.Details) > 0 {
+		w.key("details")
+		d := newObj(w.b)
+		for _, k := range sortedKeys(u.Details) {
+			d.int(k, u.Details[k])
+		}
+		w.b = d.close()
+	}
+	return w.close(), err
+}
+
+// Cost is what a call cost, as reported by a provider or gateway or filled
+// in by the user. Total is the sum of the parts when left zero. Currency
+// defaults to "USD".
+type Cost struct {
+	Prompt     float64 `json:"prompt,omitempty"`
+	Completion float64 `json:"completion,omitempty"`
+	Other      float64 `json:"other,omitempty"`
+	Total      float64 `json:"total"`
+	Currency   string  `json:"currency"`
+}
+
+func (c Cost) normalized() Cost {
+	if c.Total == 0 {
+		c.Total = c.Prompt + c.Completion + c.Other
+	}
+	if c.Currency == "" {
+		c.Currency = "USD"
+	}
+	return c
+}
+
+func (c *Cost) appendJSON(b []byte, err error) ([]byte, error) {
+	n := c.normalized()
+	w := newObj(b)
+	if n.Prompt != 0 {
+		w.float("prompt", n.Prompt)
+	}
+	if n.Completion != 0 {
+		w.float("completion", n.Completion)
+	}
+	if n.Other != 0 {
+		w.float("other", n.Other)
+	}
+	w.float("total", n.Total)
+	w.strAlways("currency", n.Currency)
+	return w.close(), err
+}
+
+// Message is one chat message sent to or received from a model.
+type Message struct {
+	Role       string     `json:"role"`
+	Content    string     `json:"content,omitempty"`
+	Name       string     `json:"name,omitempty"`
+	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string     `json:"tool_call_id,omitempty"`
+}
+
+func (m *Message) appendJSON(b []byte, err error) ([]byte, error) {
+	w := newObj(b)
+	w.strAlways("role", m.Role)
+	w.str("content", m.Content)
+	w.str("name", m.Name)
+	if len(m.ToolCalls) > 0 {
+		w.key("tool_calls")
+		w.b, w.err = appendSlice(w.b, w.err, m.ToolCalls)
+	}
+	w.str("tool_call_id", m.ToolCallID)
+	if w.err != nil && err == nil {
+		err = w.err
+	}
+	return w.close(), err
+}
+
+// ToolCall is a model's request to call a tool.
+type ToolCall struct {
+	ID        string          `json:"id,omitempty"`
+	Name      string          `json:"name"`
+	Arguments json.RawMessage `json:"arguments,omitempty"`
+}
+
+func (c *ToolCall) appendJSON(b []byte, err error) ([]byte, error) {
+	w := newObj(b)
+	w.str("id", c.ID)
+	w.strAlways("name", c.Name)
+	w.raw("arguments", c.Arguments)
+	return w.close(), err
+}
+
+// ToolDefinition describes a tool offered to a model.
+type ToolDefinition struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
+}
+
+func (d *ToolDefinition) appendJSON(b []byte, err error) ([]byte, error) {
+	w := newObj(b)
+	w.strAlways("name", d.Name)
+	w.str("description", d.Description)
+	w.raw("parameters", d.Parameters)
+	return w.close(), err
+}
+
+// LLMSettings are the sampling settings of a request. Nil fields were not
+// set.
+type LLMSettings struct {
+	Temperature      *float64 `json:"temperature,omitempty"`
+	TopP             *float64 `json:"top_p,omitempty"`
+	MaxTokens        *int64   `json:"max_tokens,omitempty"`
+	Stop             []string `json:"stop,omitempty"`
+	Seed             *int64   `json:"seed,omitempty"`
+	FrequencyPenalty *float64 `json:"frequency_penalty,omitempty"`
+	PresencePenalty  *float64 `json:"presence_penalty,omitempty"`
+}
+
+func (s *LLMSettings) appendJSON(b []byte, err error) ([]byte, error) {
+	w := newObj(b)
+	optFloat(&w, "temperature", s.Temperature)
+	optFloat(&w, "top_p", s.TopP)
+	optInt(&w, "max_tokens", s.MaxTokens)
+	if len(s.Stop) > 0 {
+		w.key("stop")
+		w.b = append(w.b, '[')
+		for i, v := range s.Stop {
+			if i > 0 {
+				w.b = append(w.b, ',')
+			}
+			w.b = appendJSONString(w.b, v)
+		}
+		w.b = append(w.b, ']')
+	}
+	optInt(&w, "seed", s.Seed)
+	optFloat(&w, "frequency_penalty", s.FrequencyPenalty)
+	optFloat(&w, "presence_penalty", s.PresencePenalty)
+	return w.close(), err
+}
+
+// LLMRequest is the payload of an llm span: what was asked of the model.
+type LLMRequest struct {
+	// Operation is the GenAI operation: "chat" (the default when empty),
+	// "text_completion", "generate_content" or "embeddings".
+	Operation string `json:"operation,omitempty"`
+	// Provider names the model provider, such as "openai" or "anthropic".
+	Provider string `json:"provider,omitempty"`
+	// Model is the requested model.
+	Model string `json:"model,omitempty"`
+	// System holds system instructions sent apart from Messages.
+	System   string           `json:"system,omitempty"`
+	Messages []Message        `json:"messages,omitempty"`
+	Tools    []ToolDefinition `json:"tools,omitempty"`
+	Settings *LLMSettings     `json:"settings,omitempty"`
+	// Stream reports whether the response is streamed.
+	Stream   bool           `json:"stream,omitempty"`
+	Metadata map[string]any `json:"metadata,omitempty"`
+}
+
+func (r LLMRequest) appendJSON(b []byte, err error) ([]byte, error) {
+	w := newObj(b)
+	w.str("operation", r.Operation)
+	w.str("provider", r.Provider)
+	w.str("model", r.Model)
+	w.str("system", r.System)
+	if len(r.Messages) > 0 {
+		w.key("messages")
+		w.b, w.err = appendSlice(w.b, w.err, r.Messages)
+	}
+	if len(r.Tools) > 0 {
+		w.key("tools")
+		w.b, w.err = appendSlice(w.b, w.err, r.Tools)
+	}
+	if r.Settings != nil {
+		w.key("settings")
+		w.b, w.err = r.Settings.appendJSON(w.b, w.err)
+	}
+	w.boolean("stream", r.Stream)
+	if len(r.Metadata) > 0 {
+		w.any("metadata", r.Metadata)
+	}
+	return w.close(), firstErr(err, w.err)
+}
+
+// LLMResponse is the result payload of an llm span: what the model returned.
+// Setting it as a result also records its Usage and Cost on the span.
+type LLMResponse struct {
+	// ID is the provider's response id.
+	ID string `json:"id,omitempty"`
+	// Model is the model that answered (it may differ from the request's).
+	Model string `json:"model,omitempty"`
+	// Text is the generated text.
+	Text string `json:"text,omitempty"`
+	// Messages holds structured output messages, when Text is not enough.
+	Messages     []Message      `json:"messages,omitempty"`
+	ToolCalls    []ToolCall     `json:"tool_calls,omitempty"`
+	FinishReason string         `json:"finish_reason,omitempty"`
+	Usage        *Usage         `json:"token_usage,omitempty"`
+	Cost         *Cost          `json:"cost,omitempty"`
+	Metadata     map[string]any `json:"metadata,omitempty"`
+}
+
+func (r LLMResponse) appendJSON(b []byte, err error) ([]byte, error) {
+	w := newObj(b)
+	w.str("id", r.ID)
+	w.str("model", r.Model)
+	w.str("text", r.Text)
+	if len(r.Messages) > 0 {
+		w.key("messages")
+		w.b, w.err = appendSlice(w.b, w.err, r.Messages)
+	}
+	if len(r.ToolCalls) > 0 {
+		w.key("tool_calls")
+		w.b, w.err = appendSlice(w.b, w.err, r.ToolCalls)
+	}
+	w.str("finish_reason", r.FinishReason)
+	if r.Usage != nil {
+		w.key("token_usage")
+		w.b, w.err = r.Usage.appendJSON(w.b, w.err)
+	}
+	if r.Cost != nil {
+		w.key("cost")
+		w.b, w.err = r.Cost.appendJSON(w.b, w.err)
+	}
+	if len(r.Metadata) > 0 {
+		w.any("metadata", r.Metadata)
+	}
+	return w.close(), firstErr(err, w.err)
+}
+
+func (r LLMResponse) payloadUsage() (*Usage, *Cost) { return r.Usage, r.Cost }
+
+// ToolInput is the payload of a tool span: which tool was called, with what.
+type ToolInput struct {
+	Name string `json:"tool_name"`
+	// CallID is the model's tool-call id, linking this span to the
+	// ToolCall in the LLM response.
+	CallID string `json:"call_id,omitempty"`
+	// Arguments are the tool's arguments: a json.RawMessage, a struct or a
+	// map.
+	Arguments any `json:"arguments,omitempty"`
+}
+
+func (t ToolInput) appendJSON(b []byte, err error) ([]byte, error) {
+	w := newObj(b)
+	w.strAlways("tool_name", t.Name)
+	w.str("call_id", t.CallID)
+	w.any("arguments", t.Arguments)
+	return w.close(), firstErr(err, w.err)
+}
+
+// ToolOutput is the result payload of a tool span.
+type ToolOutput struct {
+	Output any `json:"output"`
+	// IsError reports that the tool returned an error result to the model
+	// (the call itself still succeeded).
+	IsError bool `json:"is_error,omitempty"`
+}
+
+func (t ToolOutput) appendJSON(b []byte, err error) ([]byte, error) {
+	w := newObj(b)
+	w.key("output")
+	w.anyValue(t.Output)
+	w.boolean("is_error", t.IsError)
+	return w.close(), firstErr(err, w.err)
+}
+
+// AgentInput is the payload of an agent span: the root of one agent's work.
+type AgentInput struct {
+	Name      string `json:"agent_name,omitempty"`
+	SessionID string `json:"session_id,omitempty"`
+	Model     string `json:"model,omitempty"`
+	Input     any    `json:"input,omitempty"`
+}
+
+func (a AgentInput) appendJSON(b []byte, err error) ([]byte, error) {
+	w := newObj(b)
+	w.str("agent_name", a.Name)
+	w.str("session_id", a.SessionID)
+	w.str("model", a.Model)
+	w.any("input", a.Input)
+	return w.close(), firstErr(err, w.err)
+}
+
+// AgentOutput is the result payload of an agent span.
+type AgentOutput struct {
+	Output     any    `json:"output,omitempty"`
+	StopReason string `json:"stop_reason,omitempty"`
+	Turns      int    `json:"turns,omitempty"`
+	Usage      *Usage `json:"token_usage,omitempty"`
+	Cost       *Cost  `json:"cost,omitempty"`
+}
+
+func (a AgentOutput) appendJSON(b []byte, err error) ([]byte, error) {
+	w := newObj(b)
+	w.any("output", a.Output)
+	w.str("stop_reason", a.StopReason)
+	w.intNZ("turns", int64(a.Turns))
+	if a.Usage != nil {
+		w.key("token_usage")
+		w.b, w.err = a.Usage.appendJSON(w.b, w.err)
+	}
+	if a.Cost != nil {
+		w.key("cost")
+		w.b, w.err = a.Cost.appendJSON(w.b, w.err)
+	}
+	return w.close(), firstErr(err, w.err)
+}
+
+// ChainInput is the payload of a chain span: one step of a pipeline.
+type ChainInput struct {
+	Name   string `json:"name,omitempty"`
+	Inputs any    `json:"inputs,omitempty"`
+}
+
+func (c ChainInput) appendJSON(b []byte, err error) ([]byte, error) {
+	w := newObj(b)
+	w.str("name", c.Name)
+	w.any("inputs", c.Inputs)
+	return w.close(), firstErr(err, w.err)
+}
+
+// ChainOutput is the result payload of a chain span.
+type ChainOutput struct {
+	Outputs any `json:"outputs,omitempty"`
+}
+
+func (c ChainOutput) appendJSON(b []byte, err error) ([]byte, error) {
+	w := newObj(b)
+	w.any("outputs", c.Outputs)
+	return w.close(), firstErr(err, w.err)
+}
+
+// helpers
+
+type appenderPtr[T any] interface {
+	*T
+	appender
+}
+
+func appendSlice[T any, P appenderPtr[T]](b []byte, err error, s []T) ([]byte, error) {
+	b = append(b, '[')
+	for i := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b, err = P(&s[i]).appendJSON(b, err)
+	}
+	return append(b, ']'), err
+}
+
+func optFloat(w *objWriter, k string, v *float64) {
+	if v != nil {
+		w.float(k, *v)
+	}
+}
+
+func optInt(w *objWriter, k string, v *int64) {
+	if v != nil {
+		w.int(k, *v)
+	}
+}
+
+func firstErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}

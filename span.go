@@ -1,0 +1,358 @@
+package agenttrace
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Span is one unit of work inside an instance: an LLM call, a tool call, a
+// step. Its lifecycle is the Prefactor API's:
+//
+//	pending --Activate--> active --End--> complete
+//	   |                     \--Fail--> failed
+//	   \--Cancel--> cancelled
+//
+// Every method is safe for concurrent use, never blocks on I/O and never
+// panics. Methods on a nil *Span do nothing. End is idempotent; any other
+// method called after the span finished, and any transition the state
+// machine forbids, does nothing and is counted in Stats.IllegalTransitions.
+type Span struct {
+	t      *Tracer
+	inst   *Instance
+	parent *Span
+	id     ID
+	typ    string
+	name   string
+
+	// dropped has bit i set when a record of this span could not enter
+	// exporter i's queue; its later records and its children then skip that
+	// exporter, so no exporter sees an end without a start or a child
+	// without a parent.
+	dropped atomic.Uint64
+
+	mu         sync.Mutex
+	status     Status
+	createdAt  time.Time
+	startedAt  time.Time
+	endedAt    time.Time
+	firstToken time.Time
+	payload    []byte
+	result     []byte
+	err        *ErrorInfo
+	usage      *Usage // immutable once set; replaced, never modified
+	cost       *Cost
+	sensitive  *bool
+	payloadErr string
+}
+
+// SpanOption configures one span at Start.
+type SpanOption interface {
+	applySpan(*spanConfig)
+}
+
+type spanConfig struct {
+	name      string
+	start     time.Time
+	sensitive *bool
+}
+
+type spanOptionFunc func(*spanConfig)
+
+func (f spanOptionFunc) applySpan(c *spanConfig) { f(c) }
+
+// WithName gives the span a human name, such as "chat gpt-4o" or
+// "web_search". Exporters fall back to the span type.
+func WithName(name string) SpanOption {
+	return spanOptionFunc(func(c *spanConfig) { c.name = name })
+}
+
+// WithStartTime sets the span's start (or creation, for a pending span)
+// time instead of now.
+func WithStartTime(t time.Time) SpanOption {
+	return spanOptionFunc(func(c *spanConfig) { c.start = t })
+}
+
+// WithSensitive asks the backend to encode the span's sensitive content
+// (Prefactor's sensitive_encoding).
+func WithSensitive(sensitive bool) SpanOption {
+	return spanOptionFunc(func(c *spanConfig) { c.sensitive = &sensitive })
+}
+
+// ID returns the span's ID, or the zero ID for a nil span.
+func (s *Span) ID() ID {
+	if s == nil {
+		return ID{}
+	}
+	return s.id
+}
+
+// ParentID returns the parent span's ID, or the zero ID for a root span.
+func (s *Span) ParentID() ID {
+	if s == nil || s.parent == nil {
+		return ID{}
+	}
+	return s.parent.id
+}
+
+// Instance returns the instance the span belongs to.
+func (s *Span) Instance() *Instance {
+	if s == nil {
+		return nil
+	}
+	return s.inst
+}
+
+// Type returns the span's type (its schema name).
+func (s *Span) Type() string {
+	if s == nil {
+		return ""
+	}
+	return s.typ
+}
+
+// Status returns the span's current status (0 for a nil span).
+func (s *Span) Status() Status {
+	if s == nil {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status
+}
+
+// Data returns a snapshot of the span as it is now.
+func (s *Span) Data() SpanData {
+	if s == nil {
+		return SpanData{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapshotLocked()
+}
+
+// Activate moves a pending span to active: the work it stands for has
+// begun. On a span that is not pending it does nothing (counted).
+func (s *Span) Activate() {
+	if s == nil {
+		return
+	}
+	now := s.t.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status != StatusPending {
+		s.t.illegal()
+		return
+	}
+	s.status = StatusActive
+	s.startedAt = now
+	s.inst.move(StatusPending, StatusActive)
+	s.t.emitSpan(SpanActivated, s)
+}
+
+// End finishes the span: an active span completes; a pending span that
+// never became active is cancelled. A second End, or End after Fail or
+// Cancel, does nothing, so `defer span.End()` is always safe.
+func (s *Span) End() {
+	if s == nil {
+		return
+	}
+	s.finish(StatusComplete, nil, false)
+}
+
+// Fail finishes the span as failed with err's type and message. An active
+// span whose work was cancelled should Fail with the context's error. Fail
+// on a pending span cancels it (the API allows only pending -> cancelled)
+// with err as the reason. Fail on a finished span does nothing (counted).
+func (s *Span) Fail(err error) {
+	if s == nil {
+		return
+	}
+	s.finish(StatusFailed, errorInfo(err), true)
+}
+
+// Cancel finishes a pending span as cancelled: the work it stood for never
+// started. An active span cannot be cancelled (the API forbids it): Cancel
+// on one does nothing (counted); use Fail(ctx.Err()) instead.
+func (s *Span) Cancel(reason string) {
+	if s == nil {
+		return
+	}
+	now := s.t.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status != StatusPending {
+		s.t.illegal()
+		return
+	}
+	s.err = &ErrorInfo{Type: "cancelled", Message: reason}
+	s.endLocked(StatusCancelled, now)
+}
+
+func (s *Span) finish(target Status, info *ErrorInfo, explicit bool) {
+	now := s.t.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.status {
+	case StatusActive:
+	case StatusPending:
+		target = StatusCancelled
+		if info == nil {
+			info = &ErrorInfo{Type: "cancelled", Message: "ended before it became active"}
+		}
+	default:
+		if explicit {
+			s.t.illegal()
+		}
+		return
+	}
+	if info != nil {
+		s.err = info
+	}
+	s.endLocked(target, now)
+}
+
+// endLocked records the final status; s.mu is held.
+func (s *Span) endLocked(target Status, now time.Time) {
+	old := s.status
+	s.status = target
+	s.endedAt = now
+	s.inst.move(old, target)
+	s.inst.rollup(s)
+	s.t.stats.spansEnded.Add(1)
+	s.t.emitSpan(SpanEnded, s)
+}
+
+// SetResult records the span's outputs (its result payload), snapshotted to
+// JSON now; a later call replaces it. A non-object value is wrapped as
+// {"value": v}. An LLMResponse also records its Usage and Cost unless
+// SetUsage or SetCost did. On a finished span it does nothing (counted).
+func (s *Span) SetResult(v any) {
+	if s == nil {
+		return
+	}
+	if s.Status().Finished() {
+		s.t.illegal()
+		return
+	}
+	enc := s.t.encode(v, s.typ, PayloadResult)
+	var u *Usage
+	var c *Cost
+	if uc, ok := v.(interface{ payloadUsage() (*Usage, *Cost) }); ok {
+		u, c = uc.payloadUsage()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status.Finished() {
+		s.t.illegal()
+		return
+	}
+	s.result = enc.data
+	if enc.err != nil && s.payloadErr == "" {
+		s.payloadErr = enc.err.Error()
+	}
+	if u != nil && s.usage == nil {
+		n := u.normalized()
+		s.usage = &n
+	}
+	if c != nil && s.cost == nil {
+		n := c.normalized()
+		s.cost = &n
+	}
+}
+
+// SetUsage records the token usage of the span's LLM call. It adds to the
+// instance's totals when the span ends.
+func (s *Span) SetUsage(u Usage) {
+	if s == nil {
+		return
+	}
+	n := u.normalized()
+	if len(n.Details) > 0 {
+		d := make(map[string]int64, len(n.Details))
+		for k, v := range n.Details {
+			d[k] = v
+		}
+		n.Details = d
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status.Finished() {
+		s.t.illegal()
+		return
+	}
+	s.usage = &n
+}
+
+// SetCost records what the span's work cost. It adds to the instance's
+// totals when the span ends.
+func (s *Span) SetCost(c Cost) {
+	if s == nil {
+		return
+	}
+	n := c.normalized()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status.Finished() {
+		s.t.illegal()
+		return
+	}
+	s.cost = &n
+}
+
+// MarkFirstToken records that the first token of a streamed response
+// arrived now: call it on the first content delta. Only the first call
+// counts. The span's time to first token is measured from its start; the
+// instance reports that of its earliest streamed LLM span. On a span that is
+// not active it does nothing (counted).
+func (s *Span) MarkFirstToken() {
+	if s == nil {
+		return
+	}
+	now := s.t.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status != StatusActive {
+		s.t.illegal()
+		return
+	}
+	if !s.firstToken.IsZero() {
+		return
+	}
+	s.firstToken = now
+	s.inst.noteFirstToken(s.startedAt, now.Sub(s.startedAt))
+}
+
+// snapshotLocked copies the span's state; s.mu is held (or the span is not
+// yet shared).
+func (s *Span) snapshotLocked() SpanData {
+	d := SpanData{
+		ID:           s.id,
+		InstanceID:   s.inst.id,
+		Type:         s.typ,
+		Name:         s.name,
+		Status:       s.status,
+		CreatedAt:    s.createdAt,
+		StartedAt:    s.startedAt,
+		EndedAt:      s.endedAt,
+		Payload:      s.payload,
+		Result:       s.result,
+		Error:        s.err,
+		Usage:        s.usage,
+		Cost:         s.cost,
+		FirstTokenAt: s.firstToken,
+		Sensitive:    s.sensitive,
+		PayloadError: s.payloadErr,
+	}
+	if s.parent != nil {
+		d.ParentID = s.parent.id
+	}
+	return d
+}
+
+// isLLMType reports whether spans of this type are LLM calls: "llm" or a
+// namespaced "...:llm".
+func isLLMType(t string) bool {
+	return t == TypeLLM || strings.HasSuffix(t, ":llm")
+}
