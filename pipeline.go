@@ -44,6 +44,17 @@ func (r DropReason) String() string {
 	return "unknown"
 }
 
+// producerCoalesceQueues is the number of exporters (the first ones) for
+// which a span's later records update its queued start record in place.
+const producerCoalesceQueues = 2
+
+// queueSlot locates a record in a queue: the queue's generation (bumped by
+// each take) and the index in it.
+type queueSlot struct {
+	gen uint32
+	idx uint32
+}
+
 // emitSpan offers a span record to every exporter queue; s.mu is held (or s
 // is not yet shared), which keeps a span's records in order.
 func (t *Tracer) emitSpan(kind RecordKind, s *Span) {
@@ -75,14 +86,16 @@ type flushReq struct{ done chan error }
 type queue struct {
 	t    *Tracer
 	bit  uint64
+	slot int // index into Span.slots, or -1
 	exp  Exporter
 	name string
 
 	mu       sync.Mutex
 	recs     []Record
 	spare    []Record
-	bytes    int // queued plus in flight
-	inflight int // records taken by the worker, not yet done
+	gen      uint32 // bumped when the worker takes recs
+	bytes    int    // queued plus in flight
+	inflight int    // records taken by the worker, not yet done
 	closed   bool
 	waiters  int
 	space    chan struct{} // closed when room is made, if waiters > 0
@@ -115,13 +128,16 @@ type exportErr struct {
 
 func newQueue(t *Tracer, i int, e Exporter) *queue {
 	q := &queue{
-		t: t, bit: 1 << uint(i), exp: e, name: exporterName(i, e),
+		t: t, bit: 1 << uint(i), slot: -1, exp: e, name: exporterName(i, e), gen: 1,
 		space:   make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		flushCh: make(chan flushReq),
 		stopCh:  make(chan struct{}),
 		stopped: make(chan struct{}),
 		index:   make(map[*Span]int),
+	}
+	if i < producerCoalesceQueues {
+		q.slot = i
 	}
 	q.abortCtx, q.abortFn = context.WithCancel(context.Background())
 	return q
@@ -146,7 +162,7 @@ func (q *queue) pushSpan(rec *Record, s *Span) {
 			return
 		}
 	}
-	if !q.push(rec, rec.Kind == SpanStarted) && rec.Kind == SpanStarted {
+	if !q.push(rec, rec.Kind == SpanStarted, s) && rec.Kind == SpanStarted {
 		s.dropped.Or(q.bit)
 	}
 }
@@ -156,7 +172,7 @@ func (q *queue) pushInstance(rec *Record, inst *Instance) {
 		q.drop(DropOrphaned)
 		return
 	}
-	if !q.push(rec, false) && rec.Kind == InstanceStarted {
+	if !q.push(rec, false, nil) && rec.Kind == InstanceStarted {
 		inst.dropped.Or(q.bit)
 	}
 }
@@ -170,8 +186,9 @@ func (q *queue) drop(r DropReason) {
 
 // push appends rec if there is room. Records that begin something (span
 // starts) get only 7/8 of the limits, so that the ends of what was already
-// queued still find room.
-func (q *queue) push(rec *Record, begins bool) bool {
+// queued still find room. A later record of span s whose start record is
+// still queued replaces it in place: one record, in the start's position.
+func (q *queue) push(rec *Record, begins bool, s *Span) bool {
 	cfg := &q.t.cfg
 	maxRecs, maxBytes := cfg.maxQueueRecords, cfg.maxQueueBytes
 	if begins {
@@ -181,6 +198,19 @@ func (q *queue) push(rec *Record, begins bool) bool {
 	var deadline *time.Timer
 	q.mu.Lock()
 	q.recorded++
+	if s != nil && q.slot >= 0 && rec.Kind != SpanStarted && !q.closed {
+		if sl := s.slots[q.slot]; sl.gen == q.gen {
+			old := &q.recs[sl.idx]
+			if delta := rec.size - old.size; q.bytes+delta <= maxBytes+maxBytes/8 {
+				*old = *rec
+				old.Kind = SpanStarted
+				q.bytes += delta
+				q.coalesced.Add(1)
+				q.mu.Unlock()
+				return true
+			}
+		}
+	}
 	for {
 		if q.closed {
 			q.dropped[DropShutdown]++
@@ -197,6 +227,9 @@ func (q *queue) push(rec *Record, begins bool) bool {
 		default:
 			q.recs = append(q.recs, *rec)
 			q.bytes += rec.size
+			if s != nil && q.slot >= 0 && rec.Kind == SpanStarted {
+				s.slots[q.slot] = queueSlot{gen: q.gen, idx: uint32(len(q.recs) - 1)}
+			}
 			full := len(q.recs) >= cfg.maxBatchRecords
 			q.mu.Unlock()
 			if deadline != nil {
@@ -249,6 +282,7 @@ func (q *queue) take() []Record {
 	q.recs = q.spare[:0]
 	q.spare = nil
 	q.inflight += len(recs)
+	q.gen++
 	return recs
 }
 
@@ -379,7 +413,9 @@ func (q *queue) coalesce(recs []Record) ([]Record, int) {
 	for _, r := range recs {
 		switch r.Kind {
 		case SpanStarted:
-			idx[r.span] = len(out)
+			if !r.Span.Status.Finished() {
+				idx[r.span] = len(out)
+			}
 		case SpanActivated, SpanEnded:
 			if j, ok := idx[r.span]; ok {
 				freed += out[j].size

@@ -32,6 +32,12 @@ type Span struct {
 	// without a parent.
 	dropped atomic.Uint64
 
+	// slots remember where the span's start record sits in the queues of
+	// the first exporters, so that End can update it in place while it is
+	// still queued (coalescing on the producer side). Guarded by the
+	// queue's mu.
+	slots [producerCoalesceQueues]queueSlot
+
 	mu         sync.Mutex
 	status     Status
 	createdAt  time.Time
@@ -49,7 +55,7 @@ type Span struct {
 
 // SpanOption configures one span at Start.
 type SpanOption interface {
-	applySpan(*spanConfig)
+	applySpan(spanConfig) spanConfig
 }
 
 type spanConfig struct {
@@ -58,26 +64,26 @@ type spanConfig struct {
 	sensitive *bool
 }
 
-type spanOptionFunc func(*spanConfig)
+type spanOptionFunc func(spanConfig) spanConfig
 
-func (f spanOptionFunc) applySpan(c *spanConfig) { f(c) }
+func (f spanOptionFunc) applySpan(c spanConfig) spanConfig { return f(c) }
 
 // WithName gives the span a human name, such as "chat gpt-4o" or
 // "web_search". Exporters fall back to the span type.
 func WithName(name string) SpanOption {
-	return spanOptionFunc(func(c *spanConfig) { c.name = name })
+	return spanOptionFunc(func(c spanConfig) spanConfig { c.name = name; return c })
 }
 
 // WithStartTime sets the span's start (or creation, for a pending span)
 // time instead of now.
 func WithStartTime(t time.Time) SpanOption {
-	return spanOptionFunc(func(c *spanConfig) { c.start = t })
+	return spanOptionFunc(func(c spanConfig) spanConfig { c.start = t; return c })
 }
 
 // WithSensitive asks the backend to encode the span's sensitive content
 // (Prefactor's sensitive_encoding).
 func WithSensitive(sensitive bool) SpanOption {
-	return spanOptionFunc(func(c *spanConfig) { c.sensitive = &sensitive })
+	return spanOptionFunc(func(c spanConfig) spanConfig { c.sensitive = &sensitive; return c })
 }
 
 // ID returns the span's ID, or the zero ID for a nil span.

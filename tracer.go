@@ -178,7 +178,7 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 	var sc spanConfig
 	for _, o := range opts {
 		if o != nil {
-			o.applySpan(&sc)
+			sc = o.applySpan(sc)
 		}
 	}
 	if spanType == "" {
