@@ -168,7 +168,10 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 		inst = nil
 	}
 	if inst == nil {
-		inst = t.defaultInstance()
+		if inst = t.defaultInstance(); inst == nil {
+			t.stats.afterShutdown.Add(1)
+			return ctx, nil
+		}
 	}
 	if inst.ended.Load() {
 		// The instance is over: a span cannot join it any more.
@@ -259,6 +262,9 @@ func (t *Tracer) defaultInstance() *Instance {
 	}
 	t.defMu.Lock()
 	defer t.defMu.Unlock()
+	if t.shut.Load() {
+		return nil
+	}
 	d := t.def.Load()
 	if d != nil && d.dropped.Load() == 0 {
 		return d
@@ -274,7 +280,7 @@ func (t *Tracer) defaultInstance() *Instance {
 // DefaultInstance returns the tracer's default instance, starting it if
 // needed.
 func (t *Tracer) DefaultInstance() *Instance {
-	if t == nil || t.shut.Load() {
+	if t == nil {
 		return nil
 	}
 	return t.defaultInstance()
