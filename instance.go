@@ -31,9 +31,9 @@ type Instance struct {
 	curr    string    // currency of the cost totals
 	mixed   bool      // costs in more than one currency were seen
 
-	counts           [StatusTerminated + 1]atomic.Int64
-	total            atomic.Int64
-	llmCalls         atomic.Int64
+	// Span counts are striped over cache lines (by span ID) so that spans
+	// ending on different cores do not contend on one counter.
+	stripes          [numStripes]countStripe
 	promptTokens     atomic.Int64
 	completionTokens atomic.Int64
 	totalTokens      atomic.Int64
@@ -236,15 +236,19 @@ func (i *Instance) summaryLocked() Summary {
 		InstanceID: i.id, Agent: i.base.Agent, UserID: i.base.UserID, GroupID: i.base.GroupID,
 		Channel: i.base.Channel, SessionID: i.base.SessionID, Purpose: i.base.Purpose,
 		Status: i.status, StartedAt: i.base.StartedAt, EndedAt: i.endedAt,
-		LLMCalls: i.llmCalls.Load(), TimeToFirstToken: i.ttft, CostMixedCurrency: i.mixed,
+		TimeToFirstToken: i.ttft, CostMixedCurrency: i.mixed,
 	}
 	c := &s.Spans
-	c.Total = i.total.Load()
-	c.Pending = i.counts[StatusPending].Load()
-	c.Active = i.counts[StatusActive].Load()
-	c.Complete = i.counts[StatusComplete].Load()
-	c.Failed = i.counts[StatusFailed].Load()
-	c.Cancelled = i.counts[StatusCancelled].Load()
+	for k := range i.stripes {
+		st := &i.stripes[k]
+		c.Total += st.total.Load()
+		c.Pending += st.counts[StatusPending].Load()
+		c.Active += st.counts[StatusActive].Load()
+		c.Complete += st.counts[StatusComplete].Load()
+		c.Failed += st.counts[StatusFailed].Load()
+		c.Cancelled += st.counts[StatusCancelled].Load()
+		s.LLMCalls += st.llm.Load()
+	}
 	c.Finished = c.Complete + c.Failed + c.Cancelled
 	if i.usageSeen.Load() {
 		s.Usage = &Usage{
@@ -265,20 +269,36 @@ func (i *Instance) summaryLocked() Summary {
 	return s
 }
 
-// move updates the span counts for one transition (from 0: a new span).
-func (i *Instance) move(from, to Status) {
+// numStripes is the number of cache lines counters are spread over.
+const numStripes = 8
+
+// countStripe is one cache line of span counters.
+type countStripe struct {
+	counts [StatusTerminated + 1]atomic.Int64
+	total  atomic.Int64
+	llm    atomic.Int64
+	_      [56]byte
+}
+
+// stripe picks a span's counter stripe from the random bits of its ID.
+func stripe(id ID) int { return int(id[15] & (numStripes - 1)) }
+
+// move updates the span counts for one transition of span id (from 0: a
+// new span).
+func (i *Instance) move(id ID, from, to Status) {
+	st := &i.stripes[stripe(id)]
 	if from == 0 {
-		i.total.Add(1)
+		st.total.Add(1)
 	} else {
-		i.counts[from].Add(-1)
+		st.counts[from].Add(-1)
 	}
-	i.counts[to].Add(1)
+	st.counts[to].Add(1)
 }
 
 // rollup adds a finished span's usage and cost; the span's mu is held.
 func (i *Instance) rollup(s *Span) {
 	if isLLMType(s.typ) {
-		i.llmCalls.Add(1)
+		i.stripes[stripe(s.id)].llm.Add(1)
 	}
 	if u := s.usage; u != nil {
 		i.promptTokens.Add(u.PromptTokens)

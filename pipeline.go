@@ -97,6 +97,7 @@ type queue struct {
 	bytes    int    // queued plus in flight
 	inflight int    // records taken by the worker, not yet done
 	closed   bool
+	woken    bool // the worker was told a batch is full since its last take
 	waiters  int
 	space    chan struct{} // closed when room is made, if waiters > 0
 
@@ -230,7 +231,10 @@ func (q *queue) push(rec *Record, begins bool, s *Span) bool {
 			if s != nil && q.slot >= 0 && rec.Kind == SpanStarted {
 				s.slots[q.slot] = queueSlot{gen: q.gen, idx: uint32(len(q.recs) - 1)}
 			}
-			full := len(q.recs) >= cfg.maxBatchRecords
+			full := !q.woken && len(q.recs) >= cfg.maxBatchRecords
+			if full {
+				q.woken = true
+			}
 			q.mu.Unlock()
 			if deadline != nil {
 				deadline.Stop()
@@ -283,6 +287,7 @@ func (q *queue) take() []Record {
 	q.spare = nil
 	q.inflight += len(recs)
 	q.gen++
+	q.woken = false
 	return recs
 }
 

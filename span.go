@@ -153,7 +153,7 @@ func (s *Span) Activate() {
 	}
 	s.status = StatusActive
 	s.startedAt = now
-	s.inst.move(StatusPending, StatusActive)
+	s.inst.move(s.id, StatusPending, StatusActive)
 	s.t.emitSpan(SpanActivated, s)
 }
 
@@ -224,9 +224,9 @@ func (s *Span) endLocked(target Status, now time.Time) {
 	old := s.status
 	s.status = target
 	s.endedAt = now
-	s.inst.move(old, target)
+	s.inst.move(s.id, old, target)
 	s.inst.rollup(s)
-	s.t.stats.spansEnded.Add(1)
+	s.t.stats.spans[stripe(s.id)].ended.Add(1)
 	s.t.emitSpan(SpanEnded, s)
 }
 

@@ -107,9 +107,10 @@ func (t *Tracer) Stats() Stats {
 	if t == nil {
 		return Stats{}
 	}
+	started, ended := t.stats.spanCounts()
 	s := Stats{
-		SpansStarted:       t.stats.spansStarted.Load(),
-		SpansEnded:         t.stats.spansEnded.Load(),
+		SpansStarted:       started,
+		SpansEnded:         ended,
 		InstancesStarted:   t.stats.instancesStarted.Load(),
 		InstancesEnded:     t.stats.instancesEnded.Load(),
 		IllegalTransitions: t.stats.illegal.Load(),

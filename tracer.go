@@ -28,11 +28,25 @@ type Tracer struct {
 }
 
 type tracerCounters struct {
-	spansStarted, spansEnded         atomic.Uint64
+	spans                            [numStripes]spanStripe
 	instancesStarted, instancesEnded atomic.Uint64
 	illegal, unknownTypes            atomic.Uint64
 	truncated, payloadErrors         atomic.Uint64
 	afterShutdown                    atomic.Uint64
+}
+
+// spanStripe is one cache line of the tracer's span counters.
+type spanStripe struct {
+	started, ended atomic.Uint64
+	_              [48]byte
+}
+
+func (c *tracerCounters) spanCounts() (started, ended uint64) {
+	for k := range c.spans {
+		started += c.spans[k].started.Load()
+		ended += c.spans[k].ended.Load()
+	}
+	return started, ended
 }
 
 // Exporter receives ordered batches of records. The pipeline calls Export
@@ -208,8 +222,8 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 			s.payloadErr = enc.err.Error()
 		}
 	}
-	t.stats.spansStarted.Add(1)
-	inst.move(0, status)
+	t.stats.spans[stripe(s.id)].started.Add(1)
+	inst.move(s.id, 0, status)
 	t.emitSpan(SpanStarted, s) // s is not shared yet: no lock needed
 	return context.WithValue(ctx, ctxKey{}, s), s
 }
