@@ -3,6 +3,7 @@ package agenttrace
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,6 +84,11 @@ func (t *Tracer) emitInstance(kind RecordKind, inst *Instance, d *InstanceData) 
 type flushReq struct{ done chan error }
 
 // queue is one exporter's bounded queue and the state of its worker.
+//
+// The queue is split into shards (a span's records always go to the shard
+// its ID picks) so that producers on different cores rarely contend on one
+// lock. A global sequence number, taken under the shard lock, restores the
+// recording order when the worker takes all shards at once.
 type queue struct {
 	t    *Tracer
 	bit  uint64
@@ -90,23 +96,21 @@ type queue struct {
 	exp  Exporter
 	name string
 
-	mu       sync.Mutex
-	recs     []Record
-	spare    []Record
-	gen      uint32 // bumped when the worker takes recs
-	bytes    int    // queued plus in flight
-	inflight int    // records taken by the worker, not yet done
-	closed   bool
-	woken    bool // the worker was told a batch is full since its last take
-	waiters  int
-	space    chan struct{} // closed when room is made, if waiters > 0
+	shards []shard
+	mask   int
 
-	// counters guarded by mu
-	recorded uint64
-	dropped  [numDropReasons]uint64
+	// used packs the records (high bits) and bytes (low usedBits bits)
+	// queued or being exported; seq orders records across shards.
+	used  atomic.Int64
+	seq   atomic.Uint64
+	woken atomic.Bool // the worker was told a batch is full since its last take
 
-	exported, coalesced, failed, batches atomic.Uint64
-	lastErr                              atomic.Pointer[exportErr]
+	spaceMu sync.Mutex
+	space   chan struct{} // closed when room is made, if waiters > 0
+	waiters atomic.Int32
+
+	exported, failed, batches, coalescedW atomic.Uint64
+	lastErr                               atomic.Pointer[exportErr]
 
 	wake      chan struct{}
 	flushCh   chan flushReq
@@ -114,13 +118,35 @@ type queue struct {
 	stopped   chan struct{}
 	abortCtx  context.Context
 	abortFn   context.CancelFunc
+	closeMu   sync.Mutex
 	closeCtx  context.Context
 	closeOnce sync.Once
 
 	shutdownErr error
 	index       map[*Span]int
+	merged      []Record
+	heads       []int
 	logState    logState
 }
+
+// shard is one lock's worth of a queue.
+type shard struct {
+	mu        sync.Mutex
+	recs      []Record
+	spare     []Record
+	gen       uint32 // bumped when the worker takes recs
+	closed    bool
+	recorded  uint64
+	coalesced uint64
+	dropped   [numDropReasons]uint64
+	_         [64]byte
+}
+
+const usedBits = 40
+
+func packUsed(n, bytes int) int64 { return int64(n)<<usedBits + int64(bytes) }
+
+func unpackUsed(v int64) (n, bytes int) { return int(v >> usedBits), int(v & (1<<usedBits - 1)) }
 
 type exportErr struct {
 	err error
@@ -128,14 +154,24 @@ type exportErr struct {
 }
 
 func newQueue(t *Tracer, i int, e Exporter) *queue {
+	n := 1
+	for n < 4*runtime.GOMAXPROCS(0) && n < 32 {
+		n *= 2
+	}
 	q := &queue{
-		t: t, bit: 1 << uint(i), slot: -1, exp: e, name: exporterName(i, e), gen: 1,
+		t: t, bit: 1 << uint(i), slot: -1, exp: e, name: exporterName(i, e),
+		shards:  make([]shard, n),
+		mask:    n - 1,
 		space:   make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		flushCh: make(chan flushReq),
 		stopCh:  make(chan struct{}),
 		stopped: make(chan struct{}),
 		index:   make(map[*Span]int),
+		heads:   make([]int, n),
+	}
+	for k := range q.shards {
+		q.shards[k].gen = 1
 	}
 	if i < producerCoalesceQueues {
 		q.slot = i
@@ -151,95 +187,108 @@ func exporterName(i int, e Exporter) string {
 	return fmt.Sprintf("%T#%d", e, i)
 }
 
+func (q *queue) shardOf(id ID) *shard { return &q.shards[int(id[14])&q.mask] }
+
 func (q *queue) pushSpan(rec *Record, s *Span) {
+	sh := q.shardOf(s.id)
 	if s.dropped.Load()&q.bit != 0 {
-		q.drop(DropOrphaned)
+		q.drop(sh, DropOrphaned)
 		return
 	}
 	if rec.Kind == SpanStarted {
 		if (s.parent != nil && s.parent.dropped.Load()&q.bit != 0) || s.inst.dropped.Load()&q.bit != 0 {
 			s.dropped.Or(q.bit)
-			q.drop(DropOrphaned)
+			q.drop(sh, DropOrphaned)
 			return
 		}
 	}
-	if !q.push(rec, rec.Kind == SpanStarted, s) && rec.Kind == SpanStarted {
+	if !q.push(sh, rec, rec.Kind == SpanStarted, s) && rec.Kind == SpanStarted {
 		s.dropped.Or(q.bit)
 	}
 }
 
 func (q *queue) pushInstance(rec *Record, inst *Instance) {
+	sh := q.shardOf(inst.id)
 	if rec.Kind == InstanceEnded && inst.dropped.Load()&q.bit != 0 {
-		q.drop(DropOrphaned)
+		q.drop(sh, DropOrphaned)
 		return
 	}
-	if !q.push(rec, false, nil) && rec.Kind == InstanceStarted {
+	if !q.push(sh, rec, false, nil) && rec.Kind == InstanceStarted {
 		inst.dropped.Or(q.bit)
 	}
 }
 
-func (q *queue) drop(r DropReason) {
-	q.mu.Lock()
-	q.recorded++
-	q.dropped[r]++
-	q.mu.Unlock()
+func (q *queue) drop(sh *shard, r DropReason) {
+	sh.mu.Lock()
+	sh.recorded++
+	sh.dropped[r]++
+	sh.mu.Unlock()
 }
 
-// push appends rec if there is room. Records that begin something (span
-// starts) get only 7/8 of the limits, so that the ends of what was already
-// queued still find room. A later record of span s whose start record is
-// still queued replaces it in place: one record, in the start's position.
-func (q *queue) push(rec *Record, begins bool, s *Span) bool {
+// reserve charges n records and bytes to the queue if that stays within
+// the limits; otherwise it says which limit was hit.
+func (q *queue) reserve(n, bytes, maxRecs, maxBytes int) (bool, DropReason) {
+	for {
+		v := q.used.Load()
+		cn, cb := unpackUsed(v)
+		switch {
+		case cn+n > maxRecs:
+			return false, DropQueueFull
+		case cb+bytes > maxBytes:
+			return false, DropQueueBytes
+		}
+		if q.used.CompareAndSwap(v, v+packUsed(n, bytes)) {
+			return true, 0
+		}
+	}
+}
+
+// push adds rec to shard sh if there is room. Records that begin something
+// (span starts) get only 7/8 of the limits, so that the ends of what was
+// already queued still find room. A later record of span s whose start
+// record is still queued replaces it in place: one record, in the start's
+// position.
+func (q *queue) push(sh *shard, rec *Record, begins bool, s *Span) bool {
 	cfg := &q.t.cfg
 	maxRecs, maxBytes := cfg.maxQueueRecords, cfg.maxQueueBytes
+	sh.mu.Lock()
+	sh.recorded++
+	if sh.closed {
+		sh.dropped[DropShutdown]++
+		sh.mu.Unlock()
+		return false
+	}
+	if s != nil && q.slot >= 0 && rec.Kind != SpanStarted {
+		if sl := s.slots[q.slot]; sl.gen == sh.gen {
+			old := &sh.recs[sl.idx]
+			if ok, _ := q.reserve(0, rec.size-old.size, maxRecs, maxBytes); ok {
+				seq := old.seq
+				*old = *rec
+				old.Kind, old.seq = SpanStarted, seq
+				sh.coalesced++
+				sh.mu.Unlock()
+				return true
+			}
+		}
+	}
 	if begins {
 		maxRecs -= maxRecs / 8
 		maxBytes -= maxBytes / 8
 	}
 	var deadline *time.Timer
-	q.mu.Lock()
-	q.recorded++
-	if s != nil && q.slot >= 0 && rec.Kind != SpanStarted && !q.closed {
-		if sl := s.slots[q.slot]; sl.gen == q.gen {
-			old := &q.recs[sl.idx]
-			if delta := rec.size - old.size; q.bytes+delta <= maxBytes+maxBytes/8 {
-				*old = *rec
-				old.Kind = SpanStarted
-				q.bytes += delta
-				q.coalesced.Add(1)
-				q.mu.Unlock()
-				return true
-			}
-		}
-	}
 	for {
-		if q.closed {
-			q.dropped[DropShutdown]++
-			q.mu.Unlock()
-			return false
-		}
-		n := len(q.recs) + q.inflight
-		var reason DropReason
-		switch {
-		case n >= maxRecs:
-			reason = DropQueueFull
-		case q.bytes+rec.size > maxBytes:
-			reason = DropQueueBytes
-		default:
-			q.recs = append(q.recs, *rec)
-			q.bytes += rec.size
+		ok, reason := q.reserve(1, rec.size, maxRecs, maxBytes)
+		if ok {
+			sh.recs = append(sh.recs, *rec)
+			sh.recs[len(sh.recs)-1].seq = q.seq.Add(1)
 			if s != nil && q.slot >= 0 && rec.Kind == SpanStarted {
-				s.slots[q.slot] = queueSlot{gen: q.gen, idx: uint32(len(q.recs) - 1)}
+				s.slots[q.slot] = queueSlot{gen: sh.gen, idx: uint32(len(sh.recs) - 1)}
 			}
-			full := !q.woken && len(q.recs) >= cfg.maxBatchRecords
-			if full {
-				q.woken = true
-			}
-			q.mu.Unlock()
+			sh.mu.Unlock()
 			if deadline != nil {
 				deadline.Stop()
 			}
-			if full {
+			if n, _ := unpackUsed(q.used.Load()); n >= cfg.maxBatchRecords && !q.woken.Load() && q.woken.CompareAndSwap(false, true) {
 				select {
 				case q.wake <- struct{}{}:
 				default:
@@ -248,16 +297,18 @@ func (q *queue) push(rec *Record, begins bool, s *Span) bool {
 			return true
 		}
 		if cfg.blockTimeout <= 0 {
-			q.dropped[reason]++
-			q.mu.Unlock()
+			sh.dropped[reason]++
+			sh.mu.Unlock()
 			return false
 		}
 		if deadline == nil {
 			deadline = time.NewTimer(cfg.blockTimeout)
 		}
+		q.waiters.Add(1)
+		q.spaceMu.Lock()
 		space := q.space
-		q.waiters++
-		q.mu.Unlock()
+		q.spaceMu.Unlock()
+		sh.mu.Unlock()
 		select {
 		case q.wake <- struct{}{}:
 		default:
@@ -268,54 +319,100 @@ func (q *queue) push(rec *Record, begins bool, s *Span) bool {
 		case <-deadline.C:
 			timedOut = true
 		}
-		q.mu.Lock()
-		q.waiters--
+		q.waiters.Add(-1)
+		sh.mu.Lock()
 		if timedOut {
-			q.dropped[DropBlockTimeout]++
-			q.mu.Unlock()
+			sh.dropped[DropBlockTimeout]++
+			sh.mu.Unlock()
+			return false
+		}
+		if sh.closed {
+			sh.dropped[DropShutdown]++
+			sh.mu.Unlock()
 			return false
 		}
 	}
 }
 
-// take moves the queued records to the worker.
+// take moves the queued records of every shard to the worker, merged in
+// recording order. All shard locks are held together, so the take is a
+// cut: a record is in it only if every record pushed before it is too.
 func (q *queue) take() []Record {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	recs := q.recs
-	q.recs = q.spare[:0]
-	q.spare = nil
-	q.inflight += len(recs)
-	q.gen++
-	q.woken = false
-	return recs
+	for k := range q.shards {
+		q.shards[k].mu.Lock()
+	}
+	lists := make([][]Record, 0, len(q.shards))
+	total := 0
+	for k := range q.shards {
+		sh := &q.shards[k]
+		lists = append(lists, sh.recs)
+		total += len(sh.recs)
+		sh.recs = sh.spare[:0]
+		sh.spare = nil
+		sh.gen++
+	}
+	q.woken.Store(false)
+	for k := len(q.shards) - 1; k >= 0; k-- {
+		q.shards[k].mu.Unlock()
+	}
+	out := q.merged[:0]
+	if len(lists) == 1 {
+		out = append(out, lists[0]...)
+	} else if total > 0 {
+		heads := q.heads
+		clear(heads)
+		for len(out) < total {
+			best := -1
+			for k, l := range lists {
+				if heads[k] < len(l) && (best < 0 || l[heads[k]].seq < lists[best][heads[best]].seq) {
+					best = k
+				}
+			}
+			out = append(out, lists[best][heads[best]])
+			heads[best]++
+		}
+	}
+	// Give the shards their emptied slices back.
+	for k, l := range lists {
+		clear(l)
+		sh := &q.shards[k]
+		sh.mu.Lock()
+		if sh.spare == nil {
+			sh.spare = l[:0]
+		}
+		sh.mu.Unlock()
+	}
+	return out
 }
 
 // release gives back the room of n records of size bytes.
 func (q *queue) release(n, bytes int) {
-	q.mu.Lock()
-	q.inflight -= n
-	q.bytes -= bytes
-	if q.waiters > 0 {
+	q.used.Add(-packUsed(n, bytes))
+	if q.waiters.Load() > 0 {
+		q.spaceMu.Lock()
 		close(q.space)
 		q.space = make(chan struct{})
+		q.spaceMu.Unlock()
 	}
-	q.mu.Unlock()
 }
 
 func (q *queue) pending() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.recs) + q.inflight
+	n, _ := unpackUsed(q.used.Load())
+	return n
 }
 
 // close stops the queue accepting records and tells the worker to drain.
 func (q *queue) close(ctx context.Context) {
 	q.closeOnce.Do(func() {
-		q.mu.Lock()
-		q.closed = true
+		q.closeMu.Lock()
 		q.closeCtx = ctx
-		q.mu.Unlock()
+		q.closeMu.Unlock()
+		for k := range q.shards {
+			sh := &q.shards[k]
+			sh.mu.Lock()
+			sh.closed = true
+			sh.mu.Unlock()
+		}
 		close(q.stopCh)
 	})
 }
@@ -338,9 +435,9 @@ func (q *queue) run() {
 			fr.done <- q.exportAll()
 		case <-q.stopCh:
 			q.exportAll()
-			q.mu.Lock()
+			q.closeMu.Lock()
 			ctx := q.closeCtx
-			q.mu.Unlock()
+			q.closeMu.Unlock()
 			q.shutdownErr = q.exp.Shutdown(ctx)
 			q.logState.report(q, true)
 			return
@@ -354,7 +451,6 @@ func (q *queue) run() {
 func (q *queue) exportAll() error {
 	recs := q.take()
 	if len(recs) == 0 {
-		q.spare = recs
 		return nil
 	}
 	before := len(recs)
@@ -374,9 +470,10 @@ func (q *queue) exportAll() error {
 		batch := recs[start:end]
 		n := len(batch)
 		if q.abortCtx.Err() != nil {
-			q.mu.Lock()
-			q.dropped[DropShutdown] += uint64(n)
-			q.mu.Unlock()
+			sh := &q.shards[0]
+			sh.mu.Lock()
+			sh.dropped[DropShutdown] += uint64(n)
+			sh.mu.Unlock()
 		} else if err := q.export(batch); err != nil {
 			q.failed.Add(uint64(n))
 			q.lastErr.Store(&exportErr{err: err, at: q.t.now()})
@@ -391,7 +488,7 @@ func (q *queue) exportAll() error {
 		start = end
 	}
 	clear(recs)
-	q.spare = recs[:0]
+	q.merged = recs[:0]
 	return firstErr
 }
 
@@ -426,7 +523,7 @@ func (q *queue) coalesce(recs []Record) ([]Record, int) {
 				freed += out[j].size
 				r.Kind = SpanStarted
 				out[j] = r
-				q.coalesced.Add(1)
+				q.coalescedW.Add(1)
 				continue
 			}
 		}

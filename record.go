@@ -79,8 +79,9 @@ type Record struct {
 	Instance *InstanceData `json:"instance,omitempty"`
 	Span     SpanData      `json:"span,omitzero"`
 
-	span *Span // identity for coalescing; nil for instance records
-	size int   // bytes charged to the queue
+	span *Span  // identity for coalescing; nil for instance records
+	size int    // bytes charged to the queue
+	seq  uint64 // recording order across queue shards
 }
 
 // SpanData is a snapshot of a span.

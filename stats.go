@@ -137,17 +137,22 @@ func (t *Tracer) Stats() Stats {
 }
 
 func (q *queue) stats() ExporterStats {
-	q.mu.Lock()
-	e := ExporterStats{
-		Name:        q.name,
-		Recorded:    q.recorded,
-		Dropped:     dropCounts(q.dropped),
-		Queued:      len(q.recs) + q.inflight,
-		QueuedBytes: q.bytes,
+	e := ExporterStats{Name: q.name}
+	var dropped [numDropReasons]uint64
+	for k := range q.shards {
+		sh := &q.shards[k]
+		sh.mu.Lock()
+		e.Recorded += sh.recorded
+		e.Coalesced += sh.coalesced
+		for r, n := range sh.dropped {
+			dropped[r] += n
+		}
+		sh.mu.Unlock()
 	}
-	q.mu.Unlock()
+	e.Dropped = dropCounts(dropped)
+	e.Queued, e.QueuedBytes = unpackUsed(q.used.Load())
 	e.Exported = q.exported.Load()
-	e.Coalesced = q.coalesced.Load()
+	e.Coalesced += q.coalescedW.Load()
 	e.Failed = q.failed.Load()
 	e.Batches = q.batches.Load()
 	if r, ok := q.exp.(interface{ Retried() uint64 }); ok {
