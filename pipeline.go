@@ -75,7 +75,7 @@ func (t *Tracer) emitInstance(kind RecordKind, inst *Instance, d *InstanceData) 
 	if len(t.queues) == 0 {
 		return
 	}
-	rec := Record{Kind: kind, Instance: d, size: recordOverhead}
+	rec := Record{Kind: kind, Instance: d, inst: inst, size: recordOverhead}
 	for _, q := range t.queues {
 		q.pushInstance(&rec, inst)
 	}
@@ -104,6 +104,7 @@ type queue struct {
 	used  atomic.Int64
 	seq   atomic.Uint64
 	woken atomic.Bool // the worker was told a batch is full since its last take
+	lossy atomic.Bool // an export failed: later records may have lost their start
 
 	spaceMu sync.Mutex
 	space   chan struct{} // closed when room is made, if waiters > 0
@@ -469,19 +470,24 @@ func (q *queue) exportAll() error {
 		}
 		batch := recs[start:end]
 		n := len(batch)
-		if q.abortCtx.Err() != nil {
-			sh := &q.shards[0]
-			sh.mu.Lock()
-			sh.dropped[DropShutdown] += uint64(n)
-			sh.mu.Unlock()
-		} else if err := q.export(batch); err != nil {
-			q.failed.Add(uint64(n))
-			q.lastErr.Store(&exportErr{err: err, at: q.t.now()})
-			if firstErr == nil {
-				firstErr = err
+		if q.lossy.Load() {
+			batch = q.dropOrphans(batch)
+		}
+		switch {
+		case len(batch) == 0:
+		case q.abortCtx.Err() != nil:
+			q.count(DropShutdown, len(batch))
+		default:
+			if err := q.export(batch); err != nil {
+				q.failed.Add(uint64(len(batch)))
+				q.lastErr.Store(&exportErr{err: err, at: q.t.now()})
+				if firstErr == nil {
+					firstErr = err
+				}
+				q.markLost(batch)
+			} else {
+				q.exported.Add(uint64(len(batch)))
 			}
-		} else {
-			q.exported.Add(uint64(n))
 		}
 		q.batches.Add(1)
 		q.release(n, bytes)
@@ -490,6 +496,57 @@ func (q *queue) exportAll() error {
 	clear(recs)
 	q.merged = recs[:0]
 	return firstErr
+}
+
+func (q *queue) count(r DropReason, n int) {
+	sh := &q.shards[0]
+	sh.mu.Lock()
+	sh.dropped[r] += uint64(n)
+	sh.mu.Unlock()
+}
+
+// markLost marks the spans and instances whose first record was in a batch
+// the exporter failed, so that their later records, and their children, are
+// not offered to it: an exporter never sees an end without its start.
+func (q *queue) markLost(batch []Record) {
+	q.lossy.Store(true)
+	for i := range batch {
+		switch r := &batch[i]; r.Kind {
+		case SpanStarted:
+			r.span.dropped.Or(q.bit)
+		case InstanceStarted:
+			r.inst.dropped.Or(q.bit)
+		}
+	}
+}
+
+// dropOrphans removes, in place, the records whose span, parent or instance
+// was lost, counting them.
+func (q *queue) dropOrphans(batch []Record) []Record {
+	out := batch[:0]
+	for _, r := range batch {
+		lost := false
+		switch r.Kind {
+		case InstanceEnded:
+			lost = r.inst.dropped.Load()&q.bit != 0
+		case SpanStarted:
+			s := r.span
+			lost = s.dropped.Load()&q.bit != 0 ||
+				(s.parent != nil && s.parent.dropped.Load()&q.bit != 0) || s.inst.dropped.Load()&q.bit != 0
+			if lost {
+				s.dropped.Or(q.bit)
+			}
+		case SpanActivated, SpanEnded:
+			lost = r.span.dropped.Load()&q.bit != 0
+		}
+		if lost {
+			q.count(DropOrphaned, 1)
+			continue
+		}
+		out = append(out, r)
+	}
+	clear(batch[len(out):])
+	return out
 }
 
 // export calls the exporter under the export timeout, turning a panic into

@@ -79,9 +79,10 @@ type Record struct {
 	Instance *InstanceData `json:"instance,omitempty"`
 	Span     SpanData      `json:"span,omitzero"`
 
-	span *Span  // identity for coalescing; nil for instance records
-	size int    // bytes charged to the queue
-	seq  uint64 // recording order across queue shards
+	span *Span     // identity for coalescing; nil for instance records
+	inst *Instance // set on instance records
+	size int       // bytes charged to the queue
+	seq  uint64    // recording order across queue shards
 }
 
 // SpanData is a snapshot of a span.

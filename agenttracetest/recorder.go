@@ -1,0 +1,340 @@
+// Package agenttracetest holds an in-memory exporter and helpers for
+// testing code instrumented with agenttrace.
+//
+//	tracer, rec := agenttracetest.New(t)
+//	runMyAgent(ctx, tracer)
+//	require.NoError(t, tracer.Flush(ctx))
+//	require.Len(t, rec.SpansOfType("llm"), 2)
+package agenttracetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agenttrace/agenttrace"
+)
+
+// TestingT is the part of *testing.T the helpers use.
+type TestingT interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Cleanup(func())
+}
+
+// New returns a tracer exporting to a new Recorder. When the test ends the
+// tracer is shut down and the test fails if the recorded stream breaks the
+// ordering invariants (see CheckOrdering).
+func New(t TestingT, opts ...agenttrace.Option) (*agenttrace.Tracer, *Recorder) {
+	t.Helper()
+	rec := NewRecorder()
+	tr, err := agenttrace.New(append([]agenttrace.Option{agenttrace.WithExporter(rec)}, opts...)...)
+	if err != nil {
+		t.Errorf("agenttracetest: %v", err)
+		return nil, rec
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(ctx); err != nil {
+			t.Errorf("agenttracetest: shutdown: %v", err)
+		}
+		if err := rec.CheckOrdering(); err != nil {
+			t.Errorf("agenttracetest: %v", err)
+		}
+	})
+	return tr, rec
+}
+
+// Recorder is an agenttrace.Exporter that keeps every record in memory. It
+// is safe for concurrent use.
+type Recorder struct {
+	mu      sync.Mutex
+	records []agenttrace.Record
+	hook    func(context.Context, []agenttrace.Record) error
+	changed chan struct{} // closed and replaced on every Export
+	shut    bool
+}
+
+// NewRecorder returns an empty Recorder.
+func NewRecorder() *Recorder { return &Recorder{changed: make(chan struct{})} }
+
+// Name returns "agenttracetest".
+func (r *Recorder) Name() string { return "agenttracetest" }
+
+// SetExportHook installs fn, called with every batch before it is stored;
+// a non-nil error fails the export and the batch is not stored. Use it to
+// make the exporter fail or stall (a stalling hook should honour ctx).
+func (r *Recorder) SetExportHook(fn func(ctx context.Context, batch []agenttrace.Record) error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hook = fn
+}
+
+// Export implements agenttrace.Exporter.
+func (r *Recorder) Export(ctx context.Context, batch []agenttrace.Record) error {
+	r.mu.Lock()
+	hook := r.hook
+	r.mu.Unlock()
+	if hook != nil {
+		if err := hook(ctx, batch); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.records = append(r.records, batch...)
+	close(r.changed)
+	r.changed = make(chan struct{})
+	return nil
+}
+
+// Shutdown implements agenttrace.Exporter. The records stay readable.
+func (r *Recorder) Shutdown(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.shut = true
+	return nil
+}
+
+// Records returns a copy of every record received, in arrival order.
+func (r *Recorder) Records() []agenttrace.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.records)
+}
+
+// Reset forgets every record.
+func (r *Recorder) Reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.records = nil
+}
+
+// WaitFor waits until cond holds or ctx ends, checking after every export.
+func (r *Recorder) WaitFor(ctx context.Context, cond func(*Recorder) bool) error {
+	for {
+		r.mu.Lock()
+		ch := r.changed
+		r.mu.Unlock()
+		if cond(r) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Spans returns the latest state of every span, in the order spans were
+// first seen.
+func (r *Recorder) Spans() []agenttrace.SpanData {
+	var out []agenttrace.SpanData
+	pos := map[agenttrace.ID]int{}
+	for _, rec := range r.Records() {
+		if rec.Instance != nil {
+			continue
+		}
+		if i, ok := pos[rec.Span.ID]; ok {
+			out[i] = rec.Span
+			continue
+		}
+		pos[rec.Span.ID] = len(out)
+		out = append(out, rec.Span)
+	}
+	return out
+}
+
+// Span returns the latest state of the span with the given ID.
+func (r *Recorder) Span(id agenttrace.ID) (agenttrace.SpanData, bool) {
+	for _, s := range r.Spans() {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return agenttrace.SpanData{}, false
+}
+
+// Instances returns the latest state of every instance, in start order.
+func (r *Recorder) Instances() []agenttrace.InstanceData {
+	var out []agenttrace.InstanceData
+	pos := map[agenttrace.ID]int{}
+	for _, rec := range r.Records() {
+		if rec.Instance == nil {
+			continue
+		}
+		if i, ok := pos[rec.Instance.ID]; ok {
+			out[i] = *rec.Instance
+			continue
+		}
+		pos[rec.Instance.ID] = len(out)
+		out = append(out, *rec.Instance)
+	}
+	return out
+}
+
+// FindSpans returns the spans (latest states) for which keep returns true.
+func (r *Recorder) FindSpans(keep func(agenttrace.SpanData) bool) []agenttrace.SpanData {
+	var out []agenttrace.SpanData
+	for _, s := range r.Spans() {
+		if keep(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// SpansOfType returns the spans of one type.
+func (r *Recorder) SpansOfType(typ string) []agenttrace.SpanData {
+	return r.FindSpans(func(s agenttrace.SpanData) bool { return s.Type == typ })
+}
+
+// Children returns the children of span id, by creation time.
+func (r *Recorder) Children(id agenttrace.ID) []agenttrace.SpanData {
+	out := r.FindSpans(func(s agenttrace.SpanData) bool { return s.ParentID == id && !id.IsZero() })
+	slices.SortStableFunc(out, func(a, b agenttrace.SpanData) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out
+}
+
+// Roots returns the root spans of an instance, by creation time.
+func (r *Recorder) Roots(instanceID agenttrace.ID) []agenttrace.SpanData {
+	out := r.FindSpans(func(s agenttrace.SpanData) bool { return s.InstanceID == instanceID && s.ParentID.IsZero() })
+	slices.SortStableFunc(out, func(a, b agenttrace.SpanData) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out
+}
+
+// Tree renders an instance's spans, one per line, indented by depth:
+// "type name status" (name omitted when empty). It shows no IDs or times,
+// so tests can compare it with a literal.
+func (r *Recorder) Tree(instanceID agenttrace.ID) string {
+	var b strings.Builder
+	var walk func(list []agenttrace.SpanData, depth int)
+	walk = func(list []agenttrace.SpanData, depth int) {
+		for _, s := range list {
+			b.WriteString(strings.Repeat("  ", depth))
+			b.WriteString(s.Type)
+			if s.Name != "" {
+				b.WriteString(" " + s.Name)
+			}
+			b.WriteString(" " + s.Status.String() + "\n")
+			walk(r.Children(s.ID), depth+1)
+		}
+	}
+	walk(r.Roots(instanceID), 0)
+	return b.String()
+}
+
+// CheckOrdering verifies the pipeline's guarantees on the recorded stream:
+// no span record before its instance started, no child before its parent
+// (and the parent in the same instance), no activation or end before the
+// span's start, nothing after a span's final record, no duplicate start, no
+// end without a final status, no instance ended twice or before its start,
+// and no span end after its instance's end when the span ended earlier.
+// It returns every violation found.
+func (r *Recorder) CheckOrdering() error {
+	type spanState struct {
+		instance agenttrace.ID
+		final    bool
+	}
+	type instState struct {
+		ended   bool
+		endedAt time.Time
+	}
+	spans := map[agenttrace.ID]*spanState{}
+	insts := map[agenttrace.ID]*instState{}
+	var errs []error
+	bad := func(i int, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("record %d: "+format, append([]any{i}, args...)...))
+	}
+	for i, rec := range r.Records() {
+		switch rec.Kind {
+		case agenttrace.InstanceStarted:
+			if _, ok := insts[rec.Instance.ID]; ok {
+				bad(i, "instance %s started twice", rec.Instance.ID)
+				continue
+			}
+			insts[rec.Instance.ID] = &instState{}
+		case agenttrace.InstanceEnded:
+			in, ok := insts[rec.Instance.ID]
+			switch {
+			case !ok:
+				bad(i, "instance %s ended before it started", rec.Instance.ID)
+			case in.ended:
+				bad(i, "instance %s ended twice", rec.Instance.ID)
+			default:
+				in.ended, in.endedAt = true, rec.Instance.EndedAt
+			}
+			if !rec.Instance.Status.Finished() {
+				bad(i, "instance %s ended with status %s", rec.Instance.ID, rec.Instance.Status)
+			}
+		case agenttrace.SpanStarted, agenttrace.SpanActivated, agenttrace.SpanEnded:
+			d := rec.Span
+			in, ok := insts[d.InstanceID]
+			if !ok {
+				bad(i, "span %s (%s) before its instance %s started", d.ID, d.Type, d.InstanceID)
+			}
+			st, seen := spans[d.ID]
+			if rec.Kind == agenttrace.SpanStarted {
+				if seen {
+					bad(i, "span %s started twice", d.ID)
+					continue
+				}
+				if !d.ParentID.IsZero() {
+					p, ok := spans[d.ParentID]
+					switch {
+					case !ok:
+						bad(i, "span %s (%s) before its parent %s", d.ID, d.Type, d.ParentID)
+					case p.instance != d.InstanceID:
+						bad(i, "span %s has a parent in another instance", d.ID)
+					}
+				}
+				st = &spanState{instance: d.InstanceID}
+				spans[d.ID] = st
+			} else {
+				if !seen {
+					bad(i, "span %s %s before its start", d.ID, rec.Kind)
+					continue
+				}
+				if st.final {
+					bad(i, "span %s %s after its final record", d.ID, rec.Kind)
+					continue
+				}
+				if rec.Kind == agenttrace.SpanEnded && !d.Status.Finished() {
+					bad(i, "span %s ended with status %s", d.ID, d.Status)
+				}
+			}
+			if d.Status.Finished() {
+				st.final = true
+				if ok && in.ended && d.EndedAt.Before(in.endedAt) {
+					bad(i, "span %s ended before its instance but arrived after the instance end", d.ID)
+				}
+			}
+		default:
+			bad(i, "unknown record kind %d", rec.Kind)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CheckComplete verifies that every span recorded reached a final status
+// and every instance recorded ended.
+func (r *Recorder) CheckComplete() error {
+	var errs []error
+	for _, s := range r.Spans() {
+		if !s.Status.Finished() {
+			errs = append(errs, fmt.Errorf("span %s (%s) is still %s", s.ID, s.Type, s.Status))
+		}
+	}
+	for _, in := range r.Instances() {
+		if !in.Status.Finished() {
+			errs = append(errs, fmt.Errorf("instance %s is still %s", in.ID, in.Status))
+		}
+	}
+	return errors.Join(errs...)
+}
