@@ -292,9 +292,9 @@ func (t *Tracer) defaultInstance() *Instance {
 }
 
 // DefaultInstance returns the tracer's default instance, starting it if
-// needed.
+// needed; nil after Shutdown.
 func (t *Tracer) DefaultInstance() *Instance {
-	if t == nil {
+	if t == nil || t.shut.Load() {
 		return nil
 	}
 	return t.defaultInstance()
