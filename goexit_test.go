@@ -1,0 +1,5 @@
+package agenttrace_test
+
+import "runtime"
+
+func runtimeGoexit() { runtime.Goexit() }
