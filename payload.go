@@ -256,9 +256,19 @@ func searchMax(lo, hi int, f func(int) []byte) []byte {
 
 const truncSuffix = "…[truncated]"
 
+// maxShrinkDepth is the nesting depth below which a truncated payload keeps
+// no structure, which also bounds the work truncation does.
+const maxShrinkDepth = 32
+
 // shrink returns a copy of v with strings cut to maxStr bytes and arrays to
 // maxArr elements (-1: no limit).
 func shrink(v any, maxStr, maxArr, depth int) any {
+	if depth >= maxShrinkDepth {
+		switch v.(type) {
+		case map[string]any, []any:
+			return truncSuffix + " (nested too deep)"
+		}
+	}
 	switch x := v.(type) {
 	case string:
 		if len(x) <= maxStr {
