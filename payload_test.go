@@ -234,7 +234,7 @@ func FuzzPayloadTruncation(f *testing.F) {
 	f.Cleanup(func() { _ = tr.Shutdown(context.Background()) })
 	f.Fuzz(func(t *testing.T, k, v string, n uint8, rep uint16) {
 		obj := map[string]any{}
-		big := strings.Repeat(v+"x", int(rep%6000)+200)
+		big := strings.Repeat(v+"x", int(rep%6000)+1100) // always over the cap
 		for i := range int(n%50) + 1 {
 			obj[k+strings.Repeat("_", i)] = []any{big, map[string]any{k: big, "n": i}}
 		}
