@@ -190,18 +190,33 @@ func exporterName(i int, e Exporter) string {
 
 func (q *queue) shardOf(id ID) *shard { return &q.shards[int(id[14])&q.mask] }
 
-func (q *queue) pushSpan(rec *Record, s *Span) {
-	sh := q.shardOf(s.id)
-	if s.dropped.Load()&q.bit != 0 {
-		q.drop(sh, DropOrphaned)
-		return
-	}
-	if rec.Kind == SpanStarted {
+// orphaned reports whether r can no longer be placed by this exporter:
+// its span's start, its parent or its instance was lost. A span start found
+// orphaned marks the span lost too, so its own records and children follow.
+func (q *queue) orphaned(r *Record) bool {
+	switch r.Kind {
+	case InstanceEnded:
+		return r.inst.dropped.Load()&q.bit != 0
+	case SpanStarted:
+		s := r.span
+		if s.dropped.Load()&q.bit != 0 {
+			return true
+		}
 		if (s.parent != nil && s.parent.dropped.Load()&q.bit != 0) || s.inst.dropped.Load()&q.bit != 0 {
 			s.dropped.Or(q.bit)
-			q.drop(sh, DropOrphaned)
-			return
+			return true
 		}
+	case SpanActivated, SpanEnded:
+		return r.span.dropped.Load()&q.bit != 0
+	}
+	return false
+}
+
+func (q *queue) pushSpan(rec *Record, s *Span) {
+	sh := q.shardOf(s.id)
+	if q.orphaned(rec) {
+		q.drop(sh, DropOrphaned)
+		return
 	}
 	if !q.push(sh, rec, rec.Kind == SpanStarted, s) && rec.Kind == SpanStarted {
 		s.dropped.Or(q.bit)
@@ -210,7 +225,7 @@ func (q *queue) pushSpan(rec *Record, s *Span) {
 
 func (q *queue) pushInstance(rec *Record, inst *Instance) {
 	sh := q.shardOf(inst.id)
-	if rec.Kind == InstanceEnded && inst.dropped.Load()&q.bit != 0 {
+	if q.orphaned(rec) {
 		q.drop(sh, DropOrphaned)
 		return
 	}
@@ -524,26 +539,12 @@ func (q *queue) markLost(batch []Record) {
 // was lost, counting them.
 func (q *queue) dropOrphans(batch []Record) []Record {
 	out := batch[:0]
-	for _, r := range batch {
-		lost := false
-		switch r.Kind {
-		case InstanceEnded:
-			lost = r.inst.dropped.Load()&q.bit != 0
-		case SpanStarted:
-			s := r.span
-			lost = s.dropped.Load()&q.bit != 0 ||
-				(s.parent != nil && s.parent.dropped.Load()&q.bit != 0) || s.inst.dropped.Load()&q.bit != 0
-			if lost {
-				s.dropped.Or(q.bit)
-			}
-		case SpanActivated, SpanEnded:
-			lost = r.span.dropped.Load()&q.bit != 0
-		}
-		if lost {
+	for i := range batch {
+		if q.orphaned(&batch[i]) {
 			q.count(DropOrphaned, 1)
 			continue
 		}
-		out = append(out, r)
+		out = append(out, batch[i])
 	}
 	clear(batch[len(out):])
 	return out
