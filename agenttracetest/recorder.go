@@ -57,7 +57,6 @@ type Recorder struct {
 	records []agenttrace.Record
 	hook    func(context.Context, []agenttrace.Record) error
 	changed chan struct{} // closed and replaced on every Export
-	shut    bool
 }
 
 // NewRecorder returns an empty Recorder.
@@ -94,12 +93,7 @@ func (r *Recorder) Export(ctx context.Context, batch []agenttrace.Record) error 
 }
 
 // Shutdown implements agenttrace.Exporter. The records stay readable.
-func (r *Recorder) Shutdown(context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.shut = true
-	return nil
-}
+func (r *Recorder) Shutdown(context.Context) error { return nil }
 
 // Records returns a copy of every record received, in arrival order.
 func (r *Recorder) Records() []agenttrace.Record {
@@ -132,13 +126,29 @@ func (r *Recorder) WaitFor(ctx context.Context, cond func(*Recorder) bool) error
 	}
 }
 
-// Spans returns the latest state of every span, in the order spans were
-// first seen.
-func (r *Recorder) Spans() []agenttrace.SpanData {
+// view is an index over one snapshot of the records.
+type view struct {
+	spans    []agenttrace.SpanData   // latest states, first-seen order
+	pos      map[agenttrace.ID]int   // span id -> index in spans
+	children map[agenttrace.ID][]int // parent id -> child indexes, sorted
+	roots    map[agenttrace.ID][]int // instance id -> root indexes, sorted
+}
+
+func isSpanKind(k agenttrace.RecordKind) bool {
+	return k == agenttrace.SpanStarted || k == agenttrace.SpanActivated || k == agenttrace.SpanEnded
+}
+
+func isInstanceKind(k agenttrace.RecordKind) bool {
+	return k == agenttrace.InstanceStarted || k == agenttrace.InstanceEnded
+}
+
+// spansOf returns the latest state of every span in recs, in first-seen
+// order, and each span's index.
+func spansOf(recs []agenttrace.Record) ([]agenttrace.SpanData, map[agenttrace.ID]int) {
 	var out []agenttrace.SpanData
 	pos := map[agenttrace.ID]int{}
-	for _, rec := range r.Records() {
-		if rec.Instance != nil {
+	for _, rec := range recs {
+		if !isSpanKind(rec.Kind) {
 			continue
 		}
 		if i, ok := pos[rec.Span.ID]; ok {
@@ -148,25 +158,74 @@ func (r *Recorder) Spans() []agenttrace.SpanData {
 		pos[rec.Span.ID] = len(out)
 		out = append(out, rec.Span)
 	}
+	return out, pos
+}
+
+// newView indexes the spans of recs by parent and by instance; siblings
+// are sorted by CreatedAt, then first-seen order.
+func newView(recs []agenttrace.Record) *view {
+	v := &view{children: map[agenttrace.ID][]int{}, roots: map[agenttrace.ID][]int{}}
+	v.spans, v.pos = spansOf(recs)
+	for i, s := range v.spans {
+		if s.ParentID.IsZero() {
+			v.roots[s.InstanceID] = append(v.roots[s.InstanceID], i)
+		} else {
+			v.children[s.ParentID] = append(v.children[s.ParentID], i)
+		}
+	}
+	byCreation := func(a, b int) int {
+		if c := v.spans[a].CreatedAt.Compare(v.spans[b].CreatedAt); c != 0 {
+			return c
+		}
+		return a - b
+	}
+	for _, l := range v.children {
+		slices.SortFunc(l, byCreation)
+	}
+	for _, l := range v.roots {
+		slices.SortFunc(l, byCreation)
+	}
+	return v
+}
+
+func (v *view) list(idx []int) []agenttrace.SpanData {
+	if len(idx) == 0 {
+		return nil
+	}
+	out := make([]agenttrace.SpanData, len(idx))
+	for k, i := range idx {
+		out[k] = v.spans[i]
+	}
 	return out
 }
 
-// Span returns the latest state of the span with the given ID.
+// Spans returns the latest state of every span, in the order spans were
+// first seen.
+func (r *Recorder) Spans() []agenttrace.SpanData {
+	spans, _ := spansOf(r.Records())
+	return spans
+}
+
+// Span returns the latest state of the span with the given ID, and whether
+// any record of it was received.
 func (r *Recorder) Span(id agenttrace.ID) (agenttrace.SpanData, bool) {
-	for _, s := range r.Spans() {
-		if s.ID == id {
-			return s, true
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.records) - 1; i >= 0; i-- {
+		if rec := &r.records[i]; isSpanKind(rec.Kind) && rec.Span.ID == id {
+			return rec.Span, true
 		}
 	}
 	return agenttrace.SpanData{}, false
 }
 
-// Instances returns the latest state of every instance, in start order.
+// Instances returns the latest state of every instance, in the order
+// instances were first seen.
 func (r *Recorder) Instances() []agenttrace.InstanceData {
 	var out []agenttrace.InstanceData
 	pos := map[agenttrace.ID]int{}
 	for _, rec := range r.Records() {
-		if rec.Instance == nil {
+		if !isInstanceKind(rec.Kind) || rec.Instance == nil {
 			continue
 		}
 		if i, ok := pos[rec.Instance.ID]; ok {
@@ -179,7 +238,8 @@ func (r *Recorder) Instances() []agenttrace.InstanceData {
 	return out
 }
 
-// FindSpans returns the spans (latest states) for which keep returns true.
+// FindSpans returns the spans (latest states, first-seen order) for which
+// keep returns true.
 func (r *Recorder) FindSpans(keep func(agenttrace.SpanData) bool) []agenttrace.SpanData {
 	var out []agenttrace.SpanData
 	for _, s := range r.Spans() {
@@ -190,43 +250,57 @@ func (r *Recorder) FindSpans(keep func(agenttrace.SpanData) bool) []agenttrace.S
 	return out
 }
 
-// SpansOfType returns the spans of one type.
+// SpansOfType returns the spans of type typ, in first-seen order.
 func (r *Recorder) SpansOfType(typ string) []agenttrace.SpanData {
 	return r.FindSpans(func(s agenttrace.SpanData) bool { return s.Type == typ })
 }
 
-// Children returns the children of span id, by creation time.
+// Children returns the children of span id, by creation time (CreatedAt,
+// which is the start time of a span started active), then first-seen order.
 func (r *Recorder) Children(id agenttrace.ID) []agenttrace.SpanData {
-	out := r.FindSpans(func(s agenttrace.SpanData) bool { return s.ParentID == id && !id.IsZero() })
-	slices.SortStableFunc(out, func(a, b agenttrace.SpanData) int { return a.CreatedAt.Compare(b.CreatedAt) })
-	return out
+	if id.IsZero() {
+		return nil
+	}
+	v := newView(r.Records())
+	return v.list(v.children[id])
 }
 
-// Roots returns the root spans of an instance, by creation time.
+// Roots returns the spans of instance instanceID that have no parent, by
+// creation time, then first-seen order.
 func (r *Recorder) Roots(instanceID agenttrace.ID) []agenttrace.SpanData {
-	out := r.FindSpans(func(s agenttrace.SpanData) bool { return s.InstanceID == instanceID && s.ParentID.IsZero() })
-	slices.SortStableFunc(out, func(a, b agenttrace.SpanData) int { return a.CreatedAt.Compare(b.CreatedAt) })
-	return out
+	v := newView(r.Records())
+	return v.list(v.roots[instanceID])
 }
 
-// Tree renders an instance's spans, one per line, indented by depth:
-// "type name status" (name omitted when empty). It shows no IDs or times,
-// so tests can compare it with a literal.
+// Tree renders the spans of instance instanceID, one line per span,
+// indented by two spaces per level of depth: "type name status", or "type
+// status" for a span with no name. Siblings are ordered by CreatedAt, then
+// first-seen order. It shows no IDs or times, so a test can compare it with
+// a literal:
+//
+//	require.Equal(t, "agent complete\n  llm complete\n", rec.Tree(inst.ID()))
 func (r *Recorder) Tree(instanceID agenttrace.ID) string {
+	v := newView(r.Records())
 	var b strings.Builder
-	var walk func(list []agenttrace.SpanData, depth int)
-	walk = func(list []agenttrace.SpanData, depth int) {
-		for _, s := range list {
+	seen := make([]bool, len(v.spans)) // guards against parent cycles in hand-built records
+	var walk func(idx []int, depth int)
+	walk = func(idx []int, depth int) {
+		for _, i := range idx {
+			if seen[i] {
+				continue
+			}
+			seen[i] = true
+			s := &v.spans[i]
 			b.WriteString(strings.Repeat("  ", depth))
 			b.WriteString(s.Type)
 			if s.Name != "" {
 				b.WriteString(" " + s.Name)
 			}
 			b.WriteString(" " + s.Status.String() + "\n")
-			walk(r.Children(s.ID), depth+1)
+			walk(v.children[s.ID], depth+1)
 		}
 	}
-	walk(r.Roots(instanceID), 0)
+	walk(v.roots[instanceID], 0)
 	return b.String()
 }
 
@@ -253,6 +327,10 @@ func (r *Recorder) CheckOrdering() error {
 		errs = append(errs, fmt.Errorf("record %d: "+format, append([]any{i}, args...)...))
 	}
 	for i, rec := range r.Records() {
+		if isInstanceKind(rec.Kind) && rec.Instance == nil {
+			bad(i, "%s record without instance data", rec.Kind)
+			continue
+		}
 		switch rec.Kind {
 		case agenttrace.InstanceStarted:
 			if _, ok := insts[rec.Instance.ID]; ok {
