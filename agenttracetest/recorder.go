@@ -26,9 +26,11 @@ type TestingT interface {
 	Cleanup(func())
 }
 
-// New returns a tracer exporting to a new Recorder. When the test ends the
-// tracer is shut down and the test fails if the recorded stream breaks the
-// ordering invariants (see CheckOrdering).
+// New returns a tracer, configured by opts, exporting to a new Recorder.
+// When the test ends the tracer is shut down (with a 5 s timeout) and the
+// test fails if the shutdown fails or the recorded stream breaks the
+// ordering invariants (see CheckOrdering). If the options are invalid, New
+// reports it with t.Errorf and returns a nil (no-op) tracer.
 func New(t TestingT, opts ...agenttrace.Option) (*agenttrace.Tracer, *Recorder) {
 	t.Helper()
 	rec := NewRecorder()
@@ -109,7 +111,10 @@ func (r *Recorder) Reset() {
 	r.records = nil
 }
 
-// WaitFor waits until cond holds or ctx ends, checking after every export.
+// WaitFor waits until cond holds or ctx ends, returning ctx's error in the
+// latter case. It checks cond now and again after every stored batch (it is
+// woken by Export, it does not poll), so cond must not block; it may call
+// the Recorder's methods.
 func (r *Recorder) WaitFor(ctx context.Context, cond func(*Recorder) bool) error {
 	for {
 		r.mu.Lock()

@@ -348,8 +348,12 @@ func buildTree(ctx context.Context, tr *agenttrace.Tracer, rng *rand.Rand, depth
 	pending := rng.IntN(5) == 0
 	if pending {
 		ctx, span = tr.StartPending(ctx, typ, agenttrace.ChainInput{Name: "pending"})
-		if rng.IntN(3) == 0 {
+		switch rng.IntN(6) {
+		case 0, 1:
 			span.Cancel("not needed")
+			return
+		case 2:
+			span.End() // ending a pending span cancels it
 			return
 		}
 		span.Activate()
