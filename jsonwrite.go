@@ -142,6 +142,10 @@ func (w *objWriter) anyValue(v any) {
 	case json.RawMessage:
 		w.b = appendRawJSON(w.b, x)
 	case appender:
+		if isNilPtr(v) {
+			w.b = append(w.b, "null"...)
+			return
+		}
 		w.b, w.err = x.appendJSON(w.b, w.err)
 	default:
 		enc, err := marshalValue(v)
@@ -196,5 +200,9 @@ func marshalValue(v any) (b []byte, err error) {
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+	out := bytes.TrimRight(buf.Bytes(), "\n")
+	if !utf8.Valid(out) { // MarshalJSON methods and nested RawMessages are copied unchecked
+		out = bytes.ToValidUTF8(out, []byte("\ufffd"))
+	}
+	return out, nil
 }

@@ -95,6 +95,12 @@ func encodePayload(v any, spanType string, field PayloadField, limit int, redact
 	return res
 }
 
+// isNilPtr reports whether v is a nil pointer in a non-nil interface.
+func isNilPtr(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
+}
+
 func putBuf(bp *[]byte, buf []byte) {
 	if bp == nil || cap(buf) > 1<<20 {
 		return

@@ -248,3 +248,30 @@ func FuzzPayloadTruncation(f *testing.F) {
 		require.Contains(t, m, agenttrace.MarkerKey)
 	})
 }
+
+type latin1Marshaler struct{}
+
+func (latin1Marshaler) MarshalJSON() ([]byte, error) { return []byte("\"caf\xe9\""), nil }
+
+func TestNilTypedPointersAndBadMarshalerBytes(t *testing.T) {
+	tr, _ := newTracer(t)
+	_, s := tr.Start(context.Background(), "llm", (*agenttrace.LLMRequest)(nil))
+	s.SetResult((*agenttrace.LLMResponse)(nil))
+	s.End()
+	d := s.Data()
+	require.True(t, json.Valid(d.Payload), "%q", d.Payload)
+	require.True(t, json.Valid(d.Result), "%q", d.Result)
+	require.Nil(t, d.Usage)
+
+	// Usage details are copied when the result is set.
+	details := map[string]int64{"cached": 3}
+	_, s = tr.Start(context.Background(), "llm", nil)
+	s.SetResult(agenttrace.LLMResponse{Usage: &agenttrace.Usage{PromptTokens: 1, Details: details}})
+	details["cached"] = 99
+	s.End()
+	require.EqualValues(t, 3, s.Data().Usage.Details["cached"])
+
+	p := payloadOf(t, tr, map[string]any{"m": latin1Marshaler{}})
+	require.True(t, utf8.Valid(p.Payload), "%q", p.Payload)
+	require.True(t, json.Valid(p.Payload), "%q", p.Payload)
+}

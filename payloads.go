@@ -29,7 +29,7 @@ func (u Usage) normalized() Usage {
 	return u
 }
 
-func (u *Usage) appendJSON(b []byte, err error) ([]byte, error) {
+func (u Usage) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
 	w.int("prompt_tokens", u.PromptTokens)
 	w.int("completion_tokens", u.CompletionTokens)
@@ -66,7 +66,7 @@ func (c Cost) normalized() Cost {
 	return c
 }
 
-func (c *Cost) appendJSON(b []byte, err error) ([]byte, error) {
+func (c Cost) appendJSON(b []byte, err error) ([]byte, error) {
 	n := c.normalized()
 	w := newObj(b)
 	if n.Prompt != 0 {

@@ -1,6 +1,7 @@
 package agenttrace
 
 import (
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -245,7 +246,7 @@ func (s *Span) SetResult(v any) {
 	enc := s.t.encode(v, s.typ, PayloadResult)
 	var u *Usage
 	var c *Cost
-	if uc, ok := v.(interface{ payloadUsage() (*Usage, *Cost) }); ok {
+	if uc, ok := v.(interface{ payloadUsage() (*Usage, *Cost) }); ok && !isNilPtr(v) {
 		u, c = uc.payloadUsage()
 	}
 	s.mu.Lock()
@@ -260,6 +261,7 @@ func (s *Span) SetResult(v any) {
 	}
 	if u != nil && s.usage == nil {
 		n := u.normalized()
+		n.Details = maps.Clone(n.Details)
 		s.usage = &n
 	}
 	if c != nil && s.cost == nil {

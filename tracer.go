@@ -377,8 +377,8 @@ func (t *Tracer) shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			left := 0
 			for _, q := range t.queues {
-				q.abort()
 				left += q.pending()
+				q.abort()
 			}
 			return fmt.Errorf("agenttrace: shutdown: %w (%d records not exported)", ctx.Err(), left)
 		}
