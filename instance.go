@@ -122,6 +122,14 @@ func (i *Instance) Fail(err error) {
 }
 
 func (i *Instance) finish(target Status, info *ErrorInfo, explicit bool) {
+	for k := range i.stripes {
+		i.stripes[k].end.Lock()
+	}
+	defer func() {
+		for k := range i.stripes {
+			i.stripes[k].end.Unlock()
+		}
+	}()
 	now := i.t.now()
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -277,7 +285,19 @@ type countStripe struct {
 	counts [StatusTerminated + 1]atomic.Int64
 	total  atomic.Int64
 	llm    atomic.Int64
-	_      [56]byte
+	// end is held by a span of this stripe from reading its end time
+	// through queuing its end record, and by the instance (all stripes)
+	// from reading its own end time through queuing its end. So a span
+	// that ended before its instance is queued before the instance's end.
+	end sync.Mutex
+	_   [48]byte
+}
+
+// endLock locks the end stripe of span id; see countStripe.end.
+func (i *Instance) endLock(id ID) *sync.Mutex {
+	m := &i.stripes[stripe(id)].end
+	m.Lock()
+	return m
 }
 
 // stripe picks a span's counter stripe from the random bits of its ID.

@@ -186,6 +186,7 @@ func (s *Span) Cancel(reason string) {
 	if s == nil {
 		return
 	}
+	defer s.inst.endLock(s.id).Unlock()
 	now := s.t.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -198,6 +199,7 @@ func (s *Span) Cancel(reason string) {
 }
 
 func (s *Span) finish(target Status, info *ErrorInfo, explicit bool) {
+	defer s.inst.endLock(s.id).Unlock()
 	now := s.t.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -444,4 +445,38 @@ func TestOrderingWithDropsConcurrentSafe(t *testing.T) {
 	require.Equal(t, e.Recorded, e.Exported+e.Coalesced+e.Failed+e.Dropped.Total())
 	require.EqualValues(t, len(rec.Records()), e.Exported)
 	require.Zero(t, e.Queued)
+}
+
+// Spans ending on one goroutine while another ends their instance: a span
+// that ended before the instance must be queued before the instance's end.
+func TestInstanceEndRacesSpanEnds(t *testing.T) {
+	runs := 300
+	if testing.Short() {
+		runs = 50
+	}
+	for i := range runs {
+		rec := agenttracetest.NewRecorder()
+		tr, err := agenttrace.New(agenttrace.WithExporter(rec), agenttrace.WithFlushInterval(time.Hour))
+		require.NoError(t, err)
+		ctx, inst := tr.StartInstance(context.Background())
+		spans := make([]*agenttrace.Span, 50)
+		for k := range spans {
+			_, spans[k] = tr.Start(ctx, "tool", nil)
+		}
+		require.NoError(t, tr.Flush(ctx)) // starts delivered, so the ends are not coalesced
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for _, s := range spans {
+				s.End()
+			}
+		}()
+		for !spans[10].Status().Finished() {
+			runtime.Gosched()
+		}
+		inst.End()
+		<-done
+		require.NoError(t, tr.Shutdown(context.Background()))
+		require.NoError(t, rec.CheckOrdering(), "run %d", i)
+	}
 }
