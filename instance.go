@@ -1,6 +1,7 @@
 package agenttrace
 
 import (
+	"context"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,9 @@ type Instance struct {
 
 	dropped atomic.Uint64 // as Span.dropped
 	ended   atomic.Bool   // status is final; read on the hot path
+
+	cancel     context.CancelCauseFunc // nil unless an exporter can terminate runs
+	terminated atomic.Pointer[TerminatedError]
 
 	mu      sync.Mutex
 	status  Status
@@ -141,6 +145,9 @@ func (i *Instance) finish(target Status, info *ErrorInfo, explicit bool) {
 	}
 	i.status = target
 	i.ended.Store(true)
+	if i.t.terminable {
+		i.t.live.remove(i.id)
+	}
 	i.endedAt = now
 	i.err = info
 	i.t.stats.instancesEnded.Add(1)

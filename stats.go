@@ -32,6 +32,9 @@ type Stats struct {
 	PayloadErrors uint64 `json:"payload_errors"`
 	// AfterShutdown counts recording calls made after Shutdown.
 	AfterShutdown uint64 `json:"after_shutdown"`
+	// InstancesTerminated counts instances the backend terminated (see
+	// Terminator).
+	InstancesTerminated uint64 `json:"instances_terminated,omitempty"`
 
 	// The sums over all exporters of the fields of ExporterStats.
 	Recorded  uint64     `json:"recorded"`
@@ -109,15 +112,16 @@ func (t *Tracer) Stats() Stats {
 	}
 	started, ended := t.stats.spanCounts()
 	s := Stats{
-		SpansStarted:       started,
-		SpansEnded:         ended,
-		InstancesStarted:   t.stats.instancesStarted.Load(),
-		InstancesEnded:     t.stats.instancesEnded.Load(),
-		IllegalTransitions: t.stats.illegal.Load(),
-		UnknownSpanTypes:   t.stats.unknownTypes.Load(),
-		PayloadsTruncated:  t.stats.truncated.Load(),
-		PayloadErrors:      t.stats.payloadErrors.Load(),
-		AfterShutdown:      t.stats.afterShutdown.Load(),
+		SpansStarted:        started,
+		SpansEnded:          ended,
+		InstancesStarted:    t.stats.instancesStarted.Load(),
+		InstancesEnded:      t.stats.instancesEnded.Load(),
+		IllegalTransitions:  t.stats.illegal.Load(),
+		UnknownSpanTypes:    t.stats.unknownTypes.Load(),
+		PayloadsTruncated:   t.stats.truncated.Load(),
+		PayloadErrors:       t.stats.payloadErrors.Load(),
+		AfterShutdown:       t.stats.afterShutdown.Load(),
+		InstancesTerminated: t.stats.instancesTerminated.Load(),
 	}
 	for _, q := range t.queues {
 		e := q.stats()

@@ -25,6 +25,9 @@ type Tracer struct {
 
 	defMu sync.Mutex
 	def   atomic.Pointer[Instance]
+
+	terminable bool // an exporter is a Terminator
+	live       liveInstances
 }
 
 type tracerCounters struct {
@@ -33,6 +36,7 @@ type tracerCounters struct {
 	illegal, unknownTypes            atomic.Uint64
 	truncated, payloadErrors         atomic.Uint64
 	afterShutdown                    atomic.Uint64
+	instancesTerminated              atomic.Uint64
 }
 
 // spanStripe is one cache line of the tracer's span counters.
@@ -103,6 +107,10 @@ func New(opts ...Option) (*Tracer, error) {
 	}
 	for i, e := range cfg.exporters {
 		t.queues = append(t.queues, newQueue(t, i, e))
+		if term, ok := e.(Terminator); ok {
+			t.terminable = true
+			term.SetTerminate(t.terminate)
+		}
 	}
 	for _, q := range t.queues {
 		go q.run()
@@ -231,6 +239,15 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 // StartInstance starts an instance (one agent run) and returns a context
 // carrying it: spans started from that context join it. End or Fail it when
 // the run is over.
+//
+// When an exporter can terminate runs (a Terminator, such as the Prefactor
+// exporter), the returned context is also cancelled if the backend
+// terminates the run, with a *TerminatedError cause:
+// errors.Is(context.Cause(ctx), ErrTerminated) reports it. Ending the
+// instance does not cancel the context, so code that goes on using it after
+// End is unaffected; like any cancellable child context that is never
+// cancelled, it stays registered with a cancellable parent until that
+// parent is done.
 func (t *Tracer) StartInstance(ctx context.Context, opts ...InstanceOption) (context.Context, *Instance) {
 	if ctx == nil {
 		ctx = context.Background()
@@ -242,11 +259,12 @@ func (t *Tracer) StartInstance(ctx context.Context, opts ...InstanceOption) (con
 		t.stats.afterShutdown.Add(1)
 		return ctx, nil
 	}
-	inst := t.newInstance(false, opts)
+	ctx, cancel := t.instanceContext(ctx)
+	inst := t.newInstance(false, opts, cancel)
 	return context.WithValue(ctx, ctxKey{}, inst), inst
 }
 
-func (t *Tracer) newInstance(def bool, opts []InstanceOption) *Instance {
+func (t *Tracer) newInstance(def bool, opts []InstanceOption, cancel context.CancelCauseFunc) *Instance {
 	d := InstanceData{Agent: t.cfg.agent, Schema: t.schema, Purpose: PurposeLive, Default: def}
 	for _, o := range opts {
 		if o != nil {
@@ -258,7 +276,10 @@ func (t *Tracer) newInstance(def bool, opts []InstanceOption) *Instance {
 	}
 	d.ID = newID(d.StartedAt)
 	d.Status = StatusActive
-	inst := &Instance{t: t, id: d.ID, base: d, status: StatusActive}
+	inst := &Instance{t: t, id: d.ID, base: d, status: StatusActive, cancel: cancel}
+	if t.terminable {
+		t.live.add(inst)
+	}
 	t.stats.instancesStarted.Add(1)
 	inst.mu.Lock()
 	snap := d
@@ -286,7 +307,7 @@ func (t *Tracer) defaultInstance() *Instance {
 	if d != nil {
 		d.End()
 	}
-	d = t.newInstance(true, nil)
+	d = t.newInstance(true, nil, nil)
 	t.def.Store(d)
 	return d
 }
