@@ -2,6 +2,7 @@ package agenttrace
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -494,12 +495,17 @@ func (q *queue) exportAll() error {
 			q.count(DropShutdown, len(batch))
 		default:
 			if err := q.export(batch); err != nil {
-				q.failed.Add(uint64(len(batch)))
+				lost := batch
+				if failed, ok := partialFailures(err, batch); ok {
+					lost = failed
+				}
+				q.failed.Add(uint64(len(lost)))
+				q.exported.Add(uint64(len(batch) - len(lost)))
 				q.lastErr.Store(&exportErr{err: err, at: q.t.now()})
 				if firstErr == nil {
 					firstErr = err
 				}
-				q.markLost(batch)
+				q.markLost(lost)
 			} else {
 				q.exported.Add(uint64(len(batch)))
 			}
@@ -518,6 +524,25 @@ func (q *queue) count(r DropReason, n int) {
 	sh.mu.Lock()
 	sh.dropped[r] += uint64(n)
 	sh.mu.Unlock()
+}
+
+// partialFailures returns the records of batch that a *PartialError names
+// (each once, ignoring bad indexes), and whether err is one.
+func partialFailures(err error, batch []Record) ([]Record, bool) {
+	var pe *PartialError
+	if !errors.As(err, &pe) {
+		return nil, false
+	}
+	seen := make(map[int]bool, len(pe.Failed))
+	var out []Record
+	for _, i := range pe.Failed {
+		if i < 0 || i >= len(batch) || seen[i] {
+			continue
+		}
+		seen[i] = true
+		out = append(out, batch[i])
+	}
+	return out, true
 }
 
 // markLost marks the spans and instances whose first record was in a batch

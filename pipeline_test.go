@@ -313,3 +313,57 @@ func TestExportErrorDoesNotPoisonLaterRecords(t *testing.T) {
 	require.Len(t, rec.Spans(), 1, "the span started after the failure arrives, in a new default instance")
 	require.NotEqual(t, lost.Instance().ID(), rec.Spans()[0].InstanceID)
 }
+
+// partialExporter fails the records of spans named "bad".
+type partialExporter struct {
+	mu   sync.Mutex
+	recs []agenttrace.Record
+}
+
+func (p *partialExporter) Export(_ context.Context, recs []agenttrace.Record) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var failed []int
+	for i, r := range recs {
+		if r.Span.Name == "bad" {
+			failed = append(failed, i, i, -1, len(recs)) // duplicates and bad indexes are ignored
+			continue
+		}
+		p.recs = append(p.recs, r)
+	}
+	if failed == nil {
+		return nil
+	}
+	return &agenttrace.PartialError{Failed: failed, Err: errors.New("rejected")}
+}
+
+func (p *partialExporter) Shutdown(context.Context) error { return nil }
+
+func TestPartialExportFailure(t *testing.T) {
+	pe := &partialExporter{}
+	tr, err := agenttrace.New(agenttrace.WithExporter(pe), agenttrace.WithFlushInterval(time.Hour))
+	require.NoError(t, err)
+	ctx, inst := tr.StartInstance(context.Background())
+	_, good := tr.Start(ctx, "tool", nil)
+	badCtx, bad := tr.Start(ctx, "tool", nil, agenttrace.WithName("bad"))
+	_, child := tr.Start(badCtx, "tool", nil)
+	err = tr.Flush(context.Background())
+	var partial *agenttrace.PartialError
+	require.ErrorAs(t, err, &partial)
+	require.ErrorContains(t, err, "rejected")
+	good.End()
+	bad.End()
+	child.End()
+	inst.End()
+	require.NoError(t, tr.Shutdown(context.Background()))
+
+	st := tr.Stats().Exporters[0]
+	require.EqualValues(t, 1, st.Failed, "only the bad span's start failed")
+	require.EqualValues(t, 1, st.Dropped.Orphaned, "the bad span's end")
+	require.Equal(t, st.Recorded, st.Exported+st.Coalesced+st.Failed+st.Dropped.Total())
+	for _, r := range pe.recs {
+		require.NotEqual(t, bad.ID(), r.Span.ID)
+	}
+	// The child's start was accepted with the batch, so its end follows.
+	require.Len(t, pe.recs, 6, "instance, good and child: start and end each")
+}

@@ -67,6 +67,29 @@ type Exporter interface {
 	Shutdown(ctx context.Context) error
 }
 
+// PartialError is returned by an Export that delivered some records of its
+// batch and not others. Failed holds the indexes, within the batch, of the
+// records not delivered: only those are counted as failed (Stats.Failed),
+// and only their spans and instances are treated as lost (their later
+// records and their children are not offered to the exporter again). Any
+// other error fails the whole batch.
+type PartialError struct {
+	Failed []int
+	Err    error
+}
+
+// Error implements error.
+func (e *PartialError) Error() string {
+	msg := "<nil>"
+	if e.Err != nil {
+		msg = e.Err.Error()
+	}
+	return fmt.Sprintf("%d records not exported: %s", len(e.Failed), msg)
+}
+
+// Unwrap returns Err.
+func (e *PartialError) Unwrap() error { return e.Err }
+
 // ErrShutdown is returned by Flush after Shutdown.
 var ErrShutdown = errors.New("agenttrace: tracer is shut down")
 
