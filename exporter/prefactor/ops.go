@@ -1,0 +1,356 @@
+package prefactor
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/agenttrace/agenttrace"
+)
+
+type opKind uint8
+
+const (
+	opRegister opKind = iota
+	opStartInstance
+	opFinishInstance
+	opCreateSpan
+	opFinishSpan
+)
+
+// bulkType is the bulk endpoint's _type of each operation.
+var bulkType = [...]string{
+	opRegister:       "agent_instances/register",
+	opStartInstance:  "agent_instances/start",
+	opFinishInstance: "agent_instances/finish",
+	opCreateSpan:     "agent_spans/create",
+	opFinishSpan:     "agent_spans/finish",
+}
+
+// keyPrefix makes idempotency keys: prefix + the ULID of the instance or
+// span. A key is the same on every attempt of its operation, and every
+// operation has its own.
+var keyPrefix = [...]string{
+	opRegister:       "ir-",
+	opStartInstance:  "is-",
+	opFinishInstance: "if-",
+	opCreateSpan:     "sc-",
+	opFinishSpan:     "sf-",
+}
+
+// op is one API operation.
+type op struct {
+	kind opKind
+	rec  int // index of its record in the batch; -1 if it has none there
+	inst agenttrace.ID
+	span agenttrace.ID // span ops
+	// pendingCreate marks the create of a span that is then finished as
+	// cancelled (its key differs from an ordinary create's).
+	pendingCreate bool
+	status        string
+	idata         *agenttrace.InstanceData
+	sdata         *agenttrace.SpanData
+	tries         int // not_found retries
+}
+
+func (o *op) key() string {
+	id := o.inst
+	if o.kind >= opCreateSpan {
+		id = o.span
+	}
+	k := keyPrefix[o.kind]
+	if o.pendingCreate {
+		k = "sp-"
+	}
+	return k + id.String()
+}
+
+// name is the operation for errors and stats.
+func (o *op) name() string { return bulkType[o.kind] }
+
+// path returns the single-request path.
+func (o *op) path(e *Exporter) string {
+	switch o.kind {
+	case opRegister:
+		return "/api/v1/agent_instance/register"
+	case opStartInstance:
+		return "/api/v1/agent_instance/" + e.instanceID(o.inst) + "/start"
+	case opFinishInstance:
+		return "/api/v1/agent_instance/" + e.instanceID(o.inst) + "/finish"
+	case opCreateSpan:
+		return "/api/v1/agent_spans"
+	default:
+		return "/api/v1/agent_spans/" + e.spanID(o.span) + "/finish"
+	}
+}
+
+// fields appends the operation's body fields, without braces and without
+// the idempotency key. For bulk items it adds the path's ID.
+func (o *op) fields(e *Exporter, b []byte, bulk bool) []byte {
+	w := fieldWriter{b: b}
+	switch o.kind {
+	case opRegister:
+		d := o.idata
+		if e.partitionKnown() {
+			w.str("id", e.instanceID(o.inst))
+		}
+		agentID := e.cfg.agentID
+		if agentID == "" && ValidPFID(d.Agent.ID) {
+			agentID = d.Agent.ID
+		}
+		if agentID != "" {
+			w.str("agent_id", agentID)
+		}
+		if e.cfg.envID != "" {
+			w.str("environment_id", e.cfg.envID)
+		}
+		name, version := e.agentVersion(d.Agent)
+		w.key("agent_version")
+		w.b = append(w.b, '{')
+		inner := fieldWriter{b: w.b}
+		inner.str("external_identifier", version)
+		inner.str("name", name)
+		w.b = append(inner.b, '}')
+		if d.Schema != nil {
+			w.key("agent_schema_version")
+			w.b = append(w.b, e.schemaJSON(d.Schema)...)
+		}
+		if d.Purpose != "" {
+			w.str("purpose", string(d.Purpose))
+		}
+		w.key("update_current_version")
+		w.b = strconv.AppendBool(w.b, !e.cfg.noUpdateVersion)
+	case opStartInstance:
+		if bulk {
+			w.str("agent_instance_id", e.instanceID(o.inst))
+		}
+		w.time("timestamp", o.idata.StartedAt)
+	case opFinishInstance:
+		if bulk {
+			w.str("agent_instance_id", e.instanceID(o.inst))
+		}
+		w.str("status", o.status)
+		w.time("timestamp", o.idata.EndedAt)
+	case opCreateSpan:
+		d := o.sdata
+		w.key("details")
+		w.b = append(w.b, '{')
+		in := fieldWriter{b: w.b}
+		in.str("id", e.spanID(o.span))
+		in.str("agent_instance_id", e.instanceID(o.inst))
+		in.str("schema_name", d.Type)
+		in.str("status", o.status)
+		in.key("payload")
+		in.b = appendObject(in.b, d.Payload, d, false)
+		in.key("parent_span_id")
+		if d.ParentID.IsZero() {
+			in.b = append(in.b, "null"...)
+		} else {
+			in.b = appendString(in.b, e.spanID(d.ParentID))
+		}
+		switch o.status {
+		case "pending":
+		case "active":
+			in.time("started_at", startedAt(d))
+		default:
+			in.time("started_at", startedAt(d))
+			in.time("finished_at", d.EndedAt)
+			in.key("result_payload")
+			in.b = appendObject(in.b, d.Result, d, true)
+		}
+		if d.Sensitive != nil {
+			in.key("sensitive_encoding")
+			in.b = strconv.AppendBool(in.b, *d.Sensitive)
+		}
+		w.b = append(in.b, '}')
+	case opFinishSpan:
+		d := o.sdata
+		if bulk {
+			w.str("agent_span_id", e.spanID(o.span))
+		}
+		w.time("timestamp", d.EndedAt)
+		w.str("status", o.status)
+		w.key("result_payload")
+		w.b = appendObject(w.b, d.Result, d, true)
+		if d.Sensitive != nil {
+			w.key("sensitive_encoding")
+			w.b = strconv.AppendBool(w.b, *d.Sensitive)
+		}
+	}
+	return w.b
+}
+
+// startedAt is when the span became active, or when it was created if it
+// never did.
+func startedAt(d *agenttrace.SpanData) time.Time {
+	if d.StartedAt.IsZero() {
+		return d.CreatedAt
+	}
+	return d.StartedAt
+}
+
+// single returns the body of the operation's own request.
+func (o *op) single(e *Exporter) []byte {
+	b := append(make([]byte, 0, 256+len(o.payloadSize())), '{')
+	b = o.fields(e, b, false)
+	if len(b) > 1 {
+		b = append(b, ',')
+	}
+	b = append(b, `"idempotency_key":`...)
+	b = appendString(b, o.key())
+	return append(b, '}')
+}
+
+// item appends the operation as a bulk item.
+func (o *op) item(e *Exporter, b []byte) []byte {
+	b = append(b, `{"_type":`...)
+	b = appendString(b, bulkType[o.kind])
+	b = append(b, `,"idempotency_key":`...)
+	b = appendString(b, o.key())
+	n := len(b)
+	b = append(b, ',')
+	if b2 := o.fields(e, b, true); len(b2) > n+1 {
+		b = b2
+	} else {
+		b = b[:n]
+	}
+	return append(b, '}')
+}
+
+// payloadSize is a rough size hint for buffers.
+func (o *op) payloadSize() []byte {
+	if o.sdata == nil {
+		return nil
+	}
+	if len(o.sdata.Payload) > len(o.sdata.Result) {
+		return o.sdata.Payload
+	}
+	return o.sdata.Result
+}
+
+// appendObject appends a payload object, {} if there is none. For a
+// result it adds what the span carries beside it, unless the object has
+// those keys already: "error" ({error_type, message}) for a failed or
+// cancelled span, "token_usage" and "cost".
+func appendObject(b []byte, obj json.RawMessage, d *agenttrace.SpanData, result bool) []byte {
+	obj = bytes.TrimSpace(obj)
+	if len(obj) < 2 || obj[0] != '{' {
+		obj = json.RawMessage("{}")
+	}
+	if !result {
+		return append(b, obj...)
+	}
+	var extra []byte
+	add := func(key string, v any) {
+		if v == nil || bytes.Contains(obj, []byte(`"`+key+`"`)) {
+			return
+		}
+		enc, err := json.Marshal(v)
+		if err != nil {
+			return
+		}
+		if len(extra) > 0 {
+			extra = append(extra, ',')
+		}
+		extra = appendString(extra, key)
+		extra = append(extra, ':')
+		extra = append(extra, enc...)
+	}
+	if d.Error != nil {
+		add("error", d.Error)
+	}
+	if d.Usage != nil && !bytes.Contains(obj, []byte(`"token_usage"`)) {
+		add("token_usage", d.Usage)
+	}
+	if d.Cost != nil {
+		add("cost", d.Cost)
+	}
+	if len(extra) == 0 {
+		return append(b, obj...)
+	}
+	b = append(b, '{')
+	b = append(b, extra...)
+	if rest := bytes.TrimSpace(obj[1 : len(obj)-1]); len(rest) > 0 {
+		b = append(b, ',')
+		b = append(b, rest...)
+	}
+	return append(b, '}')
+}
+
+// fieldWriter appends "key":value pairs separated by commas.
+type fieldWriter struct {
+	b []byte
+	n int
+}
+
+func (w *fieldWriter) key(k string) {
+	if w.n > 0 {
+		w.b = append(w.b, ',')
+	}
+	w.n++
+	w.b = appendString(w.b, k)
+	w.b = append(w.b, ':')
+}
+
+func (w *fieldWriter) str(k, v string) {
+	w.key(k)
+	w.b = appendString(w.b, v)
+}
+
+// time writes a UTC timestamp with milliseconds, or null if t is zero.
+func (w *fieldWriter) time(k string, t time.Time) {
+	w.key(k)
+	if t.IsZero() {
+		w.b = append(w.b, "null"...)
+		return
+	}
+	w.b = append(w.b, '"')
+	w.b = t.UTC().AppendFormat(w.b, "2006-01-02T15:04:05.000Z")
+	w.b = append(w.b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string, replacing invalid UTF-8.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, "\ufffd"...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,240 @@
+package prefactor
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/agenttrace/agenttrace"
+)
+
+// opResult is the outcome of one operation the API answered: err is nil
+// when accepted, an *APIError when refused for good.
+type opResult struct {
+	op  *op
+	err error
+}
+
+// maxNotFound bounds the retries of a 404 on register, start or finish of
+// an instance (the API may not see a just-registered instance yet).
+const maxNotFound = 3
+
+// send sends chunk: as a bulk request when bulk is on and the chunk has
+// more than one operation, else the first operation alone. It returns the
+// results of the operations answered, a prefix of chunk (possibly empty:
+// the caller sends the rest again), and an error when the next operation
+// cannot be sent (gave up, or the token was rejected).
+func (e *Exporter) send(ctx context.Context, chunk []*op) ([]opResult, error) {
+	if len(chunk) > 1 && !e.noBulk.Load() {
+		return e.sendBulk(ctx, chunk)
+	}
+	return e.sendSingle(ctx, chunk[0])
+}
+
+func (e *Exporter) sendSingle(ctx context.Context, o *op) ([]opResult, error) {
+	resp, err := e.do(ctx, http.MethodPost, o.path(e), o.single(e))
+	if err != nil {
+		return nil, err
+	}
+	env, _ := decodeEnvelope(resp.body)
+	if resp.status < 300 {
+		e.accept(o, &env)
+		return []opResult{{op: o}}, nil
+	}
+	return e.judge(ctx, o, &env, resp.status)
+}
+
+// judge decides about a refusal: a finish that conflicts is a success, a
+// 404 on an instance operation is retried a few times, anything else is
+// refused for good.
+func (e *Exporter) judge(ctx context.Context, o *op, env *envelope, status int) ([]opResult, error) {
+	conflict := status == http.StatusConflict || (status == 0 && env.Code == "invalid_action")
+	switch {
+	case conflict && o.kind == opFinishInstance,
+		conflict && o.kind == opFinishSpan && (env.Code == "invalid_action" || env.Code == ""):
+		e.accept(o, env)
+		return []opResult{{op: o}}, nil
+	case o.kind <= opFinishInstance && o.tries < maxNotFound &&
+		(status == http.StatusNotFound || (status == 0 && env.Code == "not_found")):
+		o.tries++
+		e.stats.retries.Add(1)
+		if err := sleep(ctx, e.backoff(o.tries-1)); err != nil {
+			return nil, err
+		}
+		return nil, nil // sent again by the caller
+	}
+	return []opResult{{op: o, err: &APIError{Op: o.name(), Status: status, Code: env.Code, Message: clipMsg(env.Message)}}}, nil
+}
+
+func clipMsg(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "..."
+	}
+	return s
+}
+
+// accept records what an accepted operation's answer says: the ID the
+// server chose, and a termination signal.
+func (e *Exporter) accept(o *op, env *envelope) {
+	e.stats.sent.Add(1)
+	switch o.kind {
+	case opRegister:
+		if d := env.details(); d.ID != "" {
+			e.learnID(o.inst, d.ID)
+		}
+	case opCreateSpan, opFinishSpan:
+		if o.kind == opCreateSpan {
+			if d := env.details(); d.ID != "" {
+				e.learnID(o.span, d.ID)
+			}
+		}
+		if reason, ok := env.terminate(); ok {
+			e.terminate(o.inst, reason)
+		}
+	}
+}
+
+// terminate cancels the instance's context, once.
+func (e *Exporter) terminate(inst agenttrace.ID, reason string) {
+	e.mu.Lock()
+	delete(e.running, inst)
+	e.mu.Unlock()
+	if e.terminateFn != nil && e.terminateFn(inst, reason) {
+		e.stats.terminations.Add(1)
+		e.cfg.logger.Info("prefactor: instance terminated by the API", slog.String("instance", inst.String()),
+			slog.String("reason", reason))
+	}
+}
+
+func (e *Exporter) sendBulk(ctx context.Context, chunk []*op) ([]opResult, error) {
+	body := append(make([]byte, 0, 1024*len(chunk)), `{"items":[`...)
+	for i, o := range chunk {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = o.item(e, body)
+	}
+	body = append(body, "]}"...)
+	e.stats.bulkRequests.Add(1)
+	resp, err := e.do(ctx, http.MethodPost, "/api/v1/bulk", body)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case resp.status == http.StatusNotFound || resp.status == http.StatusMethodNotAllowed || resp.status == http.StatusNotImplemented:
+		if e.cfg.mode == ModeAuto {
+			if e.noBulk.CompareAndSwap(false, true) {
+				e.cfg.logger.Info("prefactor: the API has no bulk endpoint; sending single requests")
+			}
+		}
+		return e.sendSingle(ctx, chunk[0])
+	case resp.status >= 300:
+		// The request as a whole was refused: find the culprit one by one.
+		return e.sendEach(ctx, chunk)
+	}
+	env, _ := decodeEnvelope(resp.body)
+	var out []opResult
+	for i, o := range chunk {
+		raw, ok := env.Outputs[o.key()]
+		if !ok {
+			if i == 0 {
+				return e.sendEach(ctx, chunk[:1]) // an answer without our item
+			}
+			return out, nil // not processed after an earlier error: sent again
+		}
+		item, valid := decodeEnvelope(raw)
+		if valid && item.Status == "success" {
+			e.accept(o, &item)
+			out = append(out, opResult{op: o})
+			continue
+		}
+		if !valid {
+			item = envelope{Code: "unknown", Message: "unreadable bulk output"}
+		}
+		res, err := e.judge(ctx, o, &item, 0)
+		out = append(out, res...)
+		if err != nil || len(res) == 0 {
+			return out, err
+		}
+		if res[0].err == nil {
+			continue // a finish that was finished already
+		}
+		return out, nil // processing stopped at this error
+	}
+	return out, nil
+}
+
+// sendEach sends operations one by one.
+func (e *Exporter) sendEach(ctx context.Context, chunk []*op) ([]opResult, error) {
+	var out []opResult
+	for _, o := range chunk {
+		res, err := e.sendSingle(ctx, o)
+		out = append(out, res...)
+		if err != nil || len(res) == 0 {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// startPoll starts the termination poll on the first export.
+func (e *Exporter) startPoll() {
+	if e.cfg.pollInterval < 0 || e.terminateFn == nil {
+		return
+	}
+	e.pollOnce.Do(func() { go e.poll() })
+}
+
+// poll asks the API, every poll interval, whether running instances were
+// terminated.
+func (e *Exporter) poll() {
+	defer close(e.pollDone)
+	t := time.NewTicker(e.cfg.pollInterval)
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-e.pollStop
+		cancel()
+	}()
+	for {
+		select {
+		case <-e.pollStop:
+			return
+		case <-t.C:
+		}
+		if e.stoppedErr() != nil || e.breaker.isOpen() {
+			continue
+		}
+		e.mu.Lock()
+		ids := make([]agenttrace.ID, 0, len(e.running))
+		for id := range e.running {
+			ids = append(ids, id)
+		}
+		e.mu.Unlock()
+		for _, id := range ids {
+			if ctx.Err() != nil {
+				return
+			}
+			e.stats.polls.Add(1)
+			resp, err := e.attempt(ctx, http.MethodGet, "/api/v1/agent_instance/"+e.instanceID(id), nil)
+			if err != nil || resp.status != http.StatusOK {
+				e.stats.pollFails.Add(1)
+				continue
+			}
+			env, ok := decodeEnvelope(resp.body)
+			if !ok {
+				e.stats.pollFails.Add(1)
+				continue
+			}
+			if d := env.details(); d.Status == "terminated" {
+				reason := ""
+				if d.TerminationReason != nil {
+					reason = *d.TerminationReason
+				}
+				e.terminate(id, reason)
+			}
+		}
+	}
+}
