@@ -9,9 +9,12 @@
 //
 // AGENTTRACE_EXPORTER holds one name or a comma-separated list of names:
 //
-//	stdout  a tree per instance on standard output (the default when unset)
-//	jsonl   one JSON object per record on standard output
-//	none    no exporter: records are counted (Tracer.Stats) and discarded
+//	stdout     a tree per instance on standard output (the default when
+//	           unset and PREFACTOR_API_TOKEN is not set)
+//	jsonl      one JSON object per record on standard output
+//	prefactor  the Prefactor API, configured by the PREFACTOR_* variables
+//	           (the default when unset and PREFACTOR_API_TOKEN is set)
+//	none       no exporter: records are counted (Tracer.Stats) and discarded
 //
 // Names are case-insensitive; "none" cannot be combined with another name.
 // The tree is colored when standard output is a terminal and NO_COLOR is
@@ -27,6 +30,7 @@ import (
 	"strings"
 
 	"github.com/agenttrace/agenttrace"
+	"github.com/agenttrace/agenttrace/exporter/prefactor"
 	"github.com/agenttrace/agenttrace/exporter/stdout"
 )
 
@@ -38,10 +42,11 @@ const EnvExporter = "AGENTTRACE_EXPORTER"
 var ErrUnknownExporter = errors.New("autoexport: unknown exporter")
 
 // known lists the names AGENTTRACE_EXPORTER accepts.
-var known = []string{"stdout", "jsonl", "none"}
+var known = []string{"stdout", "jsonl", "prefactor", "none"}
 
 type config struct {
-	w io.Writer
+	w        io.Writer
+	prefOpts []prefactor.Option
 }
 
 // Option configures FromEnv.
@@ -51,6 +56,12 @@ type Option func(*config)
 // os.Stdout (for tests, or to keep traces apart from a program's output).
 // Output is colored only when it goes to os.Stdout.
 func WithStdout(w io.Writer) Option { return func(c *config) { c.w = w } }
+
+// WithPrefactor adds options for the Prefactor exporter, after the
+// PREFACTOR_* variables (so they win).
+func WithPrefactor(opts ...prefactor.Option) Option {
+	return func(c *config) { c.prefOpts = append(c.prefOpts, opts...) }
+}
 
 // FromEnv returns the exporters the environment selects, in order, and a
 // one-line description of them for a startup log line. An unknown name in
@@ -72,11 +83,6 @@ func FromEnv(opts ...Option) ([]agenttrace.Exporter, string, error) {
 		descs []string
 	)
 	// To add an exporter: a name in known and a case here.
-	//
-	// ── Prefactor: NOT IMPLEMENTED YET ─────────────────────────────────
-	// A later change adds `case "prefactor":` here, building
-	// exporter/prefactor from the PREFACTOR_* variables, and makes it the
-	// default in defaultNames when PREFACTOR_API_TOKEN is set.
 	for _, name := range names {
 		switch name {
 		case "stdout":
@@ -89,6 +95,13 @@ func FromEnv(opts ...Option) ([]agenttrace.Exporter, string, error) {
 		case "jsonl":
 			exps = append(exps, stdout.New(stdout.WithWriter(c.w), stdout.WithJSONLines()))
 			descs = append(descs, "stdout (JSON lines)")
+		case "prefactor":
+			exp, err := prefactor.New(c.prefOpts...)
+			if err != nil {
+				return nil, "", fmt.Errorf("autoexport: %w", err)
+			}
+			exps = append(exps, exp)
+			descs = append(descs, exp.String())
 		case "none":
 			descs = append(descs, "none (records are counted and discarded)")
 		}
@@ -127,10 +140,9 @@ func selected() ([]string, error) {
 
 // defaultNames is what an unset AGENTTRACE_EXPORTER selects.
 func defaultNames() []string {
-	// ── Prefactor: NOT IMPLEMENTED YET ─────────────────────────────────
-	// When the Prefactor exporter exists, PREFACTOR_API_TOKEN being set
-	// will select it here. Until then the PREFACTOR_* variables are
-	// ignored.
+	if strings.TrimSpace(os.Getenv(prefactor.EnvAPIToken)) != "" {
+		return []string{"prefactor"}
+	}
 	return []string{"stdout"}
 }
 

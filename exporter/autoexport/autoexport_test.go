@@ -11,6 +11,7 @@ import (
 
 	"github.com/agenttrace/agenttrace"
 	"github.com/agenttrace/agenttrace/exporter/autoexport"
+	"github.com/agenttrace/agenttrace/exporter/prefactor"
 	"github.com/agenttrace/agenttrace/exporter/stdout"
 )
 
@@ -23,6 +24,7 @@ const (
 )
 
 func TestFromEnvUnset(t *testing.T) {
+	t.Setenv(prefactor.EnvAPIToken, "")
 	t.Setenv(autoexport.EnvExporter, "") // restored after the test
 	require.NoError(t, os.Unsetenv(autoexport.EnvExporter))
 	exps, desc, err := autoexport.FromEnv()
@@ -33,6 +35,7 @@ func TestFromEnvUnset(t *testing.T) {
 }
 
 func TestFromEnv(t *testing.T) {
+	t.Setenv(prefactor.EnvAPIToken, "")
 	for _, tc := range []struct {
 		value string
 		n     int
@@ -64,7 +67,7 @@ func TestFromEnvErrors(t *testing.T) {
 	exps, desc, err := autoexport.FromEnv()
 	require.ErrorIs(t, err, autoexport.ErrUnknownExporter)
 	require.EqualError(t, err,
-		`autoexport: unknown exporter "kafka" in AGENTTRACE_EXPORTER="kafka" (want one or more of stdout, jsonl, none)`)
+		`autoexport: unknown exporter "kafka" in AGENTTRACE_EXPORTER="kafka" (want one or more of stdout, jsonl, prefactor, none)`)
 	require.Nil(t, exps)
 	require.Empty(t, desc)
 
@@ -97,4 +100,33 @@ func TestWithStdout(t *testing.T) {
 			require.NotContains(t, buf.String(), "\x1b[", "no colors outside a terminal")
 		})
 	}
+}
+
+func TestFromEnvPrefactor(t *testing.T) {
+	const secret = "pf-secret-token-value"
+	t.Setenv(autoexport.EnvExporter, "")
+	t.Setenv(prefactor.EnvAPIToken, secret)
+	t.Setenv(prefactor.EnvAPIURL, "http://127.0.0.1:1")
+	exps, desc, err := autoexport.FromEnv()
+	require.NoError(t, err)
+	require.Len(t, exps, 1, "a token selects the Prefactor exporter")
+	require.IsType(t, &prefactor.Exporter{}, exps[0])
+	require.Contains(t, desc, "prefactor exporter (http://127.0.0.1:1")
+	require.NotContains(t, desc, secret)
+	require.NoError(t, exps[0].Shutdown(context.Background()))
+
+	t.Setenv(autoexport.EnvExporter, "prefactor,stdout")
+	exps, _, err = autoexport.FromEnv(autoexport.WithPrefactor(prefactor.WithMode(prefactor.ModeSingle)))
+	require.NoError(t, err)
+	require.Len(t, exps, 2)
+
+	t.Setenv(prefactor.EnvAPIURL, "not a url")
+	_, _, err = autoexport.FromEnv()
+	require.ErrorIs(t, err, prefactor.ErrConfig)
+	require.NotContains(t, err.Error(), secret)
+
+	t.Setenv(prefactor.EnvAPIToken, "")
+	t.Setenv(autoexport.EnvExporter, "prefactor")
+	_, _, err = autoexport.FromEnv()
+	require.ErrorIs(t, err, prefactor.ErrConfig)
 }
