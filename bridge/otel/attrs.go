@@ -1,0 +1,528 @@
+package otelbridge
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/agenttrace/agenttrace"
+	"go.opentelemetry.io/otel/attribute"
+)
+
+// spanClass is the GenAI mapping a span type gets.
+type spanClass uint8
+
+const (
+	classOther spanClass = iota
+	classLLM
+	classTool
+	classAgent
+)
+
+// classify maps a schema name to its class: "llm", "tool" and "agent", and
+// namespaced "<ns>:llm" and so on, as the root package counts LLM calls.
+func classify(spanType string) spanClass {
+	name := spanType
+	if i := strings.LastIndexByte(name, ':'); i >= 0 {
+		name = name[i+1:]
+	}
+	switch name {
+	case agenttrace.TypeLLM:
+		return classLLM
+	case agenttrace.TypeTool:
+		return classTool
+	case agenttrace.TypeAgent:
+		return classAgent
+	}
+	return classOther
+}
+
+// attrs collects attributes within the configured limits.
+type attrs struct {
+	kv        []attribute.KeyValue
+	maxLen    int
+	flatLeft  int // flattened payload attributes still allowed
+	truncated []string
+}
+
+func (a *attrs) str(k attribute.Key, v string) {
+	if v == "" {
+		return
+	}
+	if len(v) > a.maxLen {
+		v = cutUTF8(v, a.maxLen)
+		a.truncated = append(a.truncated, string(k))
+	}
+	a.kv = append(a.kv, k.String(v))
+}
+
+func (a *attrs) json(k attribute.Key, v []byte) {
+	if len(v) == 0 || string(v) == "null" {
+		return
+	}
+	a.str(k, string(v))
+}
+
+func (a *attrs) int(k attribute.Key, v int64) { a.kv = append(a.kv, k.Int64(v)) }
+
+func (a *attrs) float(k attribute.Key, v float64) { a.kv = append(a.kv, k.Float64(v)) }
+
+func (a *attrs) boolean(k attribute.Key, v bool) { a.kv = append(a.kv, k.Bool(v)) }
+
+// finish adds agenttrace.truncated if anything was cut or left out.
+func (a *attrs) finish() []attribute.KeyValue {
+	if len(a.truncated) > 0 {
+		a.kv = append(a.kv, KeyTruncated.StringSlice(a.truncated))
+		a.truncated = nil
+	}
+	return a.kv
+}
+
+// cutUTF8 returns at most n bytes of s, cut on a rune boundary.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// usage adds token usage.
+func (a *attrs) usage(u *agenttrace.Usage) {
+	if u == nil {
+		return
+	}
+	a.int(KeyUsageInputTokens, u.PromptTokens)
+	a.int(KeyUsageOutputTokens, u.CompletionTokens)
+	total := u.TotalTokens
+	if total == 0 {
+		total = u.PromptTokens + u.CompletionTokens
+	}
+	a.int(KeyTotalTokens, total)
+	for _, k := range sortedKeys(u.Details) {
+		v := u.Details[k]
+		switch k {
+		case "cache_read", "cached", "cached_tokens":
+			a.int(KeyUsageCacheReadInputTokens, v)
+		case "cache_creation", "cache_write":
+			a.int(KeyUsageCacheCreationInputTokens, v)
+		case "reasoning", "reasoning_tokens":
+			a.int(KeyUsageReasoningOutputTokens, v)
+		default:
+			a.int(attribute.Key(PrefixUsageDetails+k), v)
+		}
+	}
+}
+
+func (a *attrs) cost(c *agenttrace.Cost) {
+	if c == nil {
+		return
+	}
+	a.float(KeyCostTotal, c.Total)
+	a.str(KeyCostCurrency, c.Currency)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Decoded payloads. They mirror the root package's typed payloads, with the
+// content fields apart so that they are decoded only when captured.
+
+type llmRequestMeta struct {
+	Operation string                  `json:"operation"`
+	Provider  string                  `json:"provider"`
+	Model     string                  `json:"model"`
+	Settings  *agenttrace.LLMSettings `json:"settings"`
+	Stream    bool                    `json:"stream"`
+}
+
+type llmRequestContent struct {
+	System   string               `json:"system"`
+	Messages []agenttrace.Message `json:"messages"`
+	Tools    json.RawMessage      `json:"tools"`
+}
+
+type llmResponseMeta struct {
+	ID           string `json:"id"`
+	Model        string `json:"model"`
+	FinishReason string `json:"finish_reason"`
+}
+
+type llmResponseContent struct {
+	Text         string                `json:"text"`
+	Messages     []agenttrace.Message  `json:"messages"`
+	ToolCalls    []agenttrace.ToolCall `json:"tool_calls"`
+	FinishReason string                `json:"finish_reason"`
+}
+
+type toolInput struct {
+	Name      string          `json:"tool_name"`
+	CallID    string          `json:"call_id"`
+	Arguments json.RawMessage `json:"arguments"`
+}
+
+type toolOutput struct {
+	Output  json.RawMessage `json:"output"`
+	IsError bool            `json:"is_error"`
+}
+
+type agentInput struct {
+	Name      string          `json:"agent_name"`
+	SessionID string          `json:"session_id"`
+	Model     string          `json:"model"`
+	Input     json.RawMessage `json:"input"`
+}
+
+type agentOutput struct {
+	Output     json.RawMessage `json:"output"`
+	StopReason string          `json:"stop_reason"`
+	Turns      int64           `json:"turns"`
+}
+
+// decode unmarshals a payload; a missing or undecodable one (an error or
+// truncation marker, say) leaves v as it was.
+func decode(b []byte, v any) bool {
+	if len(b) == 0 {
+		return false
+	}
+	return json.Unmarshal(b, v) == nil
+}
+
+// spanName returns the OTel name of a span and its GenAI operation.
+func spanName(d *agenttrace.SpanData, class spanClass) (name, op string, meta any) {
+	switch class {
+	case classLLM:
+		var m llmRequestMeta
+		decode(d.Payload, &m)
+		op = m.Operation
+		if op == "" {
+			op = OperationChat
+		}
+		name = op
+		if m.Model != "" {
+			name = op + " " + m.Model
+		}
+		return name, op, &m
+	case classTool:
+		var in toolInput
+		decode(d.Payload, &in)
+		name = OperationExecuteTool
+		if in.Name != "" {
+			name += " " + in.Name
+		}
+		return name, OperationExecuteTool, &in
+	case classAgent:
+		var in agentInput
+		decode(d.Payload, &in)
+		agentName := in.Name
+		if agentName == "" {
+			agentName = d.Name
+		}
+		name = OperationInvokeAgent
+		if agentName != "" {
+			name += " " + agentName
+		}
+		in.Name = agentName
+		return name, OperationInvokeAgent, &in
+	}
+	return d.Type, "", nil
+}
+
+// startAttrs are the attributes known when a span starts: identity and
+// payload.
+func (a *attrs) startAttrs(d *agenttrace.SpanData, class spanClass, op string, meta any, content bool) {
+	a.str(KeyInstanceID, d.InstanceID.String())
+	a.str(KeySpanID, d.ID.String())
+	a.str(KeySpanType, d.Type)
+	a.str(KeySpanName, d.Name)
+	if op != "" {
+		a.str(KeyOperationName, op)
+	}
+	switch class {
+	case classLLM:
+		m := meta.(*llmRequestMeta)
+		a.str(KeyProviderName, m.Provider)
+		a.str(KeyRequestModel, m.Model)
+		if s := m.Settings; s != nil {
+			if s.MaxTokens != nil {
+				a.int(KeyRequestMaxTokens, *s.MaxTokens)
+			}
+			if s.Temperature != nil {
+				a.float(KeyRequestTemperature, *s.Temperature)
+			}
+			if s.TopP != nil {
+				a.float(KeyRequestTopP, *s.TopP)
+			}
+			if s.FrequencyPenalty != nil {
+				a.float(KeyRequestFrequencyPenalty, *s.FrequencyPenalty)
+			}
+			if s.PresencePenalty != nil {
+				a.float(KeyRequestPresencePenalty, *s.PresencePenalty)
+			}
+			if s.Seed != nil {
+				a.int(KeyRequestSeed, *s.Seed)
+			}
+			if len(s.Stop) > 0 {
+				a.kv = append(a.kv, KeyRequestStopSequences.StringSlice(s.Stop))
+			}
+		}
+		if m.Stream {
+			a.boolean(KeyRequestStream, true)
+		}
+		if content {
+			var c llmRequestContent
+			if decode(d.Payload, &c) {
+				if c.System != "" {
+					a.json(KeySystemInstructions, marshal([]otelPart{{Type: "text", Content: c.System}}))
+				}
+				if len(c.Messages) > 0 {
+					a.json(KeyInputMessages, marshal(inputMessages(c.Messages)))
+				}
+				a.json(KeyToolDefinitions, c.Tools)
+			}
+		}
+	case classTool:
+		in := meta.(*toolInput)
+		a.str(KeyToolName, in.Name)
+		a.str(KeyToolCallID, in.CallID)
+		if content {
+			a.json(KeyToolCallArguments, in.Arguments)
+		}
+	case classAgent:
+		in := meta.(*agentInput)
+		a.str(KeyAgentName, in.Name)
+		a.str(KeyConversationID, in.SessionID)
+		a.str(KeyRequestModel, in.Model)
+		if content {
+			a.json(PrefixPayload+"input", in.Input)
+		}
+	default:
+		if content || d.Sensitive == nil || !*d.Sensitive {
+			a.flatten(PrefixPayload, d.Payload)
+		}
+	}
+}
+
+// endAttrs are the attributes known when a span ends: result, usage,
+// status.
+func (a *attrs) endAttrs(d *agenttrace.SpanData, class spanClass, content bool) {
+	switch class {
+	case classLLM:
+		var m llmResponseMeta
+		if decode(d.Result, &m) {
+			a.str(KeyResponseID, m.ID)
+			a.str(KeyResponseModel, m.Model)
+			if m.FinishReason != "" {
+				a.kv = append(a.kv, KeyResponseFinishReasons.StringSlice([]string{m.FinishReason}))
+			}
+		}
+		if ttft := d.TimeToFirstToken(); ttft > 0 {
+			a.float(KeyResponseTimeToFirstChunk, ttft.Seconds())
+		}
+		if content {
+			var c llmResponseContent
+			if decode(d.Result, &c) {
+				if msgs := outputMessages(&c); len(msgs) > 0 {
+					a.json(KeyOutputMessages, marshal(msgs))
+				}
+			}
+		}
+	case classTool:
+		var out toolOutput
+		if decode(d.Result, &out) {
+			if out.IsError {
+				a.boolean(KeyToolIsError, true)
+			}
+			if content {
+				a.json(KeyToolCallResult, out.Output)
+			}
+		}
+	case classAgent:
+		var out agentOutput
+		if decode(d.Result, &out) {
+			a.str(PrefixResult+"stop_reason", out.StopReason)
+			if out.Turns != 0 {
+				a.int(PrefixResult+"turns", out.Turns)
+			}
+			if content {
+				a.json(PrefixResult+"output", out.Output)
+			}
+		}
+	default:
+		if content || d.Sensitive == nil || !*d.Sensitive {
+			a.flatten(PrefixResult, d.Result)
+		}
+	}
+	a.usage(d.Usage)
+	a.cost(d.Cost)
+	a.str(KeyPayloadError, d.PayloadError)
+	a.str(KeySpanStatus, d.Status.String())
+	if d.Status == agenttrace.StatusFailed {
+		typ := "_OTHER"
+		if d.Error != nil && d.Error.Type != "" {
+			typ = d.Error.Type
+		}
+		a.str(KeyErrorType, typ)
+	}
+	if d.Status == agenttrace.StatusCancelled && d.Error != nil {
+		a.str(KeyCancelReason, d.Error.Message)
+	}
+	if d.Status != agenttrace.StatusPending && !d.StartedAt.IsZero() && d.StartedAt.After(d.CreatedAt) {
+		a.str(KeyActivatedAt, d.StartedAt.UTC().Format(time.RFC3339Nano))
+	}
+}
+
+// maxFlattenDepth is how deep objects are flattened into dotted keys;
+// deeper values become JSON strings.
+const maxFlattenDepth = 4
+
+// flatten adds the members of a JSON object as prefix.<path> attributes:
+// strings, numbers and booleans as such, arrays of one scalar type as
+// slices, anything else (and objects past maxFlattenDepth) as JSON strings.
+// Nulls are left out. A non-object payload is added whole as a JSON string.
+func (a *attrs) flatten(prefix string, b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		a.str(attribute.Key(strings.TrimSuffix(prefix, ".")), string(b))
+		return
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		a.flatValue(strings.TrimSuffix(prefix, "."), v, 0)
+		return
+	}
+	a.flatObject(prefix, obj, 0)
+}
+
+func (a *attrs) flatObject(prefix string, obj map[string]any, depth int) {
+	for _, k := range sortedKeys(obj) {
+		a.flatValue(prefix+k, obj[k], depth)
+	}
+}
+
+func (a *attrs) flatValue(key string, v any, depth int) {
+	if v == nil {
+		return
+	}
+	if obj, ok := v.(map[string]any); ok && depth+1 < maxFlattenDepth {
+		a.flatObject(key+".", obj, depth+1)
+		return
+	}
+	if a.flatLeft <= 0 {
+		if len(a.truncated) == 0 || a.truncated[len(a.truncated)-1] != "attributes" {
+			a.truncated = append(a.truncated, "attributes")
+		}
+		return
+	}
+	a.flatLeft--
+	k := attribute.Key(key)
+	switch x := v.(type) {
+	case string:
+		a.str(k, x)
+		if x == "" {
+			a.kv = append(a.kv, k.String(""))
+		}
+	case bool:
+		a.boolean(k, x)
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			a.int(k, i)
+		} else if f, err := x.Float64(); err == nil {
+			a.float(k, f)
+		} else {
+			a.str(k, x.String())
+		}
+	case []any:
+		if kv, ok := scalarSlice(k, x); ok {
+			a.kv = append(a.kv, kv)
+			return
+		}
+		a.str(k, string(marshal(x)))
+	default:
+		a.str(k, string(marshal(x)))
+	}
+}
+
+// scalarSlice returns a slice attribute if every element of s has the same
+// scalar type.
+func scalarSlice(k attribute.Key, s []any) (attribute.KeyValue, bool) {
+	if len(s) == 0 {
+		return attribute.KeyValue{}, false
+	}
+	switch s[0].(type) {
+	case string:
+		out := make([]string, len(s))
+		for i, v := range s {
+			x, ok := v.(string)
+			if !ok {
+				return attribute.KeyValue{}, false
+			}
+			out[i] = x
+		}
+		return k.StringSlice(out), true
+	case bool:
+		out := make([]bool, len(s))
+		for i, v := range s {
+			x, ok := v.(bool)
+			if !ok {
+				return attribute.KeyValue{}, false
+			}
+			out[i] = x
+		}
+		return k.BoolSlice(out), true
+	case json.Number:
+		ints := make([]int64, 0, len(s))
+		floats := make([]float64, 0, len(s))
+		allInt := true
+		for _, v := range s {
+			n, ok := v.(json.Number)
+			if !ok {
+				return attribute.KeyValue{}, false
+			}
+			f, err := n.Float64()
+			if err != nil {
+				return attribute.KeyValue{}, false
+			}
+			floats = append(floats, f)
+			if i, err := n.Int64(); err == nil && allInt {
+				ints = append(ints, i)
+			} else {
+				allInt = false
+			}
+		}
+		if allInt {
+			return k.Int64Slice(ints), true
+		}
+		return k.Float64Slice(floats), true
+	}
+	return attribute.KeyValue{}, false
+}
+
+// marshal encodes v; the values passed here always encode.
+func marshal(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return []byte(strconv.Quote(err.Error()))
+	}
+	return b
+}

@@ -1,0 +1,434 @@
+package otelbridge
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agenttrace/agenttrace"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// ErrShutdown is returned by Export after Shutdown.
+var ErrShutdown = errors.New("otelbridge: exporter is shut down")
+
+// Exporter is an agenttrace.Exporter that re-emits instances and spans
+// through an OpenTelemetry TracerProvider, named and attributed by the GenAI
+// semantic conventions:
+//
+//   - an instance becomes a trace whose root is an "invoke_agent {agent}"
+//     span (kind internal) with the agent's name and version, the user,
+//     group and channel, and, when the instance ends, its rollups (token
+//     usage, cost, span counts, LLM calls, time to first token);
+//   - an llm span becomes "{operation} {model}" (kind client, "chat gpt-4o"
+//     say) with the gen_ai.request.*, gen_ai.response.* and gen_ai.usage.*
+//     attributes, and its messages when content capture is on;
+//   - a tool span becomes "execute_tool {tool}" with gen_ai.tool.name and
+//     gen_ai.tool.call.id, and its arguments and result when content capture
+//     is on;
+//   - an agent span becomes "invoke_agent {agent}";
+//   - any other span keeps its schema name as its span name and carries its
+//     payload and result flattened into agenttrace.payload.* and
+//     agenttrace.result.* attributes.
+//
+// Spans keep their original timestamps, parents and statuses: failed
+// becomes codes.Error with the message and error.type; cancelled, which OTel
+// lacks, keeps status Unset with agenttrace.span.status=cancelled. Every
+// span carries agenttrace.instance.id and agenttrace.span.id.
+//
+// IDs are deterministic when the provider uses IDGenerator: the trace ID is
+// the instance ULID, a span ID is the last 8 bytes of the span ULID, and the
+// root's span ID that of the instance ULID. See IDGenerator for providers
+// without it.
+//
+// A span delivered as started is started in OTel at once and ended when its
+// end arrives; the Exporter keeps a bounded set of such open spans (see
+// WithMaxOpenSpans) and ends those still open at Shutdown, marked
+// agenttrace.unfinished. An instance's root ends when the instance ends,
+// even if some of its spans are still open: they end later, as OTel allows.
+//
+// The Exporter never touches the global TracerProvider and never shuts the
+// given one down. Its methods are safe for concurrent use.
+type Exporter struct {
+	tp     trace.TracerProvider
+	tracer trace.Tracer
+	cfg    config
+
+	mu        sync.Mutex
+	instances map[agenttrace.ID]*instState
+	open      map[agenttrace.ID]*openSpan
+	ended     endedRing
+	closed    bool
+
+	// deterministic is set once the provider was seen to honour the wanted
+	// IDs (IDGenerator is installed).
+	deterministic atomic.Bool
+
+	capturedMu sync.Mutex
+	captured   map[agenttrace.ID]trace.SpanContext
+}
+
+// instState is what the Exporter keeps of an instance while it runs.
+type instState struct {
+	trace  trace.TraceID
+	root   trace.Span        // nil when the start was not seen
+	parent trace.SpanContext // parent of the instance's root spans
+	ext    trace.SpanContext // OTel span the instance was started in
+	// over holds the OTel contexts of spans that are not where the
+	// deterministic IDs put them: spans the provider gave other IDs, and
+	// spans moved into another trace by context interop.
+	over map[agenttrace.ID]trace.SpanContext
+	// ambient holds the OTel span that was current in the context each
+	// span was started from (context interop).
+	ambient map[agenttrace.ID]trace.SpanContext
+	lazy    bool // made up for a span whose instance start was not seen
+}
+
+type openSpan struct {
+	span  trace.Span
+	class spanClass
+}
+
+var _ agenttrace.Exporter = (*Exporter)(nil)
+
+// NewExporter returns an Exporter emitting through tp, which must not be
+// nil. Use IDGenerator on tp for deterministic IDs.
+func NewExporter(tp trace.TracerProvider, opts ...Option) *Exporter {
+	cfg := newConfig(opts)
+	return &Exporter{
+		tp:        tp,
+		tracer:    tp.Tracer(ScopeName),
+		cfg:       cfg,
+		instances: map[agenttrace.ID]*instState{},
+		open:      map[agenttrace.ID]*openSpan{},
+		captured:  map[agenttrace.ID]trace.SpanContext{},
+	}
+}
+
+// Name returns "otel", the exporter's name in agenttrace.Stats.
+func (e *Exporter) Name() string { return "otel" }
+
+// Export implements agenttrace.Exporter: it emits the records' spans
+// through the provider. It returns ErrShutdown after Shutdown, or ctx's
+// error if ctx is already done.
+func (e *Exporter) Export(ctx context.Context, records []agenttrace.Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrShutdown
+	}
+	for i := range records {
+		r := &records[i]
+		switch r.Kind {
+		case agenttrace.InstanceStarted:
+			if r.Instance != nil {
+				e.instanceStarted(r.Instance)
+			}
+		case agenttrace.InstanceEnded:
+			if r.Instance != nil {
+				e.instanceEnded(r.Instance)
+			}
+		case agenttrace.SpanStarted:
+			e.spanStarted(&r.Span)
+		case agenttrace.SpanEnded:
+			e.spanEnded(&r.Span)
+		}
+	}
+	return nil
+}
+
+// Shutdown implements agenttrace.Exporter. It ends the spans and instance
+// roots still open, marked agenttrace.unfinished, then calls the provider's
+// ForceFlush if it has one (see WithoutFlushOnShutdown). Later calls do
+// nothing.
+func (e *Exporter) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	now := time.Now()
+	for id, o := range e.open {
+		o.span.SetAttributes(KeyUnfinished.Bool(true))
+		o.span.End(trace.WithTimestamp(now))
+		delete(e.open, id)
+	}
+	for id, st := range e.instances {
+		if st.root != nil {
+			st.root.SetAttributes(KeyUnfinished.Bool(true))
+			st.root.End(trace.WithTimestamp(now))
+		}
+		delete(e.instances, id)
+	}
+	e.mu.Unlock()
+	e.capturedMu.Lock()
+	clear(e.captured)
+	e.capturedMu.Unlock()
+	if f, ok := e.tp.(interface{ ForceFlush(context.Context) error }); ok && !e.cfg.noFlush {
+		return f.ForceFlush(ctx)
+	}
+	return nil
+}
+
+func (e *Exporter) instanceStarted(d *agenttrace.InstanceData) *instState {
+	st := &instState{trace: TraceID(d.ID)}
+	parent := context.Background()
+	if ext := parseTraceparent(d.Metadata[traceparentKey]); ext.IsValid() {
+		st.ext = ext
+		st.trace = ext.TraceID()
+		parent = trace.ContextWithRemoteSpanContext(parent, ext)
+	}
+	name := OperationInvokeAgent
+	if d.Agent.Name != "" {
+		name += " " + d.Agent.Name
+	}
+	a := attrs{maxLen: e.cfg.maxValueLen, kv: make([]attribute.KeyValue, 0, 12+len(d.Metadata))}
+	a.str(KeyOperationName, OperationInvokeAgent)
+	a.str(KeyAgentName, d.Agent.Name)
+	a.str(KeyAgentVersion, d.Agent.Version)
+	a.str(KeyAgentID, d.Agent.ID)
+	a.str(KeyInstanceID, d.ID.String())
+	a.str(KeyConversationID, d.SessionID)
+	a.str(KeyUserID, d.UserID)
+	a.str(KeyGroupID, d.GroupID)
+	a.str(KeyChannel, d.Channel)
+	a.str(KeyPurpose, string(d.Purpose))
+	if d.Default {
+		a.boolean(KeyInstanceDefault, true)
+	}
+	for _, k := range sortedKeys(d.Metadata) {
+		if k != traceparentKey {
+			a.str(attribute.Key(PrefixMetadata+k), d.Metadata[k])
+		}
+	}
+	sctx := &startCtx{Context: parent, ids: wantIDs{trace: st.trace, span: SpanID(d.ID)}}
+	_, st.root = e.tracer.Start(sctx, name,
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithTimestamp(d.StartedAt),
+		trace.WithAttributes(a.finish()...))
+	st.parent = st.root.SpanContext()
+	if st.parent.TraceID() == st.trace && st.parent.SpanID() == SpanID(d.ID) {
+		e.deterministic.Store(true)
+	} else if st.parent.IsValid() {
+		st.trace = st.parent.TraceID()
+	}
+	e.instances[d.ID] = st
+	return st
+}
+
+func (e *Exporter) instanceEnded(d *agenttrace.InstanceData) {
+	st := e.instances[d.ID]
+	if st == nil || st.lazy {
+		// The start was not seen (or only made up for a span): emit the
+		// whole root now.
+		st = e.instanceStarted(d)
+	}
+	delete(e.instances, d.ID)
+	e.ended.add(d.ID)
+	a := attrs{maxLen: e.cfg.maxValueLen, kv: make([]attribute.KeyValue, 0, 16)}
+	a.str(KeyInstanceStatus, d.Status.String())
+	if s := d.Summary; s != nil {
+		a.usage(s.Usage)
+		a.cost(s.Cost)
+		a.int(PrefixSpanCounts+"total", s.Spans.Total)
+		a.int(PrefixSpanCounts+"complete", s.Spans.Complete)
+		a.int(PrefixSpanCounts+"failed", s.Spans.Failed)
+		a.int(PrefixSpanCounts+"cancelled", s.Spans.Cancelled)
+		if s.Spans.Pending+s.Spans.Active > 0 {
+			a.int(PrefixSpanCounts+"pending", s.Spans.Pending)
+			a.int(PrefixSpanCounts+"active", s.Spans.Active)
+		}
+		a.int(KeyLLMCalls, s.LLMCalls)
+		if s.TimeToFirstToken > 0 {
+			a.float(KeyTimeToFirstToken, s.TimeToFirstToken.Seconds())
+		}
+	}
+	if d.Status == agenttrace.StatusFailed {
+		setError(&a, st.root, d.Error)
+	}
+	st.root.SetAttributes(a.finish()...)
+	end := d.EndedAt
+	if end.IsZero() {
+		end = time.Now()
+	}
+	st.root.End(trace.WithTimestamp(end))
+	st.root = nil
+}
+
+// setError sets codes.Error with the error's message and adds error.type.
+func setError(a *attrs, span trace.Span, info *agenttrace.ErrorInfo) {
+	typ, msg := "_OTHER", ""
+	if info != nil {
+		msg = info.Message
+		if info.Type != "" {
+			typ = info.Type
+		}
+	}
+	a.str(KeyErrorType, typ)
+	span.SetStatus(codes.Error, msg)
+}
+
+// state returns the instance of a span, made up if its start was not seen
+// (it ended already, or its record was lost).
+func (e *Exporter) state(id agenttrace.ID) *instState {
+	if st := e.instances[id]; st != nil {
+		return st
+	}
+	st := &instState{trace: TraceID(id), lazy: true}
+	if e.deterministic.Load() {
+		// Its root exists, or will: hang the span below it.
+		st.parent = trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: st.trace, SpanID: SpanID(id), TraceFlags: trace.FlagsSampled,
+		})
+	}
+	if !e.ended.has(id) {
+		e.instances[id] = st
+	}
+	return st
+}
+
+// parentOf returns the OTel context of span id of instance st.
+func (e *Exporter) parentOf(st *instState, id agenttrace.ID) trace.SpanContext {
+	if id.IsZero() {
+		return st.parent
+	}
+	if sc, ok := st.over[id]; ok {
+		return sc
+	}
+	if !e.deterministic.Load() {
+		// Its IDs are the provider's and were not kept: fall back to the
+		// instance root.
+		return st.parent
+	}
+	flags := trace.FlagsSampled
+	if st.parent.IsValid() {
+		// Follow the root's sampling decision.
+		flags = st.parent.TraceFlags()
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: st.trace, SpanID: SpanID(id), TraceFlags: flags})
+}
+
+// sameSpan reports whether a and b name the same span.
+func sameSpan(a, b trace.SpanContext) bool {
+	return a.TraceID() == b.TraceID() && a.SpanID() == b.SpanID()
+}
+
+func (e *Exporter) spanStarted(d *agenttrace.SpanData) {
+	st := e.state(d.InstanceID)
+	parent := e.parentOf(st, d.ParentID)
+	// Context interop: an OTel span current when the span started, other
+	// than its agenttrace parent and than what was current around that
+	// parent, is its nearer parent.
+	if ext, ok := e.takeCapture(d.ID); ok {
+		around := st.ext
+		if sc, ok := st.ambient[d.ParentID]; ok && !d.ParentID.IsZero() {
+			around = sc
+		}
+		if !sameSpan(ext, parent) && !sameSpan(ext, around) {
+			parent = ext
+		}
+		if len(st.ambient) < e.cfg.maxOpen {
+			if st.ambient == nil {
+				st.ambient = map[agenttrace.ID]trace.SpanContext{}
+			}
+			st.ambient[d.ID] = ext
+		}
+	}
+	want := wantIDs{trace: st.trace, span: SpanID(d.ID)}
+	pctx := context.Background()
+	if parent.IsValid() {
+		want.trace = parent.TraceID()
+		pctx = trace.ContextWithSpanContext(pctx, parent)
+	}
+	class := classify(d.Type)
+	name, op, meta := spanName(d, class)
+	final := d.Status.Finished()
+	a := attrs{maxLen: e.cfg.maxValueLen, flatLeft: e.cfg.maxAttrs, kv: make([]attribute.KeyValue, 0, 16)}
+	a.startAttrs(d, class, op, meta, e.cfg.content)
+	if final {
+		a.endAttrs(d, class, e.cfg.content)
+	}
+	kind := trace.SpanKindInternal
+	if class == classLLM {
+		kind = trace.SpanKindClient
+	}
+	_, span := e.tracer.Start(&startCtx{Context: pctx, ids: want}, name,
+		trace.WithSpanKind(kind),
+		trace.WithTimestamp(d.CreatedAt),
+		trace.WithAttributes(a.finish()...))
+	if sc := span.SpanContext(); sc.IsValid() && (sc.TraceID() != st.trace || sc.SpanID() != want.span) {
+		if len(st.over) < e.cfg.maxOpen {
+			if st.over == nil {
+				st.over = map[agenttrace.ID]trace.SpanContext{}
+			}
+			st.over[d.ID] = sc
+		}
+	}
+	if final {
+		endSpan(span, d)
+		return
+	}
+	if len(e.open) >= e.cfg.maxOpen {
+		span.SetAttributes(KeyUnfinished.Bool(true))
+		span.End(trace.WithTimestamp(d.CreatedAt))
+		return
+	}
+	e.open[d.ID] = &openSpan{span: span, class: class}
+}
+
+func (e *Exporter) spanEnded(d *agenttrace.SpanData) {
+	o := e.open[d.ID]
+	if o == nil {
+		return
+	}
+	delete(e.open, d.ID)
+	a := attrs{maxLen: e.cfg.maxValueLen, flatLeft: e.cfg.maxAttrs, kv: make([]attribute.KeyValue, 0, 12)}
+	a.endAttrs(d, o.class, e.cfg.content)
+	o.span.SetAttributes(a.finish()...)
+	endSpan(o.span, d)
+}
+
+// endSpan sets the status of a finished span and ends it at its end time.
+func endSpan(span trace.Span, d *agenttrace.SpanData) {
+	if d.Status == agenttrace.StatusFailed {
+		msg := ""
+		if d.Error != nil {
+			msg = d.Error.Message
+		}
+		span.SetStatus(codes.Error, msg)
+	}
+	end := d.EndedAt
+	if end.IsZero() {
+		end = d.CreatedAt
+	}
+	span.End(trace.WithTimestamp(end))
+}
+
+// endedRing remembers the last instances that ended, so that a straggling
+// span does not make up a state that would never be released.
+type endedRing struct {
+	ids  [256]agenttrace.ID
+	next int
+}
+
+func (r *endedRing) add(id agenttrace.ID) {
+	r.ids[r.next] = id
+	r.next = (r.next + 1) % len(r.ids)
+}
+
+func (r *endedRing) has(id agenttrace.ID) bool {
+	for i := range r.ids {
+		if r.ids[i] == id {
+			return true
+		}
+	}
+	return false
+}
