@@ -189,9 +189,10 @@ type agentInput struct {
 }
 
 type agentOutput struct {
-	Output     json.RawMessage `json:"output"`
-	StopReason string          `json:"stop_reason"`
-	Turns      int64           `json:"turns"`
+	Output     json.RawMessage   `json:"output"`
+	StopReason string            `json:"stop_reason"`
+	Turns      int64             `json:"turns"`
+	Usage      *agenttrace.Usage `json:"token_usage"`
 }
 
 // decode unmarshals a payload; a missing or undecodable one (an error or
@@ -361,6 +362,10 @@ func (a *attrs) endAttrs(d *agenttrace.SpanData, class spanClass, content bool) 
 			}
 			if content {
 				a.json(PrefixResult+"output", out.Output)
+			}
+			if d.Usage == nil {
+				// An agent's own rollup, not counted into the instance.
+				a.usage(out.Usage)
 			}
 		}
 	default:
