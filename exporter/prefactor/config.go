@@ -91,6 +91,7 @@ type config struct {
 	agentName, agentVers   string // WithAgentVersion
 	envAgentName, envAgent string // PREFACTOR_AGENT_NAME, PREFACTOR_AGENT_IDENTIFIER
 	client                 *http.Client
+	userClient             bool
 	mode                   Mode
 	retry                  Retry
 	breaker                Breaker
@@ -255,6 +256,7 @@ func newConfig(opts []Option) (config, error) {
 	if c.maxBulkBytes <= 0 {
 		c.maxBulkBytes = 4 << 20
 	}
+	c.userClient = c.client != nil
 	if c.client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 32

@@ -62,6 +62,7 @@ type Exporter struct {
 	stopped     atomic.Pointer[error]
 	terminateFn func(agenttrace.ID, string) bool
 	pinged      bool // on the Export goroutine only
+	ownClient   bool // the HTTP client is ours to close
 
 	mu       sync.Mutex
 	serverID map[agenttrace.ID]string // IDs the server chose instead of ours
@@ -157,6 +158,7 @@ func New(opts ...Option) (*Exporter, error) {
 		pollDone: make(chan struct{}),
 	}
 	e.partition.Store(-1)
+	e.ownClient = !cfg.userClient
 	if cfg.agentID != "" {
 		p, _ := PFIDPartition(cfg.agentID)
 		e.partition.Store(int64(p))
@@ -353,6 +355,9 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 		case <-e.pollDone:
 		case <-ctx.Done():
 			err = ctx.Err()
+		}
+		if e.ownClient {
+			e.cfg.client.CloseIdleConnections()
 		}
 		if n := len(e.deferred); n > 0 {
 			err = errors.Join(err, fmt.Errorf("prefactor: %d pending spans never became active or were cancelled; not sent", n))
