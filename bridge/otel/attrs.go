@@ -196,7 +196,8 @@ type agentOutput struct {
 }
 
 // decode unmarshals a payload; a missing or undecodable one (an error or
-// truncation marker, say) leaves v as it was.
+// truncation marker, say) leaves v as it was. It is for the content
+// fields, decoded only when captured.
 func decode(b []byte, v any) bool {
 	if len(b) == 0 {
 		return false
@@ -204,12 +205,129 @@ func decode(b []byte, v any) bool {
 	return json.Unmarshal(b, v) == nil
 }
 
+// The read methods pick the mapped fields from a payload without
+// reflection; fields that do not decode are left zero.
+
+func (r *llmRequestMeta) read(b []byte) {
+	for m := newMembers(b); ; {
+		k, v, ok := m.next()
+		if !ok {
+			return
+		}
+		switch string(k) {
+		case "operation":
+			r.Operation = jsonString(v)
+		case "provider":
+			r.Provider = jsonString(v)
+		case "model":
+			r.Model = jsonString(v)
+		case "stream":
+			r.Stream = string(v) == "true"
+		case "settings":
+			var s agenttrace.LLMSettings
+			if json.Unmarshal(v, &s) == nil {
+				r.Settings = &s
+			}
+		}
+	}
+}
+
+func (r *llmResponseMeta) read(b []byte) {
+	for m := newMembers(b); ; {
+		k, v, ok := m.next()
+		if !ok {
+			return
+		}
+		switch string(k) {
+		case "id":
+			r.ID = jsonString(v)
+		case "model":
+			r.Model = jsonString(v)
+		case "finish_reason":
+			r.FinishReason = jsonString(v)
+		}
+	}
+}
+
+func (t *toolInput) read(b []byte) {
+	for m := newMembers(b); ; {
+		k, v, ok := m.next()
+		if !ok {
+			return
+		}
+		switch string(k) {
+		case "tool_name":
+			t.Name = jsonString(v)
+		case "call_id":
+			t.CallID = jsonString(v)
+		case "arguments":
+			t.Arguments = v
+		}
+	}
+}
+
+func (t *toolOutput) read(b []byte) {
+	for m := newMembers(b); ; {
+		k, v, ok := m.next()
+		if !ok {
+			return
+		}
+		switch string(k) {
+		case "output":
+			t.Output = v
+		case "is_error":
+			t.IsError = string(v) == "true"
+		}
+	}
+}
+
+func (a *agentInput) read(b []byte) {
+	for m := newMembers(b); ; {
+		k, v, ok := m.next()
+		if !ok {
+			return
+		}
+		switch string(k) {
+		case "agent_name":
+			a.Name = jsonString(v)
+		case "session_id":
+			a.SessionID = jsonString(v)
+		case "model":
+			a.Model = jsonString(v)
+		case "input":
+			a.Input = v
+		}
+	}
+}
+
+func (a *agentOutput) read(b []byte) {
+	for m := newMembers(b); ; {
+		k, v, ok := m.next()
+		if !ok {
+			return
+		}
+		switch string(k) {
+		case "output":
+			a.Output = v
+		case "stop_reason":
+			a.StopReason = jsonString(v)
+		case "turns":
+			a.Turns, _ = jsonInt(v)
+		case "token_usage":
+			var u agenttrace.Usage
+			if json.Unmarshal(v, &u) == nil {
+				a.Usage = &u
+			}
+		}
+	}
+}
+
 // spanName returns the OTel name of a span and its GenAI operation.
 func spanName(d *agenttrace.SpanData, class spanClass) (name, op string, meta any) {
 	switch class {
 	case classLLM:
 		var m llmRequestMeta
-		decode(d.Payload, &m)
+		m.read(d.Payload)
 		op = m.Operation
 		if op == "" {
 			op = OperationChat
@@ -221,7 +339,7 @@ func spanName(d *agenttrace.SpanData, class spanClass) (name, op string, meta an
 		return name, op, &m
 	case classTool:
 		var in toolInput
-		decode(d.Payload, &in)
+		in.read(d.Payload)
 		name = OperationExecuteTool
 		if in.Name != "" {
 			name += " " + in.Name
@@ -229,7 +347,7 @@ func spanName(d *agenttrace.SpanData, class spanClass) (name, op string, meta an
 		return name, OperationExecuteTool, &in
 	case classAgent:
 		var in agentInput
-		decode(d.Payload, &in)
+		in.read(d.Payload)
 		agentName := in.Name
 		if agentName == "" {
 			agentName = d.Name
@@ -325,12 +443,11 @@ func (a *attrs) endAttrs(d *agenttrace.SpanData, class spanClass, content bool) 
 	switch class {
 	case classLLM:
 		var m llmResponseMeta
-		if decode(d.Result, &m) {
-			a.str(KeyResponseID, m.ID)
-			a.str(KeyResponseModel, m.Model)
-			if m.FinishReason != "" {
-				a.kv = append(a.kv, KeyResponseFinishReasons.StringSlice([]string{m.FinishReason}))
-			}
+		m.read(d.Result)
+		a.str(KeyResponseID, m.ID)
+		a.str(KeyResponseModel, m.Model)
+		if m.FinishReason != "" {
+			a.kv = append(a.kv, KeyResponseFinishReasons.StringSlice([]string{m.FinishReason}))
 		}
 		if ttft := d.TimeToFirstToken(); ttft > 0 {
 			a.float(KeyResponseTimeToFirstChunk, ttft.Seconds())
@@ -345,28 +462,26 @@ func (a *attrs) endAttrs(d *agenttrace.SpanData, class spanClass, content bool) 
 		}
 	case classTool:
 		var out toolOutput
-		if decode(d.Result, &out) {
-			if out.IsError {
-				a.boolean(KeyToolIsError, true)
-			}
-			if content {
-				a.json(KeyToolCallResult, out.Output)
-			}
+		out.read(d.Result)
+		if out.IsError {
+			a.boolean(KeyToolIsError, true)
+		}
+		if content {
+			a.json(KeyToolCallResult, out.Output)
 		}
 	case classAgent:
 		var out agentOutput
-		if decode(d.Result, &out) {
-			a.str(PrefixResult+"stop_reason", out.StopReason)
-			if out.Turns != 0 {
-				a.int(PrefixResult+"turns", out.Turns)
-			}
-			if content {
-				a.json(PrefixResult+"output", out.Output)
-			}
-			if d.Usage == nil {
-				// An agent's own rollup, not counted into the instance.
-				a.usage(out.Usage)
-			}
+		out.read(d.Result)
+		a.str(PrefixResult+"stop_reason", out.StopReason)
+		if out.Turns != 0 {
+			a.int(PrefixResult+"turns", out.Turns)
+		}
+		if content {
+			a.json(PrefixResult+"output", out.Output)
+		}
+		if d.Usage == nil {
+			// An agent's own rollup, not counted into the instance.
+			a.usage(out.Usage)
 		}
 	default:
 		if content || d.Sensitive == nil || !*d.Sensitive {
