@@ -426,3 +426,46 @@ func TestExporterConcurrentSafe(t *testing.T) {
 		assert.Equal(t, 7, n)
 	}
 }
+
+// A span whose instance start was not seen still lands in the instance's
+// trace, under the root that the instance's end emits.
+func TestExporterUnknownInstance(t *testing.T) {
+	sr, tp := newRecordingProvider(t, sdktrace.WithIDGenerator(otelbridge.IDGenerator()))
+	exp := otelbridge.NewExporter(tp)
+	ctx := context.Background()
+	t0 := time.Unix(1700000000, 0)
+	known, lost, span := newID(t0, 1), newID(t0, 2), newID(t0, 3)
+	// A first instance shows that the provider honours the wanted IDs.
+	require.NoError(t, exp.Export(ctx, []agenttrace.Record{{Kind: agenttrace.InstanceStarted, Instance: &agenttrace.InstanceData{ID: known, StartedAt: t0}}}))
+	d := agenttrace.SpanData{ID: span, InstanceID: lost, Type: "tool", Status: agenttrace.StatusComplete, CreatedAt: t0, EndedAt: t0.Add(time.Second)}
+	require.NoError(t, exp.Export(ctx, []agenttrace.Record{spanRecord(agenttrace.SpanStarted, d)}))
+	require.NoError(t, exp.Export(ctx, []agenttrace.Record{{Kind: agenttrace.InstanceEnded, Instance: &agenttrace.InstanceData{
+		ID: lost, Status: agenttrace.StatusComplete, StartedAt: t0, EndedAt: t0.Add(2 * time.Second)}}}))
+	spans := byName(t, sr.Ended())
+	require.Len(t, spans, 2)
+	root, tool := spans["invoke_agent"], spans["execute_tool"]
+	assert.Equal(t, otelbridge.TraceID(lost), tool.SpanContext().TraceID())
+	assert.Equal(t, otelbridge.SpanID(lost), tool.Parent().SpanID())
+	assert.Equal(t, otelbridge.SpanID(lost), root.SpanContext().SpanID())
+	assert.Equal(t, t0, root.StartTime())
+	require.NoError(t, exp.Shutdown(ctx))
+	assert.Len(t, sr.Ended(), 3, "the first instance ends at Shutdown")
+	assert.True(t, attrMap(byName(t, sr.Ended()[2:])["invoke_agent"].Attributes())[otelbridge.KeyUnfinished].AsBool())
+}
+
+func TestIDs(t *testing.T) {
+	id := newID(time.Unix(1700000000, 0), 9)
+	assert.Equal(t, trace.TraceID(id), otelbridge.TraceID(id))
+	sid := otelbridge.SpanID(id)
+	assert.Equal(t, id[8:], sid[:])
+	var zeroTail agenttrace.ID
+	zeroTail[0] = 1
+	sid = otelbridge.SpanID(zeroTail)
+	assert.True(t, sid.IsValid(), "falls back to the time bytes")
+
+	gen := otelbridge.IDGenerator()
+	tid, s1 := gen.NewIDs(context.Background())
+	assert.True(t, tid.IsValid())
+	assert.True(t, s1.IsValid())
+	assert.NotEqual(t, s1, gen.NewSpanID(context.Background(), tid), "random without wanted IDs")
+}
