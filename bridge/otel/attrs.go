@@ -141,14 +141,14 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // Decoded payloads. They mirror the root package's typed payloads, with the
-// content fields apart so that they are decoded only when captured.
+// content fields apart so that they are decoded only when captured. The
+// *Meta structs and the tool and agent ones are read by their read
+// methods; the *Content ones by encoding/json.
 
 type llmRequestMeta struct {
-	Operation string                  `json:"operation"`
-	Provider  string                  `json:"provider"`
-	Model     string                  `json:"model"`
-	Settings  *agenttrace.LLMSettings `json:"settings"`
-	Stream    bool                    `json:"stream"`
+	Operation, Provider, Model string
+	Settings                   *agenttrace.LLMSettings
+	Stream                     bool
 }
 
 type llmRequestContent struct {
@@ -158,9 +158,7 @@ type llmRequestContent struct {
 }
 
 type llmResponseMeta struct {
-	ID           string `json:"id"`
-	Model        string `json:"model"`
-	FinishReason string `json:"finish_reason"`
+	ID, Model, FinishReason string
 }
 
 type llmResponseContent struct {
@@ -171,28 +169,25 @@ type llmResponseContent struct {
 }
 
 type toolInput struct {
-	Name      string          `json:"tool_name"`
-	CallID    string          `json:"call_id"`
-	Arguments json.RawMessage `json:"arguments"`
+	Name, CallID string
+	Arguments    json.RawMessage
 }
 
 type toolOutput struct {
-	Output  json.RawMessage `json:"output"`
-	IsError bool            `json:"is_error"`
+	Output  json.RawMessage
+	IsError bool
 }
 
 type agentInput struct {
-	Name      string          `json:"agent_name"`
-	SessionID string          `json:"session_id"`
-	Model     string          `json:"model"`
-	Input     json.RawMessage `json:"input"`
+	Name, SessionID, Model string
+	Input                  json.RawMessage
 }
 
 type agentOutput struct {
-	Output     json.RawMessage   `json:"output"`
-	StopReason string            `json:"stop_reason"`
-	Turns      int64             `json:"turns"`
-	Usage      *agenttrace.Usage `json:"token_usage"`
+	Output     json.RawMessage
+	StopReason string
+	Turns      int64
+	Usage      *agenttrace.Usage
 }
 
 // decode unmarshals a payload; a missing or undecodable one (an error or
