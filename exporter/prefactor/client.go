@@ -128,6 +128,9 @@ type transientError struct {
 func (e *transientError) Error() string { return e.err.Error() }
 func (e *transientError) Unwrap() error { return e.err }
 
+// maxRetryAfter bounds the wait a Retry-After header can ask for.
+const maxRetryAfter = 5 * time.Minute
+
 // errGiveUp is wrapped when an operation's retry deadline passed.
 var errGiveUp = errors.New("prefactor: gave up retrying")
 
@@ -244,7 +247,9 @@ func (e *Exporter) do(ctx context.Context, method, path string, body []byte) (*r
 			e.stats.retries.Add(1)
 			wait := e.backoff(n)
 			if te.retryAfter > 0 {
-				wait = min(te.retryAfter, e.cfg.retry.Max)
+				// Honoured, beyond Max too, up to a sanity bound; the
+				// deadline still cuts it short.
+				wait = max(wait, min(te.retryAfter, maxRetryAfter))
 			}
 			e.lastErr(fmt.Errorf("%s %s: %w", method, path, cerr))
 			if err := sleep(ctx, wait); err != nil {

@@ -63,8 +63,8 @@ func (m Mode) String() string {
 type Retry struct {
 	// Initial is the wait before the first retry (default 500ms); each
 	// retry waits Multiplier times longer (default 2), at most Max (default
-	// 30s), with full jitter on the upper half. A Retry-After header
-	// replaces the computed wait (capped at Max).
+	// 30s), with jitter over the upper half. A longer Retry-After header
+	// is honoured (up to 5 minutes).
 	Initial, Max time.Duration
 	Multiplier   float64
 	// Deadline bounds the time spent on one operation, all attempts
