@@ -52,16 +52,20 @@ type response struct {
 	status int
 	body   []byte
 	header http.Header
+	env    envelope // decoded once, by classify
 }
 
-// envelope is the part of an API answer the exporter reads.
+// envelope is the part of an API answer the exporter reads: the standard
+// envelope of a single answer, or the outputs of a bulk answer, each an
+// envelope too. It is decoded in one pass; the payloads an answer echoes
+// are skipped.
 type envelope struct {
-	Status  string          `json:"status"`
-	Code    string          `json:"code"`
-	Message string          `json:"message"`
-	Details json.RawMessage `json:"details"`
-	Control json.RawMessage `json:"control"`
-	Outputs map[string]json.RawMessage
+	Status  string               `json:"status"`
+	Code    string               `json:"code"`
+	Message string               `json:"message"`
+	Details detailsID            `json:"details"`
+	Control json.RawMessage      `json:"control"`
+	Outputs map[string]*envelope `json:"outputs"`
 }
 
 type detailsID struct {
@@ -71,27 +75,16 @@ type detailsID struct {
 }
 
 // decodeEnvelope parses an answer; ok is false for a body that is not a
-// JSON object.
+// JSON object of that shape.
 func decodeEnvelope(b []byte) (env envelope, ok bool) {
-	var raw struct {
-		envelope
-		Outputs map[string]json.RawMessage `json:"outputs"`
+	if err := json.Unmarshal(b, &env); err != nil {
+		return envelope{}, false
 	}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return env, false
-	}
-	env = raw.envelope
-	env.Outputs = raw.Outputs
-	return env, true
+	return env, bytes.HasPrefix(bytes.TrimLeft(b, " \t\r\n"), []byte("{"))
 }
 
 // details returns the id and status in an envelope's details.
-func (env *envelope) details() (d detailsID) {
-	if len(env.Details) > 0 {
-		_ = json.Unmarshal(env.Details, &d)
-	}
-	return d
-}
+func (env *envelope) details() detailsID { return env.Details }
 
 // terminate reports a control signal: {"terminate": true, "reason": ...}.
 func (env *envelope) terminate() (reason string, ok bool) {
@@ -160,11 +153,23 @@ func (e *Exporter) attempt(ctx context.Context, method, path string, body []byte
 		return nil, scrub(err, e.cfg.token)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	b, err := readBody(resp)
 	if err != nil {
 		return nil, scrub(fmt.Errorf("reading the answer to %s %s: %w", method, path, err), e.cfg.token)
 	}
 	return &response{status: resp.StatusCode, body: b, header: resp.Header}, nil
+}
+
+// readBody reads an answer (at most 64 MiB), into a buffer of the
+// announced size when there is one.
+func readBody(resp *http.Response) ([]byte, error) {
+	const limit = 64 << 20
+	if n := resp.ContentLength; n >= 0 && n <= limit {
+		b := make([]byte, n)
+		_, err := io.ReadFull(resp.Body, b)
+		return b, err
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, limit))
 }
 
 // scrub removes the token from an error's text, should a transport ever
@@ -200,16 +205,19 @@ func (e *Exporter) classify(resp *response, err error) error {
 	}
 	switch s := resp.status; {
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
-		env, _ := decodeEnvelope(resp.body)
-		return fmt.Errorf("%w: HTTP %d %s", ErrUnauthorized, s, env.Code)
+		resp.env, _ = decodeEnvelope(resp.body)
+		return fmt.Errorf("%w: HTTP %d %s", ErrUnauthorized, s, resp.env.Code)
 	case s == http.StatusTooManyRequests || s >= 500:
 		return &transientError{err: fmt.Errorf("HTTP %d", s), retryAfter: retryAfter(resp.header, time.Now())}
 	case s >= 200 && s < 300:
-		if _, ok := decodeEnvelope(resp.body); !ok {
+		var ok bool
+		if resp.env, ok = decodeEnvelope(resp.body); !ok {
 			return &transientError{err: fmt.Errorf("HTTP %d with a body that is not a JSON object (%d bytes)", s, len(resp.body))}
 		}
 	case s < 200 || (s >= 300 && s < 400):
 		return &transientError{err: fmt.Errorf("unexpected HTTP %d", s)}
+	default: // 4xx: its code decides
+		resp.env, _ = decodeEnvelope(resp.body)
 	}
 	return nil
 }

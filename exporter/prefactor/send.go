@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/agenttrace/agenttrace"
@@ -37,12 +38,11 @@ func (e *Exporter) sendSingle(ctx context.Context, o *op) ([]opResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	env, _ := decodeEnvelope(resp.body)
 	if resp.status < 300 {
-		e.accept(o, &env)
+		e.accept(o, &resp.env)
 		return []opResult{{op: o}}, nil
 	}
-	return e.judge(ctx, o, &env, resp.status)
+	return e.judge(ctx, o, &resp.env, resp.status)
 }
 
 // judge decides about a refusal: a finish that conflicts is a success, a
@@ -107,8 +107,13 @@ func (e *Exporter) terminate(inst agenttrace.ID, reason string) {
 	}
 }
 
+// bodyPool recycles bulk request bodies (the transport is done with a
+// body when Do returns).
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
 func (e *Exporter) sendBulk(ctx context.Context, chunk []*op) ([]opResult, error) {
-	body := append(make([]byte, 0, 1024*len(chunk)), `{"items":[`...)
+	bp := bodyPool.Get().(*[]byte)
+	body := append((*bp)[:0], `{"items":[`...)
 	for i, o := range chunk {
 		if i > 0 {
 			body = append(body, ',')
@@ -118,6 +123,10 @@ func (e *Exporter) sendBulk(ctx context.Context, chunk []*op) ([]opResult, error
 	body = append(body, "]}"...)
 	e.stats.bulkRequests.Add(1)
 	resp, err := e.do(ctx, http.MethodPost, "/api/v1/bulk", body)
+	if cap(body) <= 16<<20 {
+		*bp = body[:0]
+		bodyPool.Put(bp)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -133,26 +142,24 @@ func (e *Exporter) sendBulk(ctx context.Context, chunk []*op) ([]opResult, error
 		// The request as a whole was refused: find the culprit one by one.
 		return e.sendEach(ctx, chunk)
 	}
-	env, _ := decodeEnvelope(resp.body)
 	var out []opResult
 	for i, o := range chunk {
-		raw, ok := env.Outputs[o.key()]
+		item, ok := resp.env.Outputs[o.key()]
 		if !ok {
 			if i == 0 {
 				return e.sendEach(ctx, chunk[:1]) // an answer without our item
 			}
 			return out, nil // not processed after an earlier error: sent again
 		}
-		item, valid := decodeEnvelope(raw)
-		if valid && item.Status == "success" {
-			e.accept(o, &item)
+		if item == nil {
+			item = &envelope{Code: "unknown", Message: "unreadable bulk output"}
+		}
+		if item.Status == "success" {
+			e.accept(o, item)
 			out = append(out, opResult{op: o})
 			continue
 		}
-		if !valid {
-			item = envelope{Code: "unknown", Message: "unreadable bulk output"}
-		}
-		res, err := e.judge(ctx, o, &item, 0)
+		res, err := e.judge(ctx, o, item, 0)
 		out = append(out, res...)
 		if err != nil || len(res) == 0 {
 			return out, err

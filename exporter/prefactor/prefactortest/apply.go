@@ -96,7 +96,9 @@ func (f *fields) object(k string, required bool) json.RawMessage {
 		}
 		return nil
 	}
-	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' || !json.Valid(t) {
+	// raw comes from a document already checked valid: the first byte
+	// tells an object.
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
 		f.bad(k, "must be an object")
 		return nil
 	}
@@ -146,10 +148,6 @@ func (s *Server) apply(ep Endpoint, id string, obj map[string]json.RawMessage) a
 		return s.register(obj)
 	case EndpointStart, EndpointFinishInstance:
 		return s.instanceAction(ep, id, obj)
-	case EndpointCreateSpan:
-		return s.createSpan(obj)
-	case EndpointFinishSpan:
-		return s.finishSpan(id, obj)
 	}
 	return errorAnswer(404, "not_found", "no such endpoint", nil)
 }
@@ -269,118 +267,6 @@ func (s *Server) instanceAction(ep Endpoint, id string, obj map[string]json.RawM
 	return success(s.instanceJSON(in), nil)
 }
 
-func (s *Server) createSpan(obj map[string]json.RawMessage) answer {
-	top := newFields(obj, "details")
-	d, ok := objectField(obj, "details")
-	if !ok {
-		top.bad("details", "required object")
-		ans, _ := top.failed()
-		return ans
-	}
-	f := newFields(d, "agent_instance_id", "schema_name", "status", "payload", "result_payload", "id",
-		"parent_span_id", "started_at", "finished_at", "sensitive_encoding")
-	for k, v := range top.errs {
-		f.errs[k] = v
-	}
-	sp := &Span{Creates: 1}
-	sp.InstanceID = f.pfid("agent_instance_id", true)
-	sp.SchemaName = f.str("schema_name", true)
-	sp.Status = f.enum("status", spanStatuses, true, "")
-	sp.Payload = f.object("payload", true)
-	sp.ResultPayload = f.object("result_payload", false)
-	sp.ID = f.pfid("id", false)
-	sp.ParentID = f.pfid("parent_span_id", false)
-	started, startedOK := f.time("started_at")
-	fin, finOK := f.time("finished_at")
-	sp.SensitiveEncoding = f.boolean("sensitive_encoding")
-	if sp.Status == "cancelled" {
-		f.bad("status", "a span is cancelled by finishing it while pending")
-	}
-	if sp.ResultPayload != nil && !finished(sp.Status) {
-		f.bad("result_payload", "only valid when status is complete, failed or cancelled")
-	}
-	if finOK && !finished(sp.Status) {
-		f.bad("finished_at", "only valid for a finished span")
-	}
-	if ans, bad := f.failed(); bad {
-		return ans
-	}
-	in, ok := s.instances[sp.InstanceID]
-	if !ok {
-		return errorAnswer(404, "not_found", "agent instance not found", nil)
-	}
-	if finished(in.Status) && in.Status != "terminated" {
-		return errorAnswer(409, "invalid_action", "agent instance is "+in.Status, nil)
-	}
-	if len(in.schemaNames) > 0 && !in.schemaNames[sp.SchemaName] {
-		return invalid("schema_name", "not a span type of the instance's schema version: "+sp.SchemaName)
-	}
-	if sp.ParentID != "" {
-		p, ok := s.spans[sp.ParentID]
-		if !ok || p.InstanceID != sp.InstanceID {
-			return invalid("parent_span_id", "no such span in this instance")
-		}
-	}
-	if sp.ID == "" {
-		sp.ID = s.newPFID()
-	}
-	if _, dup := s.spans[sp.ID]; dup {
-		return errorAnswer(409, "invalid_action", "agent span "+sp.ID+" exists", nil)
-	}
-	if sp.Status != "pending" {
-		sp.StartedAt = orNow(started, startedOK)
-	}
-	if finished(sp.Status) {
-		sp.FinishedAt = orNow(fin, finOK)
-	}
-	s.spans[sp.ID] = sp
-	s.spanOrder = append(s.spanOrder, sp.ID)
-	s.byInst[sp.InstanceID] = append(s.byInst[sp.InstanceID], sp.ID)
-	in.counts[sp.Status]++
-	return success(spanJSON(sp), s.control(in))
-}
-
-func (s *Server) finishSpan(id string, obj map[string]json.RawMessage) answer {
-	f := newFields(obj, "timestamp", "status", "result_payload", "sensitive_encoding", "agent_span_id")
-	if !validPFID(id) {
-		f.bad("agent_span_id", "must be a PFID")
-	}
-	ts, tsOK := f.time("timestamp")
-	status := f.enum("status", instanceStatuses, false, "complete")
-	result := f.object("result_payload", false)
-	sens := f.boolean("sensitive_encoding")
-	if ans, bad := f.failed(); bad {
-		return ans
-	}
-	sp, ok := s.spans[id]
-	if !ok {
-		return errorAnswer(404, "not_found", "agent span not found", nil)
-	}
-	in := s.instances[sp.InstanceID]
-	switch {
-	case finished(sp.Status):
-		return errorAnswer(409, "invalid_action", "agent span is already "+sp.Status, nil)
-	case status == "cancelled" && sp.Status != "pending":
-		return errorAnswer(409, "invalid_action", "only a pending span can be cancelled", nil)
-	case status != "cancelled" && sp.Status != "active":
-		return errorAnswer(409, "invalid_action", "only an active span can be "+status, nil)
-	}
-	in.counts[sp.Status]--
-	sp.Status, sp.FinishedAt = status, orNow(ts, tsOK)
-	if status == "cancelled" {
-		sp.StartedAt = sp.FinishedAt
-	}
-	if result != nil {
-		sp.ResultPayload = result
-	}
-	if sens != nil {
-		sp.SensitiveEncoding = sens
-	}
-	sp.Finishes++
-	in.counts[status]++
-	return success(spanJSON(sp), s.control(in))
-}
-
 // control is the termination signal of a terminated instance, else nil.
 func (s *Server) control(in *instance) []byte {
 	if in == nil || in.Status != "terminated" {
@@ -426,31 +312,46 @@ func (s *Server) instanceJSON(in *instance) []byte {
 
 // spanJSON renders an AgentSpan.
 func spanJSON(sp *Span) []byte {
-	var b bytes.Buffer
-	b.Grow(256 + len(sp.Payload) + len(sp.ResultPayload))
-	str := func(k string, v any) {
-		enc, _ := json.Marshal(v)
-		b.WriteByte(',')
-		b.WriteString(`"` + k + `":`)
-		b.Write(enc)
-	}
-	b.WriteString(`{"type":"agent_span"`)
-	str("id", sp.ID)
-	str("agent_instance_id", sp.InstanceID)
-	str("parent_span_id", nullable(sp.ParentID))
-	str("schema_name", sp.SchemaName)
-	str("schema_title", sp.SchemaName)
-	str("status", sp.Status)
-	str("started_at", tsJSON(sp.StartedAt))
-	str("finished_at", tsJSON(sp.FinishedAt))
-	b.WriteString(`,"payload":`)
-	b.Write(sp.Payload)
-	b.WriteString(`,"result_payload":`)
-	if sp.ResultPayload != nil {
-		b.Write(sp.ResultPayload)
+	b := make([]byte, 0, 320+len(sp.Payload)+len(sp.ResultPayload))
+	b = append(b, `{"type":"agent_span","id":"`...)
+	b = append(b, sp.ID...) // PFIDs: no escaping needed
+	b = append(b, `","agent_instance_id":"`...)
+	b = append(b, sp.InstanceID...)
+	b = append(b, `","parent_span_id":`...)
+	if sp.ParentID == "" {
+		b = append(b, "null"...)
 	} else {
-		b.WriteString("null")
+		b = append(b, '"')
+		b = append(b, sp.ParentID...)
+		b = append(b, '"')
 	}
-	b.WriteString(`,"summary":null}`)
-	return b.Bytes()
+	name, _ := json.Marshal(sp.SchemaName)
+	b = append(b, `,"schema_name":`...)
+	b = append(b, name...)
+	b = append(b, `,"schema_title":`...)
+	b = append(b, name...)
+	b = append(b, `,"status":"`...)
+	b = append(b, sp.Status...)
+	b = append(b, `","started_at":`...)
+	b = appendTS(b, sp.StartedAt)
+	b = append(b, `,"finished_at":`...)
+	b = appendTS(b, sp.FinishedAt)
+	b = append(b, `,"payload":`...)
+	b = append(b, sp.Payload...)
+	b = append(b, `,"result_payload":`...)
+	if sp.ResultPayload != nil {
+		b = append(b, sp.ResultPayload...)
+	} else {
+		b = append(b, "null"...)
+	}
+	return append(b, `,"summary":null}`...)
+}
+
+func appendTS(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+	return append(b, '"')
 }

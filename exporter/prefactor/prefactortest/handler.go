@@ -65,7 +65,13 @@ func route(method, path string) (Endpoint, string) {
 const maxBodies = 10_000
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	var body []byte
+	if n := r.ContentLength; n >= 0 && n <= 64<<20 {
+		body = make([]byte, n)
+		_, _ = io.ReadFull(r.Body, body)
+	} else {
+		body, _ = io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	}
 	ep, id := route(r.Method, r.URL.Path)
 	rec := Request{Method: r.Method, Path: r.URL.Path, Endpoint: ep, Header: r.Header.Clone(), Body: body, At: time.Now()}
 
@@ -247,6 +253,25 @@ func (s *Server) process(ep Endpoint, id, path string, body []byte) (answer, boo
 		}
 		return answer{status: 200, body: []byte(`{"status":"success"}`)}, false
 	}
+	if ep == EndpointCreateSpan || ep == EndpointFinishSpan {
+		var u union
+		if err := decodeStrict(body, &u); err != nil {
+			return decodeError(err), false
+		}
+		key := u.Key
+		if key == nil && u.Details != nil {
+			key = u.Details.IdempotencyKey
+		}
+		if key == nil || *key == "" || len(*key) > 64 {
+			return invalid("idempotency_key", "required: a string of 1 to 64 characters"), false
+		}
+		return s.idempotent(*key, requestHash(ep, path, body), func() answer {
+			if ep == EndpointCreateSpan {
+				return s.createSpanTyped(&u)
+			}
+			return s.finishSpanTyped(id, &u, false)
+		})
+	}
 	obj, ans, ok := decodeObject(body)
 	if !ok {
 		return ans, false
@@ -332,56 +357,56 @@ func success(details []byte, control []byte) answer {
 // bulk runs a bulk request.
 func (s *Server) bulk(body []byte) (answer, bool) {
 	var req struct {
-		Items []json.RawMessage `json:"items"`
+		Items []union `json:"items"`
 	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return errorAnswer(400, "bad_request", "the body must be {\"items\": [...]}", nil), false
+	if err := decodeStrict(body, &req); err != nil {
+		return decodeError(err), false
 	}
 	if len(req.Items) == 0 {
 		return invalid("items", "at least one item"), false
 	}
-	type item struct {
-		typ, key string
-		obj      map[string]json.RawMessage
-		raw      json.RawMessage
-	}
-	items := make([]item, 0, len(req.Items))
-	seen := map[string]bool{}
-	for i, raw := range req.Items {
-		obj, _, ok := decodeObject(raw)
-		if !ok {
-			return invalid("items", "item "+strconv.Itoa(i)+" is not an object"), false
-		}
-		var it item
-		_ = json.Unmarshal(obj["_type"], &it.typ)
-		_ = json.Unmarshal(obj["idempotency_key"], &it.key)
-		if len(it.key) < 8 || len(it.key) > 64 {
+	seen := make(map[string]bool, len(req.Items))
+	for i := range req.Items {
+		it := &req.Items[i]
+		if it.Key == nil || len(*it.Key) < 8 || len(*it.Key) > 64 {
 			return invalid("items", "item "+strconv.Itoa(i)+": idempotency_key must have 8 to 64 characters"), false
 		}
-		if seen[it.key] {
-			return invalid("items", "duplicate idempotency_key "+it.key), false
+		if seen[*it.Key] {
+			return invalid("items", "duplicate idempotency_key "+*it.Key), false
 		}
-		seen[it.key] = true
-		it.obj, it.raw = obj, raw
-		items = append(items, it)
+		seen[*it.Key] = true
 	}
+	items := req.Items
 	var out bytes.Buffer
 	out.WriteString(`{"status":"success","outputs":{`)
 	replayed := false
-	for i, it := range items {
+	for i := range items {
+		it := &items[i]
 		var ans answer
-		ep, id, ok := bulkRoute(it.typ, it.obj)
+		typ := ""
+		if it.Type != nil {
+			typ = *it.Type
+		}
+		ep, id, ok := bulkRoute(typ, it)
 		if !ok {
-			ans = invalid("_type", "unknown item type "+strconv.Quote(it.typ))
+			ans = invalid("_type", "unknown item type "+strconv.Quote(typ))
 		} else {
 			var rep bool
-			ans, rep = s.idempotent(it.key, requestHash(ep, "bulk", it.raw), func() answer { return s.apply(ep, id, it.obj) })
+			ans, rep = s.idempotent(*it.Key, it.hash(ep), func() answer {
+				switch ep {
+				case EndpointCreateSpan:
+					return s.createSpanTyped(it)
+				case EndpointFinishSpan:
+					return s.finishSpanTyped(id, it, true)
+				}
+				return s.apply(ep, id, it.asMap())
+			})
 			replayed = replayed || rep
 		}
 		if i > 0 {
 			out.WriteByte(',')
 		}
-		k, _ := json.Marshal(it.key)
+		k, _ := json.Marshal(*it.Key)
 		out.Write(k)
 		out.WriteByte(':')
 		out.Write(ans.body)
@@ -399,23 +424,24 @@ func (s *Server) bulk(body []byte) (answer, bool) {
 }
 
 // bulkRoute maps a bulk item to the endpoint it stands for.
-func bulkRoute(typ string, obj map[string]json.RawMessage) (Endpoint, string, bool) {
-	str := func(k string) string {
-		var v string
-		_ = json.Unmarshal(obj[k], &v)
-		return v
+func bulkRoute(typ string, it *union) (Endpoint, string, bool) {
+	str := func(v *string) string {
+		if v == nil {
+			return ""
+		}
+		return *v
 	}
 	switch typ {
 	case "agent_instances/register":
 		return EndpointRegister, "", true
 	case "agent_instances/start":
-		return EndpointStart, str("agent_instance_id"), true
+		return EndpointStart, str(it.AgentInstanceID), true
 	case "agent_instances/finish":
-		return EndpointFinishInstance, str("agent_instance_id"), true
+		return EndpointFinishInstance, str(it.AgentInstanceID), true
 	case "agent_spans/create":
 		return EndpointCreateSpan, "", true
 	case "agent_spans/finish":
-		return EndpointFinishSpan, str("agent_span_id"), true
+		return EndpointFinishSpan, str(it.AgentSpanID), true
 	}
 	return "", "", false
 }

@@ -38,6 +38,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -468,6 +469,27 @@ func (s *Server) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("prefactortest: %d problems:\n%s", len(errs), strings.Join(errs, "\n"))
+}
+
+// objectHash identifies a bulk item for idempotency: its endpoint and its
+// fields (sorted) with their raw values.
+func objectHash(ep Endpoint, obj map[string]json.RawMessage) [32]byte {
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	h.Write([]byte(ep))
+	for _, k := range keys {
+		h.Write([]byte{0})
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+		h.Write(obj[k])
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // requestHash identifies a request for idempotency.
