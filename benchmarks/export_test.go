@@ -26,11 +26,18 @@ func cpuTime() time.Duration {
 // one of 8 instances; the clock stops when Shutdown has delivered
 // everything. cpu-us/span is the whole process's CPU time per span, the
 // fake server's included.
-func BenchmarkExport(b *testing.B) {
+func BenchmarkExport(b *testing.B) { benchmarkExport(b, 0) }
+
+// BenchmarkExportRTT is BenchmarkExport with 2 ms added to every answer,
+// standing for a network round trip.
+func BenchmarkExportRTT(b *testing.B) { benchmarkExport(b, 2*time.Millisecond) }
+
+func benchmarkExport(b *testing.B, rtt time.Duration) {
 	for _, mode := range []prefactor.Mode{prefactor.ModeBulk, prefactor.ModeSingle} {
 		b.Run(mode.String(), func(b *testing.B) {
 			srv := prefactortest.NewServer()
 			defer srv.Close()
+			srv.SetLatency(rtt)
 			exp, err := prefactor.New(prefactor.WithURL(srv.URL), prefactor.WithToken(srv.Token()),
 				prefactor.WithAgentID(srv.AgentID()), prefactor.WithEnvironmentID(srv.EnvironmentID()),
 				prefactor.WithMode(mode), prefactor.WithPollInterval(-1))
