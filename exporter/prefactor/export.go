@@ -96,7 +96,10 @@ func (e *Exporter) plan(recs []agenttrace.Record) (map[agenttrace.ID][]*op, []ag
 	var emit func(o *op)
 	emit = func(o *op) {
 		if anc, ok := e.waitOn[o.span]; ok {
+			// Held past this Export: it must not point into the batch.
 			o.rec = -1
+			d := *o.sdata
+			o.sdata = &d
 			e.deferred[anc].ops = append(e.deferred[anc].ops, o)
 			return
 		}

@@ -157,7 +157,7 @@ func (c *checker) bad(k, msg string) {
 }
 
 func (c *checker) str(k string, v *string, required bool) string {
-	if v == nil {
+	if v == nil || *v == "" {
 		if required {
 			c.bad(k, "required")
 		}
