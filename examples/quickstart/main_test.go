@@ -9,6 +9,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/agenttrace/agenttrace/exporter/autoexport"
+	"github.com/agenttrace/agenttrace/exporter/prefactor"
+	"github.com/agenttrace/agenttrace/exporter/prefactor/prefactortest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -58,4 +60,56 @@ func TestRunUnknownExporter(t *testing.T) {
 	var out bytes.Buffer
 	require.ErrorIs(t, run(context.Background(), &out), autoexport.ErrUnknownExporter)
 	require.Empty(t, out.String())
+}
+
+// The quickstart scenario lands in the Prefactor API complete and correct
+// (here the fake one from prefactortest, selected by PREFACTOR_API_TOKEN).
+func TestRunToPrefactor(t *testing.T) {
+	srv := prefactortest.NewServer()
+	defer srv.Close()
+	t.Setenv(autoexport.EnvExporter, "")
+	t.Setenv(prefactor.EnvAPIURL, srv.URL)
+	t.Setenv(prefactor.EnvAPIToken, srv.Token())
+	t.Setenv(prefactor.EnvAgentID, srv.AgentID())
+	t.Setenv(prefactor.EnvEnvironmentID, srv.EnvironmentID())
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), &out))
+	require.Contains(t, out.String(), "quickstart: tracing to prefactor exporter ("+srv.URL)
+	require.NotContains(t, out.String(), srv.Token())
+	require.Contains(t, out.String(), "dropped=0, queued=0, export errors=0\n")
+
+	require.NoError(t, srv.Validate())
+	insts := srv.Instances()
+	require.Len(t, insts, 1)
+	in := insts[0]
+	require.Equal(t, "complete", in.Status)
+	require.Contains(t, string(in.AgentVersion), `"name":"quickstart-agent"`)
+	spans := srv.Spans(in.ID)
+	require.Len(t, spans, 6)
+	var root prefactortest.Span
+	kids := map[string][]prefactortest.Span{}
+	for _, s := range spans {
+		require.Equal(t, 1, s.Creates)
+		require.False(t, s.FinishedAt.Before(s.StartedAt), "%s ends after it starts", s.ID)
+		if s.ParentID == "" {
+			root = s
+			continue
+		}
+		kids[s.ParentID] = append(kids[s.ParentID], s)
+	}
+	require.Equal(t, "agent", root.SchemaName)
+	require.Equal(t, "complete", root.Status)
+	var got []string
+	for _, k := range kids[root.ID] {
+		got = append(got, k.SchemaName+":"+k.Status)
+		require.False(t, k.StartedAt.Before(root.StartedAt))
+		require.False(t, k.FinishedAt.After(root.FinishedAt))
+	}
+	require.Equal(t, []string{"llm:complete", "tool:failed", "tool:complete", "tool:complete", "llm:complete"}, got)
+	plan := kids[root.ID][0]
+	require.Contains(t, string(plan.Payload), `"model":`)
+	require.Contains(t, string(plan.ResultPayload), `"finish_reason":"tool_calls"`)
+	require.Contains(t, string(kids[root.ID][1].ResultPayload), "context deadline exceeded")
+	answer := kids[root.ID][4]
+	require.Contains(t, string(answer.ResultPayload), `"prompt_tokens":655`)
 }
