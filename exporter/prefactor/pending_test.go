@@ -83,3 +83,52 @@ func TestNotFoundOnInstanceIsRetried(t *testing.T) {
 	require.Len(t, h.srv.AllSpans(), 1)
 	require.Zero(t, h.tr.Stats().Failed)
 }
+
+// Chains of pending spans: a pending child of a pending parent activates
+// first; its own child waits with it; all land parents first.
+func TestPendingChains(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	ctx, run := h.tr.StartInstance(context.Background())
+	pctx, p := h.tr.StartPending(ctx, "tool", agenttrace.ToolInput{Name: "p"})
+	cctx, c := h.tr.StartPending(pctx, "tool", agenttrace.ToolInput{Name: "c"})
+	_, g := h.tr.Start(cctx, "llm", nil)
+	require.NoError(t, h.tr.Flush(ctx))
+	c.Activate() // before its parent
+	g.End()
+	require.NoError(t, h.tr.Flush(ctx))
+	require.Empty(t, h.srv.AllSpans(), "all wait for p")
+	_, x := h.tr.StartPending(pctx, "tool", agenttrace.ToolInput{Name: "x"}) // cancelled while p waits
+	x.Cancel("skip")
+	require.NoError(t, h.tr.Flush(ctx))
+	require.Empty(t, h.srv.AllSpans())
+	p.Activate()
+	require.NoError(t, h.tr.Flush(ctx))
+	require.Len(t, h.srv.AllSpans(), 4)
+	c.End()
+	p.End()
+	run.End()
+	h.shutdown(t)
+	require.NoError(t, h.srv.Validate())
+	order := map[string]int{}
+	for i, s := range h.srv.AllSpans() {
+		order[s.ID] = i
+		require.Contains(t, []string{"complete", "cancelled"}, s.Status, s.ID)
+	}
+	id := func(s *agenttrace.Span) string { return pfid(s.ID(), h.srv) }
+	require.Less(t, order[id(p)], order[id(c)])
+	require.Less(t, order[id(c)], order[id(g)])
+	require.Less(t, order[id(p)], order[id(x)])
+	require.Zero(t, h.exp.Stats().Rejected)
+	require.NoError(t, h.exp.Shutdown(context.Background()), "nothing left waiting")
+}
+
+// A pending span still waiting at Shutdown is reported.
+func TestPendingAtShutdownIsReported(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	ctx, _ := h.tr.StartInstance(context.Background())
+	_, p := h.tr.StartPending(ctx, "tool", nil)
+	require.NoError(t, h.tr.Flush(ctx))
+	err := h.exp.Shutdown(context.Background())
+	require.ErrorContains(t, err, "1 pending spans")
+	_ = p
+}
