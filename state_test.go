@@ -22,7 +22,7 @@ func TestLegalTransitions(t *testing.T) {
 	_, b := tr.Start(ctx, "tool", nil) // active -> failed
 	b.Fail(errors.New("boom"))
 	require.Equal(t, agenttrace.StatusFailed, b.Status())
-	require.Equal(t, &agenttrace.ErrorInfo{Type: "*errors.errorString", Message: "boom"}, b.Data().Error)
+	require.Equal(t, &agenttrace.ErrorInfo{Type: "error", Message: "boom"}, b.Data().Error)
 
 	_, c := tr.StartPending(ctx, "tool", nil) // pending -> active -> complete
 	require.Equal(t, agenttrace.StatusPending, c.Status())

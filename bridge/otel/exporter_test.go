@@ -181,7 +181,7 @@ func TestExporterMapsEverySpanType(t *testing.T) {
 			fa := attrMap(refund.Attributes())
 			assert.Equal(t, codes.Error, refund.Status().Code)
 			assert.Equal(t, "refund service down", refund.Status().Description)
-			assert.Equal(t, "*errors.errorString", fa[otelbridge.KeyErrorType].AsString())
+			assert.Equal(t, "error", fa[otelbridge.KeyErrorType].AsString())
 			assert.Equal(t, "failed", fa[otelbridge.KeySpanStatus].AsString())
 
 			cancelled := spans["execute_tool escalate"]
@@ -373,7 +373,7 @@ func TestExporterFailedInstance(t *testing.T) {
 	assert.Equal(t, "out of budget", root.Status().Description)
 	a := attrMap(root.Attributes())
 	assert.Equal(t, "failed", a[otelbridge.KeyInstanceStatus].AsString())
-	assert.Equal(t, "*errors.errorString", a[otelbridge.KeyErrorType].AsString())
+	assert.Equal(t, "error", a[otelbridge.KeyErrorType].AsString())
 }
 
 func TestExporterDefaultInstance(t *testing.T) {

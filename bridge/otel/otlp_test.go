@@ -143,7 +143,7 @@ func TestOTLPRoundTrip(t *testing.T) {
 	refund := spans["execute_tool refund"]
 	assert.Equal(t, tracepb.Status_STATUS_CODE_ERROR, refund.GetStatus().GetCode())
 	assert.Equal(t, "refund service down", refund.GetStatus().GetMessage())
-	assert.Equal(t, "*errors.errorString", wireAttrs(refund.GetAttributes())["error.type"].GetStringValue())
+	assert.Equal(t, "error", wireAttrs(refund.GetAttributes())["error.type"].GetStringValue())
 
 	esc := spans["execute_tool escalate"]
 	assert.Equal(t, tracepb.Status_STATUS_CODE_UNSET, esc.GetStatus().GetCode())

@@ -622,7 +622,7 @@ func (e *Exporter) spanLine(b *bytes.Buffer, n *node) {
 
 // genericErrorTypes are error types that say nothing beyond the message.
 var genericErrorTypes = map[string]bool{
-	"": true, "error": true, "cancelled": true, "panic": true,
+	"": true, "error": true, "cancelled": true, "panic": true, "terminated": true,
 	"*errors.errorString": true, "*fmt.wrapError": true, "*fmt.wrapErrors": true, "*errors.joinError": true,
 }
 
