@@ -114,7 +114,16 @@ func (i *Instance) End() {
 	if i == nil {
 		return
 	}
-	i.finish(StatusComplete, nil, false)
+	i.finish(StatusComplete, nil, false, time.Time{})
+}
+
+// EndAt is End at time t (for runs replayed from another source). A zero t
+// means now; a t before the instance's start is clamped to it.
+func (i *Instance) EndAt(t time.Time) {
+	if i == nil {
+		return
+	}
+	i.finish(StatusComplete, nil, false, t)
 }
 
 // Fail finishes the instance as failed with err.
@@ -122,10 +131,18 @@ func (i *Instance) Fail(err error) {
 	if i == nil {
 		return
 	}
-	i.finish(StatusFailed, errorInfo(err), true)
+	i.finish(StatusFailed, errorInfo(err), true, time.Time{})
 }
 
-func (i *Instance) finish(target Status, info *ErrorInfo, explicit bool) {
+// FailAt is Fail at time t; see EndAt.
+func (i *Instance) FailAt(err error, t time.Time) {
+	if i == nil {
+		return
+	}
+	i.finish(StatusFailed, errorInfo(err), true, t)
+}
+
+func (i *Instance) finish(target Status, info *ErrorInfo, explicit bool, at time.Time) {
 	for k := range i.stripes {
 		i.stripes[k].end.Lock()
 	}
@@ -134,7 +151,12 @@ func (i *Instance) finish(target Status, info *ErrorInfo, explicit bool) {
 			i.stripes[k].end.Unlock()
 		}
 	}()
-	now := i.t.now()
+	now := at
+	if now.IsZero() {
+		now = i.t.now()
+	} else if now.Before(i.base.StartedAt) {
+		now = i.base.StartedAt
+	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.status != StatusActive {

@@ -145,12 +145,32 @@ func (s *Span) Activate() {
 	if s == nil {
 		return
 	}
-	now := s.t.now()
+	s.activate(time.Time{})
+}
+
+// ActivateAt is Activate at time t (for spans replayed from another
+// source). A zero t means now; a t before the span's creation is clamped
+// to it.
+func (s *Span) ActivateAt(t time.Time) {
+	if s == nil {
+		return
+	}
+	s.activate(t)
+}
+
+func (s *Span) activate(at time.Time) {
+	now := at
+	if now.IsZero() {
+		now = s.t.now()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.status != StatusPending {
 		s.t.illegal()
 		return
+	}
+	if now.Before(s.createdAt) {
+		now = s.createdAt
 	}
 	s.status = StatusActive
 	s.startedAt = now
@@ -165,7 +185,19 @@ func (s *Span) End() {
 	if s == nil {
 		return
 	}
-	s.finish(StatusComplete, nil, false)
+	s.finish(StatusComplete, nil, false, time.Time{})
+}
+
+// EndAt is End at time t (for spans replayed from another source, such as
+// the OpenTelemetry bridge). A zero t means now; a t before the span's
+// start is clamped to it. Order guarantees follow the recording order: a
+// span ended with EndAt after its instance ended is delivered after the
+// instance's end, whatever t says.
+func (s *Span) EndAt(t time.Time) {
+	if s == nil {
+		return
+	}
+	s.finish(StatusComplete, nil, false, t)
 }
 
 // Fail finishes the span as failed with err's type and message. An active
@@ -176,7 +208,15 @@ func (s *Span) Fail(err error) {
 	if s == nil {
 		return
 	}
-	s.finish(StatusFailed, errorInfo(err), true)
+	s.finish(StatusFailed, errorInfo(err), true, time.Time{})
+}
+
+// FailAt is Fail at time t; see EndAt.
+func (s *Span) FailAt(err error, t time.Time) {
+	if s == nil {
+		return
+	}
+	s.finish(StatusFailed, errorInfo(err), true, t)
 }
 
 // Cancel finishes a pending span as cancelled: the work it stood for never
@@ -198,11 +238,23 @@ func (s *Span) Cancel(reason string) {
 	s.endLocked(StatusCancelled, now)
 }
 
-func (s *Span) finish(target Status, info *ErrorInfo, explicit bool) {
+func (s *Span) finish(target Status, info *ErrorInfo, explicit bool, at time.Time) {
 	defer s.inst.endLock(s.id).Unlock()
-	now := s.t.now()
+	now := at
+	if now.IsZero() {
+		now = s.t.now()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !at.IsZero() {
+		start := s.startedAt
+		if start.IsZero() {
+			start = s.createdAt
+		}
+		if now.Before(start) {
+			now = start
+		}
+	}
 	switch s.status {
 	case StatusActive:
 	case StatusPending:
@@ -320,12 +372,31 @@ func (s *Span) MarkFirstToken() {
 	if s == nil {
 		return
 	}
-	now := s.t.now()
+	s.markFirstToken(time.Time{})
+}
+
+// MarkFirstTokenAt is MarkFirstToken at time t; a zero t means now, a t
+// before the span's start is clamped to it.
+func (s *Span) MarkFirstTokenAt(t time.Time) {
+	if s == nil {
+		return
+	}
+	s.markFirstToken(t)
+}
+
+func (s *Span) markFirstToken(at time.Time) {
+	now := at
+	if now.IsZero() {
+		now = s.t.now()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.status != StatusActive {
 		s.t.illegal()
 		return
+	}
+	if now.Before(s.startedAt) {
+		now = s.startedAt
 	}
 	if !s.firstToken.IsZero() {
 		return
