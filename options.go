@@ -1,6 +1,7 @@
 package agenttrace
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,7 @@ type config struct {
 	blockTimeout    time.Duration
 	payloadLimit    int
 	redactor        Redactor
+	parentExtractor func(context.Context) (TraceParent, bool)
 	logger          *slog.Logger
 	logInterval     time.Duration
 	clock           func() time.Time

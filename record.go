@@ -122,6 +122,9 @@ type SpanData struct {
 	// PayloadError is the first payload encoding or redaction error; the
 	// payload concerned holds an error marker instead.
 	PayloadError string `json:"payload_error,omitempty"`
+	// TraceParent is the caller's trace context when the span started (see
+	// WithParentExtractor); nil if none was captured.
+	TraceParent *TraceParent `json:"trace_parent,omitempty"`
 }
 
 // Duration returns EndedAt - StartedAt, or 0 if the span did not run to an
@@ -188,4 +191,7 @@ type InstanceData struct {
 	Error     *ErrorInfo        `json:"error,omitempty"`
 	// Summary holds the rollups; set on InstanceEnded records.
 	Summary *Summary `json:"summary,omitempty"`
+	// TraceParent is the caller's trace context when the instance started
+	// (see WithParentExtractor); nil if none was captured.
+	TraceParent *TraceParent `json:"trace_parent,omitempty"`
 }

@@ -51,7 +51,9 @@ type Span struct {
 	usage      *Usage // immutable once set; replaced, never modified
 	cost       *Cost
 	sensitive  *bool
-	payloadErr string
+	// traceParent is the caller's trace context at start (immutable).
+	traceParent *TraceParent
+	payloadErr  string
 }
 
 // SpanOption configures one span at Start.
@@ -415,6 +417,7 @@ func (s *Span) snapshotLocked() SpanData {
 		Name:         s.name,
 		Status:       s.status,
 		CreatedAt:    s.createdAt,
+		TraceParent:  s.traceParent,
 		StartedAt:    s.startedAt,
 		EndedAt:      s.endedAt,
 		Payload:      s.payload,

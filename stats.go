@@ -35,6 +35,9 @@ type Stats struct {
 	// InstancesTerminated counts instances the backend terminated (see
 	// Terminator).
 	InstancesTerminated uint64 `json:"instances_terminated,omitempty"`
+	// HookPanics counts panics recovered in user hooks other than the
+	// redactor (WithParentExtractor).
+	HookPanics uint64 `json:"hook_panics,omitempty"`
 
 	// The sums over all exporters of the fields of ExporterStats.
 	Recorded  uint64     `json:"recorded"`
@@ -122,6 +125,7 @@ func (t *Tracer) Stats() Stats {
 		PayloadErrors:       t.stats.payloadErrors.Load(),
 		AfterShutdown:       t.stats.afterShutdown.Load(),
 		InstancesTerminated: t.stats.instancesTerminated.Load(),
+		HookPanics:          t.stats.hookPanics.Load(),
 	}
 	for _, q := range t.queues {
 		e := q.stats()

@@ -37,6 +37,7 @@ type tracerCounters struct {
 	truncated, payloadErrors         atomic.Uint64
 	afterShutdown                    atomic.Uint64
 	instancesTerminated              atomic.Uint64
+	hookPanics                       atomic.Uint64
 }
 
 // spanStripe is one cache line of the tracer's span counters.
@@ -242,6 +243,7 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 	s := &Span{
 		t: t, inst: inst, parent: parent, id: newID(now), typ: spanType, name: sc.name,
 		status: status, createdAt: now, sensitive: sc.sensitive,
+		traceParent: t.extractParent(ctx),
 	}
 	if status == StatusActive {
 		s.startedAt = now
@@ -282,13 +284,14 @@ func (t *Tracer) StartInstance(ctx context.Context, opts ...InstanceOption) (con
 		t.stats.afterShutdown.Add(1)
 		return ctx, nil
 	}
+	tp := t.extractParent(ctx)
 	ctx, cancel := t.instanceContext(ctx)
-	inst := t.newInstance(false, opts, cancel)
+	inst := t.newInstance(false, opts, cancel, tp)
 	return context.WithValue(ctx, ctxKey{}, inst), inst
 }
 
-func (t *Tracer) newInstance(def bool, opts []InstanceOption, cancel context.CancelCauseFunc) *Instance {
-	d := InstanceData{Agent: t.cfg.agent, Schema: t.schema, Purpose: PurposeLive, Default: def}
+func (t *Tracer) newInstance(def bool, opts []InstanceOption, cancel context.CancelCauseFunc, tp *TraceParent) *Instance {
+	d := InstanceData{Agent: t.cfg.agent, Schema: t.schema, Purpose: PurposeLive, Default: def, TraceParent: tp}
 	for _, o := range opts {
 		if o != nil {
 			o.applyInstance(&d)
@@ -330,7 +333,7 @@ func (t *Tracer) defaultInstance() *Instance {
 	if d != nil {
 		d.End()
 	}
-	d = t.newInstance(true, nil, nil)
+	d = t.newInstance(true, nil, nil, nil)
 	t.def.Store(d)
 	return d
 }
