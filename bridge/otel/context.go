@@ -12,6 +12,39 @@ import (
 // parent under, in W3C traceparent form.
 const traceparentKey = "traceparent"
 
+// CaptureParent returns a tracer option that captures the OTel span
+// current in the context of every Start, StartPending and StartInstance
+// (agenttrace.WithParentExtractor): the Exporter then emits an instance
+// started inside an OTel-traced request inside that request's trace, its
+// root a child of the request's span, and an agenttrace span started inside
+// an OTel span (itself inside an agenttrace span) as that OTel span's
+// child. It is the way to get context interop for every span:
+//
+//	tracer, err := agenttrace.New(otelbridge.CaptureParent(),
+//		agenttrace.WithExporter(otelbridge.NewExporter(tp)))
+func CaptureParent() agenttrace.Option {
+	return agenttrace.WithParentExtractor(extractParent)
+}
+
+func extractParent(ctx context.Context) (agenttrace.TraceParent, bool) {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return agenttrace.TraceParent{}, false
+	}
+	return agenttrace.TraceParent{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Flags: byte(sc.TraceFlags())}, true
+}
+
+// fromTraceParent turns a captured trace context back into a remote OTel
+// span context (invalid for nil).
+func fromTraceParent(tp *agenttrace.TraceParent) trace.SpanContext {
+	if tp == nil {
+		return trace.SpanContext{}
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tp.TraceID, SpanID: tp.SpanID, TraceFlags: trace.TraceFlags(tp.Flags), Remote: true,
+	})
+}
+
 // WithParent returns an agenttrace.InstanceOption that records the OTel span
 // current in ctx (if any) as the parent of the instance: the Exporter then
 // emits the instance's root span as a child of that span, in its trace, so
@@ -65,9 +98,14 @@ func ContextWithSpan(ctx context.Context) context.Context {
 }
 
 // instanceTrace returns the OTel trace ID of an instance: that of the OTel
-// parent recorded by WithParent, or the instance ULID.
+// parent captured at its start (CaptureParent) or recorded by WithParent,
+// or the instance ULID.
 func instanceTrace(inst *agenttrace.Instance) trace.TraceID {
-	if tp := inst.Data().Metadata[traceparentKey]; tp != "" {
+	d := inst.Data()
+	if sc := fromTraceParent(d.TraceParent); sc.IsValid() {
+		return sc.TraceID()
+	}
+	if tp := d.Metadata[traceparentKey]; tp != "" {
 		if sc := parseTraceparent(tp); sc.IsValid() {
 			return sc.TraceID()
 		}
@@ -82,10 +120,10 @@ func instanceTrace(inst *agenttrace.Instance) trace.TraceID {
 // span). The returned context also carries the new span's OTel span context
 // (as ContextWithSpan does), so OTel spans started from it nest under it.
 //
-// Start stands in for a hook of the root package that would capture the
-// OTel context at every Start: until that exists, only spans started through
-// this method (and instances started with WithParent) follow OTel parents.
-// It needs IDGenerator on the Exporter's provider.
+// With CaptureParent on the tracer every span follows its OTel parent
+// without this method; Start still returns a context carrying the new
+// span's OTel span context. It needs IDGenerator on the Exporter's
+// provider.
 func (e *Exporter) Start(ctx context.Context, tr *agenttrace.Tracer, spanType string, payload any, opts ...agenttrace.SpanOption) (context.Context, *agenttrace.Span) {
 	if ctx == nil {
 		ctx = context.Background()

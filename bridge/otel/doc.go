@@ -30,14 +30,19 @@
 //
 // # Context interop
 //
-// An instance started with WithParent(ctx) is emitted inside the trace of the
-// OTel span current in ctx, its root a child of that span; its spans follow.
+// With CaptureParent() among the tracer's options, every Start and
+// StartInstance records the OTel span current in its context: an instance
+// started while serving an OTel-traced request is emitted inside that
+// request's trace, its root a child of the request's span, and an
+// agenttrace span started inside an OTel span (itself inside an agenttrace
+// span) becomes that OTel span's child. Without it, an instance started
+// with WithParent(ctx) is emitted inside the trace of the OTel span current
+// in ctx, its root a child of that span; its spans follow.
 // In the other direction, ContextWithSpan(ctx) puts the deterministic OTel
 // span context of the agenttrace span in ctx into the context as a remote
 // parent, so OTel instrumentation (an HTTP client, a database driver) called
 // from agent code nests under the agenttrace span. Exporter.Start does both
-// for a single span, until the root package can capture OTel contexts at
-// every Start itself.
+// for a single span.
 //
 // # OpenTelemetry to agenttrace
 //
@@ -49,5 +54,6 @@
 // WithGenericSpans, other spans a generic type. Each trace becomes an
 // instance. OTel spans end children first, so the processor buffers a trace
 // until its local root ends (bounded, with a timeout) and replays it parents
-// first.
+// first, with the original start, end and first-token times and the
+// spans' error.type.
 package otelbridge

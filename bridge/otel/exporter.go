@@ -181,7 +181,11 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 func (e *Exporter) instanceStarted(d *agenttrace.InstanceData) *instState {
 	st := &instState{trace: TraceID(d.ID)}
 	parent := context.Background()
-	if ext := parseTraceparent(d.Metadata[traceparentKey]); ext.IsValid() {
+	ext := fromTraceParent(d.TraceParent)
+	if !ext.IsValid() {
+		ext = parseTraceparent(d.Metadata[traceparentKey])
+	}
+	if ext.IsValid() {
 		st.ext = ext
 		st.trace = ext.TraceID()
 		parent = trace.ContextWithRemoteSpanContext(parent, ext)
@@ -327,7 +331,12 @@ func (e *Exporter) spanStarted(d *agenttrace.SpanData) {
 	// Context interop: an OTel span current when the span started, other
 	// than its agenttrace parent and than what was current around that
 	// parent, is its nearer parent.
-	if ext, ok := e.takeCapture(d.ID); ok {
+	ext, ok := e.takeCapture(d.ID)
+	if !ok {
+		ext = fromTraceParent(d.TraceParent)
+		ok = ext.IsValid()
+	}
+	if ok {
 		around := st.ext
 		if sc, ok := st.ambient[d.ParentID]; ok && !d.ParentID.IsZero() {
 			around = sc

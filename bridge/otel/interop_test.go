@@ -118,3 +118,44 @@ func TestSpanInsideOTelRequest(t *testing.T) {
 	assert.Equal(t, chat.SpanContext().SpanID(), tool.Parent().SpanID())
 	assert.Equal(t, chat.SpanContext().SpanID(), plainSpan.Parent().SpanID())
 }
+
+// With CaptureParent, plain tracer.Start and StartInstance follow OTel
+// parents: an otelhttp-style server span holds the agent run, and an OTel
+// span inside an agenttrace span holds the agenttrace span started in it.
+func TestCaptureParent(t *testing.T) {
+	f := newFixtureWith(t, nil, []agenttrace.Option{otelbridge.CaptureParent()})
+	reqCtx, req := f.tp.Tracer("net/http").Start(context.Background(), "POST /chat", trace.WithSpanKind(trace.SpanKindServer))
+	ctx, inst := f.tracer.StartInstance(reqCtx)
+	actx, agent := f.tracer.Start(ctx, "agent", agenttrace.AgentInput{Name: "bot"})
+	octx, db := f.tp.Tracer("db").Start(otelbridge.ContextWithSpan(actx), "SELECT orders")
+	_, tool := f.tracer.Start(agenttrace.ContextWithSpan(octx, agent), "tool", agenttrace.ToolInput{Name: "lookup"})
+	_, llm := f.tracer.Start(actx, "llm", agenttrace.LLMRequest{Model: "m"})
+	tool.End()
+	db.End()
+	llm.End()
+	agent.End()
+	inst.End()
+	req.End()
+	f.flush(t)
+
+	spans := byName(t, f.otel.Ended())
+	rsc := req.SpanContext()
+	root := spans["invoke_agent support-bot"]
+	require.NotNil(t, root)
+	assert.Equal(t, rsc.TraceID(), root.SpanContext().TraceID(), "the run is inside the request's trace")
+	assert.Equal(t, rsc.SpanID(), root.Parent().SpanID())
+	ag := spans["invoke_agent bot"]
+	assert.Equal(t, root.SpanContext().SpanID(), ag.Parent().SpanID())
+	chat := spans["chat m"]
+	assert.Equal(t, ag.SpanContext().SpanID(), chat.Parent().SpanID(), "the OTel span around the agent span is not a nearer parent")
+	sel := spans["SELECT orders"]
+	assert.Equal(t, ag.SpanContext().SpanID(), sel.Parent().SpanID())
+	lookup := spans["execute_tool lookup"]
+	assert.Equal(t, sel.SpanContext().SpanID(), lookup.Parent().SpanID(), "the OTel span it started in is its parent")
+	for _, s := range []string{"invoke_agent bot", "chat m", "SELECT orders", "execute_tool lookup"} {
+		assert.Equal(t, rsc.TraceID(), spans[s].SpanContext().TraceID(), s)
+	}
+	d, ok := f.rec.Span(llm.ID())
+	require.True(t, ok)
+	require.NotNil(t, d.TraceParent, "other exporters see the captured context too")
+}

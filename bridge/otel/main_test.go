@@ -31,17 +31,23 @@ type fixture struct {
 
 func newFixture(t *testing.T, opts []otelbridge.Option, tpOpts ...sdktrace.TracerProviderOption) *fixture {
 	t.Helper()
+	return newFixtureWith(t, opts, nil, tpOpts...)
+}
+
+// newFixtureWith is newFixture with extra tracer options.
+func newFixtureWith(t *testing.T, opts []otelbridge.Option, trOpts []agenttrace.Option, tpOpts ...sdktrace.TracerProviderOption) *fixture {
+	t.Helper()
 	f := &fixture{otel: tracetest.NewSpanRecorder(), rec: agenttracetest.NewRecorder()}
 	if tpOpts == nil {
 		tpOpts = []sdktrace.TracerProviderOption{sdktrace.WithIDGenerator(otelbridge.IDGenerator())}
 	}
 	f.tp = sdktrace.NewTracerProvider(append(tpOpts, sdktrace.WithSpanProcessor(f.otel))...)
 	f.exp = otelbridge.NewExporter(f.tp, opts...)
-	tr, err := agenttrace.New(
+	tr, err := agenttrace.New(append([]agenttrace.Option{
 		agenttrace.WithExporter(f.exp, f.rec),
 		agenttrace.WithAgent("support-bot", "1.4.0"),
-		agenttrace.WithFlushInterval(5*time.Millisecond),
-	)
+		agenttrace.WithFlushInterval(5 * time.Millisecond),
+	}, trOpts...)...)
 	require.NoError(t, err)
 	f.tracer = tr
 	t.Cleanup(func() {

@@ -261,11 +261,17 @@ func (p *SpanProcessor) replay(spans []sdktrace.ReadOnlySpan) {
 	for _, r := range roots {
 		walk(ctx, r)
 	}
+	var end time.Time
+	for _, sp := range spans {
+		if sp.EndTime().After(end) {
+			end = sp.EndTime()
+		}
+	}
 	if failed != nil {
-		inst.Fail(&statusError{msg: failed.s.Status().Description})
+		inst.FailAt(&statusError{msg: failed.s.Status().Description, typ: indexAttrs(failed.s.Attributes()).str(KeyErrorType)}, end)
 		return
 	}
-	inst.End()
+	inst.EndAt(end)
 }
 
 // instanceOptions derive the instance from the trace: its start, the
@@ -334,10 +340,18 @@ func (p *SpanProcessor) spanType(s sdktrace.ReadOnlySpan) string {
 }
 
 // statusError is the error a replayed span or instance fails with: the
-// OTel status description.
-type statusError struct{ msg string }
+// OTel status description, and error.type as its ErrorType.
+type statusError struct{ msg, typ string }
 
 func (e *statusError) Error() string { return e.msg }
+
+// ErrorType implements agenttrace.ErrorTyper.
+func (e *statusError) ErrorType() string {
+	if e.typ == "" {
+		return "error"
+	}
+	return e.typ
+}
 
 // replaySpan records one span and returns the context its children start
 // from.
@@ -384,10 +398,13 @@ func (p *SpanProcessor) replaySpan(ctx context.Context, s sdktrace.ReadOnlySpan,
 	if result != nil {
 		span.SetResult(result)
 	}
+	if v, ok := a[KeyResponseTimeToFirstChunk]; ok && v.AsFloat64() > 0 {
+		span.MarkFirstTokenAt(s.StartTime().Add(time.Duration(v.AsFloat64() * float64(time.Second))))
+	}
 	if s.Status().Code == codes.Error {
-		span.Fail(&statusError{msg: s.Status().Description})
+		span.FailAt(&statusError{msg: s.Status().Description, typ: a.str(KeyErrorType)}, s.EndTime())
 	} else {
-		span.End()
+		span.EndAt(s.EndTime())
 	}
 	return ctx
 }

@@ -44,7 +44,8 @@ func otelAgent(ctx context.Context, tr trace.Tracer, t0 time.Time) {
 		otelbridge.KeyResponseModel.String("gpt-4o-2024-08-06"), otelbridge.KeyResponseID.String("chatcmpl-1"),
 		otelbridge.KeyResponseFinishReasons.StringSlice([]string{"tool_calls"}),
 		otelbridge.KeyUsageInputTokens.Int64(120), otelbridge.KeyUsageOutputTokens.Int64(30),
-		otelbridge.KeyUsageCacheReadInputTokens.Int64(100))
+		otelbridge.KeyUsageCacheReadInputTokens.Int64(100),
+		otelbridge.KeyResponseTimeToFirstChunk.Float64(0.02))
 	chat.End(at(50 * time.Millisecond))
 	tctx, tool := tr.Start(ctx, "execute_tool lookup_order", at(60*time.Millisecond), trace.WithAttributes(
 		otelbridge.KeyOperationName.String("execute_tool"), otelbridge.KeyToolName.String("lookup_order"),
@@ -102,6 +103,13 @@ func TestProcessorMapsGenAISpans(t *testing.T) {
 			}
 			assert.Equal(t, t0, agent.StartedAt)
 			assert.Equal(t, t0.Add(60*time.Millisecond), tool.StartedAt)
+			// Original end times, time to first token and error types survive.
+			assert.Equal(t, t0.Add(100*time.Millisecond), agent.EndedAt)
+			assert.Equal(t, t0.Add(50*time.Millisecond), chat.EndedAt)
+			assert.Equal(t, t0.Add(80*time.Millisecond), tool.EndedAt)
+			assert.Equal(t, 20*time.Millisecond, chat.TimeToFirstToken())
+			assert.Equal(t, t0.Add(100*time.Millisecond), inst.EndedAt)
+			assert.Equal(t, "429", bad.Error.Type)
 
 			var ain agenttrace.AgentInput
 			require.NoError(t, json.Unmarshal(agent.Payload, &ain))
