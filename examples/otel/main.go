@@ -70,6 +70,7 @@ func run(ctx context.Context, w io.Writer) error {
 
 	content, _ := strconv.ParseBool(os.Getenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"))
 	tracer, err := agenttrace.New(
+		otelbridge.CaptureParent(), // runs started inside an OTel span join its trace
 		agenttrace.WithAgent("support-bot", "1.4.0"),
 		agenttrace.WithExporter(otelbridge.NewExporter(tp, otelbridge.WithContentCapture(content))),
 	)
@@ -80,7 +81,7 @@ func run(ctx context.Context, w io.Writer) error {
 	// The request the agent serves, traced by the application with OTel.
 	app := tp.Tracer("example/app")
 	reqCtx, req := app.Start(ctx, "POST /support", trace.WithSpanKind(trace.SpanKindServer))
-	ctx, inst := tracer.StartInstance(reqCtx, otelbridge.WithParent(reqCtx), agenttrace.WithUserID("u-42"), agenttrace.WithChannel("web"))
+	ctx, inst := tracer.StartInstance(reqCtx, agenttrace.WithUserID("u-42"), agenttrace.WithChannel("web"))
 	answer, runErr := supportAgent(ctx, tracer, app)
 	if runErr != nil {
 		inst.Fail(runErr)
