@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"sort"
-	"strconv"
 	"sync"
 	"unicode/utf8"
 )
@@ -208,40 +207,6 @@ func errorMarker(kind string, err error, v any) []byte {
 // truncation marker and a useful preview.
 const minPayloadLimit = 1024
 
-// truncateJSON shrinks a JSON object that is over limit bytes into a valid
-// JSON object of at most limit bytes that says it was truncated. It first
-// shortens long strings, then long arrays, keeping the structure; if that is
-// not enough it keeps a string preview of the start of the original.
-func truncateJSON(in []byte, limit int) []byte {
-	dec := json.NewDecoder(bytes.NewReader(in))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err == nil {
-		if obj, ok := v.(map[string]any); ok {
-			delete(obj, MarkerKey)
-			marker := map[string]any{"truncated": true, "original_bytes": len(in)}
-			try := func(maxStr, maxArr int) []byte {
-				shrunk := shrink(obj, maxStr, maxArr, 0).(map[string]any)
-				shrunk[MarkerKey] = marker
-				b, err := marshalValue(shrunk)
-				if err != nil || len(b) > limit {
-					return nil
-				}
-				return b
-			}
-			// Largest string length that fits, then largest array length.
-			maxLen := min(len(in), limit)
-			if best := searchMax(16, maxLen, func(n int) []byte { return try(n, -1) }); best != nil {
-				return best
-			}
-			if best := searchMax(1, maxLen, func(n int) []byte { return try(16, n) }); best != nil {
-				return best
-			}
-		}
-	}
-	return previewMarker(in, limit)
-}
-
 // searchMax finds the largest n in [lo, hi] for which f returns non-nil,
 // assuming f is monotone, and returns f(n).
 func searchMax(lo, hi int, f func(int) []byte) []byte {
@@ -258,58 +223,6 @@ func searchMax(lo, hi int, f func(int) []byte) []byte {
 		}
 	}
 	return best
-}
-
-const truncSuffix = "…[truncated]"
-
-// maxShrinkDepth is the nesting depth below which a truncated payload keeps
-// no structure, which also bounds the work truncation does.
-const maxShrinkDepth = 32
-
-// shrink returns a copy of v with strings cut to maxStr bytes and arrays to
-// maxArr elements (-1: no limit).
-func shrink(v any, maxStr, maxArr, depth int) any {
-	if depth >= maxShrinkDepth {
-		switch v.(type) {
-		case map[string]any, []any:
-			return truncSuffix + " (nested too deep)"
-		}
-	}
-	switch x := v.(type) {
-	case string:
-		if len(x) <= maxStr {
-			return x
-		}
-		cut := maxStr
-		for cut > 0 && !utf8.RuneStart(x[cut]) {
-			cut--
-		}
-		return x[:cut] + truncSuffix
-	case map[string]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			if len(k) > maxStr && maxStr >= 16 {
-				k = shrink(k, maxStr, maxArr, depth+1).(string)
-			}
-			m[k] = shrink(e, maxStr, maxArr, depth+1)
-		}
-		return m
-	case []any:
-		n := len(x)
-		if maxArr >= 0 && n > maxArr {
-			n = maxArr
-		}
-		s := make([]any, 0, n+1)
-		for _, e := range x[:n] {
-			s = append(s, shrink(e, maxStr, maxArr, depth+1))
-		}
-		if n < len(x) {
-			s = append(s, truncSuffix+" "+strconv.Itoa(len(x)-n)+" more")
-		}
-		return s
-	default:
-		return v
-	}
 }
 
 // previewMarker is the last resort: the marker plus the start of the
