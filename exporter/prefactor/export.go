@@ -14,6 +14,9 @@ import (
 // refused, or that could not be sent before their deadline, are reported in
 // an *agenttrace.PartialError.
 func (e *Exporter) Export(ctx context.Context, recs []agenttrace.Record) error {
+	if e.shut.Load() {
+		return ErrShutdown
+	}
 	if err := e.stoppedErr(); err != nil {
 		e.stats.unauthorized.Add(uint64(len(recs)))
 		return err

@@ -82,6 +82,7 @@ type Exporter struct {
 	pollStop chan struct{}
 	pollDone chan struct{}
 	shutOnce sync.Once
+	shut     atomic.Bool
 }
 
 type deferred struct {
@@ -349,6 +350,7 @@ func (e *Exporter) agentVersion(a agenttrace.Agent) (name, version string) {
 func (e *Exporter) Shutdown(ctx context.Context) error {
 	var err error
 	e.shutOnce.Do(func() {
+		e.shut.Store(true)
 		close(e.pollStop)
 		e.pollOnce.Do(func() { close(e.pollDone) }) // never started
 		select {

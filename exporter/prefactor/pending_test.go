@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agenttrace/agenttrace"
+	"github.com/agenttrace/agenttrace/exporter/prefactor"
 	"github.com/agenttrace/agenttrace/exporter/prefactor/prefactortest"
 )
 
@@ -130,5 +131,6 @@ func TestPendingAtShutdownIsReported(t *testing.T) {
 	require.NoError(t, h.tr.Flush(ctx))
 	err := h.exp.Shutdown(context.Background())
 	require.ErrorContains(t, err, "1 pending spans")
-	_ = p
+	p.End()
+	require.ErrorIs(t, h.tr.Flush(context.Background()), prefactor.ErrShutdown, "nothing is sent after Shutdown")
 }
