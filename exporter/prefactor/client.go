@@ -165,11 +165,30 @@ func (e *Exporter) attempt(ctx context.Context, method, path string, body []byte
 func readBody(resp *http.Response) ([]byte, error) {
 	const limit = 64 << 20
 	if n := resp.ContentLength; n >= 0 && n <= limit {
-		b := make([]byte, n)
+		var b []byte
+		if bp := answerPool.Get().(*[]byte); cap(*bp) >= int(n) {
+			b = (*bp)[:n]
+		} else {
+			answerPool.Put(bp)
+			b = make([]byte, n)
+		}
 		_, err := io.ReadFull(resp.Body, b)
 		return b, err
 	}
 	return io.ReadAll(io.LimitReader(resp.Body, limit))
+}
+
+// answerPool recycles answer bodies: once an answer is decoded (into
+// copies), do hands its body back.
+var answerPool = sync.Pool{New: func() any { b := []byte(nil); return &b }}
+
+// recycle returns an answer body to the pool.
+func recycle(b []byte) {
+	if cap(b) == 0 || cap(b) > 16<<20 {
+		return
+	}
+	b = b[:0]
+	answerPool.Put(&b)
 }
 
 // scrub removes the token from an error's text, should a transport ever
@@ -238,6 +257,11 @@ func (e *Exporter) do(ctx context.Context, method, path string, body []byte) (*r
 		}
 		resp, err := e.attempt(ctx, method, path, body)
 		cerr := e.classify(resp, err)
+		if resp != nil {
+			// Everything used from the body was decoded into copies.
+			recycle(resp.body)
+			resp.body = nil
+		}
 		var te *transientError
 		switch {
 		case cerr == nil:

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -14,7 +15,10 @@ import (
 type answer struct {
 	status int
 	body   []byte
+	buf    *bytes.Buffer // pooled buffer behind body, recycled once written
 }
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func errorAnswer(status int, code, msg string, fields map[string][]string) answer {
 	m := map[string]any{"status": "error", "code": code, "message": msg}
@@ -138,6 +142,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(ans.status)
 	_, _ = w.Write(ans.body)
+	if ans.buf != nil && ans.buf.Cap() <= 16<<20 {
+		bufPool.Put(ans.buf) // written: the bulk answer is not kept
+	}
 }
 
 // wait sleeps d unless the request or the server ends first.
@@ -377,7 +384,8 @@ func (s *Server) bulk(body []byte) (answer, bool) {
 		seen[*it.Key] = true
 	}
 	items := req.Items
-	var out bytes.Buffer
+	out := bufPool.Get().(*bytes.Buffer)
+	out.Reset()
 	out.WriteString(`{"status":"success","outputs":{`)
 	replayed := false
 	for i := range items {
@@ -420,7 +428,7 @@ func (s *Server) bulk(body []byte) (answer, bool) {
 		}
 	}
 	out.WriteString("}}")
-	return answer{status: 200, body: out.Bytes()}, replayed
+	return answer{status: 200, body: out.Bytes(), buf: out}, replayed
 }
 
 // bulkRoute maps a bulk item to the endpoint it stands for.
