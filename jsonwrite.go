@@ -7,56 +7,17 @@ import (
 	"math"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/agenttrace/agenttrace/internal/jsonesc"
 )
 
 // This file holds the small JSON writer used by the typed payloads, so the
 // common payloads encode without reflection. Every string goes through
 // appendJSONString, which also repairs invalid UTF-8.
 
-const hexDigits = "0123456789abcdef"
-
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD;
 // HTML characters are not escaped.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, "\ufffd"...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+func appendJSONString(b []byte, s string) []byte { return jsonesc.AppendString(b, s) }
 
 // objWriter appends the members of one JSON object.
 type objWriter struct {

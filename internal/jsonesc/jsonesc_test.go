@@ -1,0 +1,29 @@
+package jsonesc_test
+
+import (
+	"encoding/json"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/agenttrace/agenttrace/internal/jsonesc"
+)
+
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote\" back\\ nl\n tab\t cr\r ctl\x01\x1f", "ünïcødé ✓ 🚀", "bad\xff\xfeutf8", "\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := jsonesc.AppendString([]byte("x"), s)
+		require.Equal(t, byte('x'), b[0])
+		b = b[1:]
+		require.True(t, json.Valid(b), "%q -> %s", s, b)
+		require.True(t, utf8.Valid(b))
+		var back string
+		require.NoError(t, json.Unmarshal(b, &back))
+		if utf8.ValidString(s) {
+			require.Equal(t, s, back)
+		}
+	})
+}
