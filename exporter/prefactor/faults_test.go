@@ -332,3 +332,34 @@ func TestTokenNeverLeaks(t *testing.T) {
 	h.noSecret(t)
 	require.False(t, strings.Contains(h.exp.String(), h.srv.Token()))
 }
+
+// Retries keep the request unchanged (the same idempotency key), wait at
+// least what Retry-After asks, and timestamps are UTC with milliseconds.
+func TestRetriesKeepTheKeyAndHonourRetryAfter(t *testing.T) {
+	h := newHarness(t, nil, []prefactor.Option{prefactor.WithMode(prefactor.ModeSingle)})
+	h.srv.FailNext(prefactortest.EndpointCreateSpan,
+		prefactortest.Fault{Status: 429, RetryAfter: time.Second},
+		prefactortest.Fault{Status: 503})
+	ctx, run := h.tr.StartInstance(context.Background())
+	_, s := h.tr.Start(ctx, "tool", agenttrace.ToolInput{Name: "x"})
+	s.End()
+	run.End()
+	h.shutdown(t)
+
+	var creates []prefactortest.Request
+	for _, r := range h.srv.Requests() {
+		if r.Endpoint == prefactortest.EndpointCreateSpan {
+			creates = append(creates, r)
+		}
+		if r.Endpoint == prefactortest.EndpointStart || r.Endpoint == prefactortest.EndpointFinishInstance {
+			require.Regexp(t, `"timestamp":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"`, string(r.Body))
+		}
+	}
+	require.Len(t, creates, 3, "two faults, then success")
+	require.Equal(t, creates[0].Body, creates[1].Body, "a retry sends the same request")
+	require.Equal(t, creates[0].Body, creates[2].Body)
+	require.Contains(t, string(creates[0].Body), `"idempotency_key":"sc-`)
+	require.Regexp(t, `"started_at":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z","finished_at":"[^"]+\.\d{3}Z"`, string(creates[0].Body))
+	require.GreaterOrEqual(t, creates[1].At.Sub(creates[0].At), 950*time.Millisecond, "Retry-After: 1 was honoured")
+	require.Len(t, h.srv.AllSpans(), 1)
+}
