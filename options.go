@@ -37,6 +37,7 @@ type config struct {
 	logger          *slog.Logger
 	logInterval     time.Duration
 	clock           func() time.Time
+	clockSet        bool // WithClock was given
 }
 
 // Option configures a Tracer.
@@ -178,7 +179,7 @@ func WithLogInterval(d time.Duration) Option {
 // WithClock replaces time.Now, for tests.
 func WithClock(now func() time.Time) Option {
 	return optionFunc(func(c config) config {
-		c.clock = now
+		c.clock, c.clockSet = now, true
 		return c
 	})
 }
@@ -196,7 +197,6 @@ func newConfig(opts []Option) (config, error) {
 		exportTimeout:   DefaultExportTimeout,
 		payloadLimit:    DefaultPayloadLimit,
 		logInterval:     10 * time.Second,
-		clock:           time.Now,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -233,8 +233,11 @@ func newConfig(opts []Option) (config, error) {
 			bad("exporter %d is nil", i)
 		}
 	}
-	if c.clock == nil {
+	if c.clockSet && c.clock == nil {
 		bad("clock is nil")
+	}
+	if c.clock == nil {
+		c.clock = newFastClock().now
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
