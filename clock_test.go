@@ -16,9 +16,9 @@ func TestFastClock(t *testing.T) {
 		prev = now
 	}
 	// Close to the wall clock, and re-anchored once resync has passed.
-	require.InDelta(t, time.Now().UnixNano(), c.now().UnixNano(), float64(50*time.Millisecond))
+	require.InDelta(t, time.Now().UnixNano(), c.now().UnixNano(), float64(resync))
 	old := time.Now().Add(-2 * resync)
 	c.ref.Store(&old)
-	require.InDelta(t, time.Now().UnixNano(), c.now().UnixNano(), float64(50*time.Millisecond))
+	require.InDelta(t, time.Now().UnixNano(), c.now().UnixNano(), float64(resync))
 	require.NotEqual(t, old, *c.ref.Load())
 }
