@@ -176,7 +176,9 @@ func WithLogInterval(d time.Duration) Option {
 	})
 }
 
-// WithClock replaces time.Now, for tests.
+// WithClock replaces the tracer's clock, for tests. The default reads
+// time.Now once a second and the monotonic clock in between (one clock read
+// per timestamp instead of two).
 func WithClock(now func() time.Time) Option {
 	return optionFunc(func(c config) config {
 		c.clock, c.clockSet = now, true
