@@ -7,39 +7,68 @@
 //	exp, _ := prefactor.New(prefactor.WithURL(srv.URL), prefactor.WithToken(srv.Token()),
 //		prefactor.WithAgentID(srv.AgentID()), prefactor.WithEnvironmentID(srv.EnvironmentID()))
 //
-// It serves ping, instance register/start/finish/get/terminate, span
-// create/finish and the bulk endpoint, and validates strictly what the
-// reference of the API says: the bearer token, required fields, enum
-// values, PFID formats, RFC 3339 timestamps, state transitions (cancelled
-// only from pending; a second finish is 409 invalid_action), a parent in
-// the same instance, a result payload only for finished statuses, schema
-// names registered with the instance, and idempotency keys (the same key
-// and request replays the stored answer; the same key with another request
-// is 409 idempotency_key_already_used). Bulk items run in order and stop
-// at the first error; outputs are keyed by idempotency key.
+// It serves, under /api/v1: ping, agent instance register, start, finish,
+// get and terminate, agent span create and finish, and the bulk endpoint.
+// Anything else is 404 not_found.
 //
-// It stores what it accepted (Instances, Spans) and every request
-// (Requests, Counts), and injects faults on demand: status sequences per
-// endpoint (FailNext), random faults (SetRandomFaults), outages (Outage,
-// SetDown), latency (SetLatency), and terminated instances (Terminate).
+// Requests are validated strictly against the API reference:
+//
+//   - the bearer token (missing: 401 not_authenticated; wrong: 401
+//     bad_authtoken);
+//   - the body is a JSON object (else 400 bad_request) without unknown
+//     fields (400 bad_request, with the field in "errors");
+//   - required fields, field types, enum values, PFIDs, RFC 3339
+//     timestamps, and an idempotency_key of 1 to 64 characters on every
+//     mutating request (422 validation_errors, with "errors" mapping each
+//     field to its messages);
+//   - client-chosen instance and span IDs carry the account partition;
+//   - state transitions: start only from pending; an instance is finished
+//     complete or failed from active, cancelled only from pending; a span
+//     likewise (active to complete or failed, pending to cancelled); a
+//     second finish, or a finish of a terminated instance, is 409
+//     invalid_action;
+//   - a span is not created cancelled, carries a result payload only when
+//     finished, names a span type of its instance's schema version (when
+//     the registration listed any), and its parent is a span of the same
+//     instance (else 422); its instance exists (404) and is not finished
+//     (409), though a terminated one still takes spans and says so in
+//     "control".
+//
+// Idempotency: the server keeps, per key, a hash of the operation (the
+// endpoint, the ID in the path and the request's fields; a bulk item and
+// the single request of the same operation hash alike) with the answer.
+// The same key and operation replays the stored answer without applying it
+// again; the same key with another operation is 409
+// idempotency_key_already_used. Error answers are stored and replayed
+// too, except 404 not_found (the resource may appear later: clients retry
+// it under the same key) and injected faults.
+//
+// Bulk items run in order, each like its single request, under their own
+// keys; processing stops at the first item that fails, which is the last
+// output. Outputs are keyed by idempotency key.
+//
+// The server stores what it accepted (Instances, Spans) and every request
+// (Requests, Counts), and injects faults on demand: queued per endpoint
+// (FailNext), random (SetRandomFaults), outages (Outage, SetDown), latency
+// (SetLatency), and terminated instances (Terminate).
 //
 // The bulk item types of instance start and finish and of span finish
 // ("agent_instances/start", "agent_instances/finish",
 // "agent_spans/finish") are not documented by the API; they follow the
-// documented "agent_instances/register" and "agent_spans/create".
+// documented "agent_instances/register" and "agent_spans/create", with the
+// ID of the single request's path as a field (agent_instance_id,
+// agent_span_id).
 package prefactortest
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 )
@@ -47,18 +76,29 @@ import (
 // Endpoint names an API operation, for fault injection and counts.
 type Endpoint string
 
-// Endpoints.
+// Endpoints. Bulk items count under the endpoint of their operation in
+// Counts.Items.
 const (
-	EndpointPing           Endpoint = "ping"
-	EndpointRegister       Endpoint = "register"
-	EndpointStart          Endpoint = "start"
+	// EndpointPing is GET /api/v1/ping.
+	EndpointPing Endpoint = "ping"
+	// EndpointRegister is POST /api/v1/agent_instance/register.
+	EndpointRegister Endpoint = "register"
+	// EndpointStart is POST /api/v1/agent_instance/{id}/start.
+	EndpointStart Endpoint = "start"
+	// EndpointFinishInstance is POST /api/v1/agent_instance/{id}/finish.
 	EndpointFinishInstance Endpoint = "finish_instance"
-	EndpointGetInstance    Endpoint = "get_instance"
-	EndpointTerminate      Endpoint = "terminate"
-	EndpointCreateSpan     Endpoint = "create_span"
-	EndpointFinishSpan     Endpoint = "finish_span"
-	EndpointBulk           Endpoint = "bulk"
-	EndpointOther          Endpoint = "other"
+	// EndpointGetInstance is GET /api/v1/agent_instance/{id}.
+	EndpointGetInstance Endpoint = "get_instance"
+	// EndpointTerminate is POST /api/v1/agent_instance/{id}/terminate.
+	EndpointTerminate Endpoint = "terminate"
+	// EndpointCreateSpan is POST /api/v1/agent_spans.
+	EndpointCreateSpan Endpoint = "create_span"
+	// EndpointFinishSpan is POST /api/v1/agent_spans/{id}/finish.
+	EndpointFinishSpan Endpoint = "finish_span"
+	// EndpointBulk is POST /api/v1/bulk.
+	EndpointBulk Endpoint = "bulk"
+	// EndpointOther is any other request (answered 404 not_found).
+	EndpointOther Endpoint = "other"
 	// EndpointAny matches every endpoint in FailNext.
 	EndpointAny Endpoint = "any"
 )
@@ -66,16 +106,19 @@ const (
 // Fault is what the server does instead of (or after) answering normally.
 type Fault struct {
 	// Status answers with this status and the standard error body (or
-	// Body). 0 keeps the real answer.
+	// Body). 0 keeps the real answer, unless Body is set.
 	Status int
 	// Body is sent instead of the answer (with Status, or 200 if Status is
-	// 0): "not json", "<html>...", a truncated JSON, ...
+	// 0): "not json", "<html>bad gateway</html>", a truncated JSON, ...
 	Body string
-	// ContentType of Body (default application/json).
+	// ContentType of the fault's answer (default application/json).
 	ContentType string
-	// RetryAfter sets the Retry-After header, in seconds rounded up.
+	// RetryAfter sets the Retry-After header, in seconds rounded up; 0
+	// sends none.
 	RetryAfter time.Duration
-	// Delay waits before answering (to go past a client's timeout).
+	// Delay waits before answering (to go past a client's timeout). With
+	// no Status, Body or Drop, the request is then processed normally. The
+	// wait ends early when the client gives up or the server closes.
 	Delay time.Duration
 	// Drop closes the connection without answering.
 	Drop bool
@@ -88,34 +131,54 @@ type Fault struct {
 // RandomFaults are faults drawn for each request with a seeded generator.
 // Rates are probabilities in [0, 1]; the zero value turns them off.
 type RandomFaults struct {
+	// Seed seeds the generator: the same seed draws the same sequence.
 	Seed uint64
-	// Status503 and Status429 answer with that status (429 with
-	// Retry-After: RetryAfter).
+	// Status503 and Status429 are the rates of answers with that status
+	// (429 with Retry-After: RetryAfter), before processing.
 	Status503, Status429 float64
-	// Drop closes the connection, half the time before processing, half
-	// after.
+	// Drop is the rate of closed connections, alternately before and after
+	// processing.
 	Drop float64
-	// Slow processes the request and answers after SlowDelay.
-	Slow                  float64
+	// Slow is the rate of requests processed and then answered after
+	// SlowDelay.
+	Slow float64
+	// RetryAfter goes with the 429s; SlowDelay is the delay of the slow
+	// answers.
 	RetryAfter, SlowDelay time.Duration
 }
 
 // Instance is an agent instance the server accepted.
 type Instance struct {
-	ID, AgentID, EnvironmentID, Purpose, Status, TerminationReason string
-	// AgentVersion and SchemaVersion are the objects sent at register.
+	ID, AgentID, EnvironmentID string
+	// Purpose is live, smoke_test or eval (live when not given).
+	Purpose string
+	// Status is pending, active, complete, failed, cancelled or terminated.
+	Status string
+	// TerminationReason is the reason given to Terminate.
+	TerminationReason string
+	// AgentVersion and SchemaVersion are the objects sent at register
+	// (nil when absent).
 	AgentVersion, SchemaVersion json.RawMessage
-	StartedAt, FinishedAt       time.Time
-	// Register is the accepted register body.
+	// StartedAt and FinishedAt are the recorded times (zero when unset).
+	StartedAt, FinishedAt time.Time
+	// Register is the accepted register body (for a bulk item, its fields
+	// without "_type").
 	Register json.RawMessage
 }
 
 // Span is a span the server accepted.
 type Span struct {
-	ID, InstanceID, ParentID, SchemaName, Status string
-	Payload, ResultPayload                       json.RawMessage
-	StartedAt, FinishedAt                        time.Time
-	SensitiveEncoding                            *bool
+	ID, InstanceID string
+	// ParentID is "" for a root span.
+	ParentID, SchemaName string
+	// Status is pending, active, complete, failed or cancelled.
+	Status string
+	// Payload and ResultPayload are as sent (ResultPayload nil when none).
+	Payload, ResultPayload json.RawMessage
+	// StartedAt and FinishedAt are the recorded times (zero when unset).
+	StartedAt, FinishedAt time.Time
+	// SensitiveEncoding is the last sensitive_encoding sent, nil if none.
+	SensitiveEncoding *bool
 	// Creates and Finishes count accepted operations, replays excluded:
 	// exactly once means Creates == 1 and Finishes <= 1.
 	Creates, Finishes int
@@ -124,23 +187,34 @@ type Span struct {
 // Request is one HTTP request the server received.
 type Request struct {
 	Method, Path string
-	Endpoint     Endpoint
-	// Status is the status answered; 0 if the connection was dropped.
+	// Endpoint is the operation the request was routed to.
+	Endpoint Endpoint
+	// Status is the status answered; 0 if the connection was dropped (or
+	// the request is still in progress).
 	Status int
-	// Fault reports an injected fault; Replayed an idempotent replay (for
-	// bulk: at least one item).
-	Fault, Replayed bool
-	Header          http.Header
+	// Fault reports an injected fault (outages included).
+	Fault bool
+	// Replayed reports an idempotent replay (for bulk: of at least one
+	// item).
+	Replayed bool
+	// Header is the request's header.
+	Header http.Header
 	// Body is kept for the last 10,000 requests only.
 	Body []byte
-	At   time.Time
+	// At is when the request arrived.
+	At time.Time
 }
 
 // Counts summarise the requests.
 type Counts struct {
+	// Requests counts HTTP requests by endpoint.
 	Requests map[Endpoint]int
-	Replays  int
-	Faults   int
+	// Items counts bulk items by the endpoint of their operation.
+	Items map[Endpoint]int
+	// Replays counts idempotent replays (requests and bulk items).
+	Replays int
+	// Faults counts requests that met an injected fault.
+	Faults int
 	// Rejected counts error answers (4xx, and bulk item errors) by code.
 	Rejected map[string]int
 }
@@ -159,14 +233,16 @@ type Option func(*config)
 func WithToken(token string) Option { return func(c *config) { c.token = token } }
 
 // WithDeploymentToken makes the token deployment-scoped: register then
-// needs no agent_id or environment_id.
+// needs no agent_id or environment_id (the server uses AgentID and
+// EnvironmentID; other values are 403 not_permitted).
 func WithDeploymentToken() Option { return func(c *config) { c.deployment = true } }
 
 // WithoutBulk makes the bulk endpoint answer 404, like an older server.
 func WithoutBulk() Option { return func(c *config) { c.noBulk = true } }
 
 // WithPartition sets the account partition of the IDs the server makes
-// (masked to 30 bits).
+// and of the IDs it accepts from clients (masked to 30 bits; default
+// 123456789).
 func WithPartition(p uint32) Option { return func(c *config) { c.partition = p & (1<<30 - 1) } }
 
 // Server is a fake Prefactor API. Its methods are safe for concurrent use.
@@ -179,31 +255,52 @@ type Server struct {
 	closed chan struct{}
 	once   sync.Once
 
-	agentID, envID string
+	accountID, agentID, envID string
+	partition                 string // the 6 characters of the partition in a PFID
 
-	mu        sync.Mutex
-	instances map[string]*instance
-	instOrder []string
-	spans     map[string]*Span
-	spanOrder []string
-	byInst    map[string][]string
-	idem      map[string]idemEntry
-	requests  []Request
-	counts    Counts
-	failNext  map[Endpoint][]Fault
-	random    RandomFaults
-	rng       *mrand.Rand
-	dropFlip  bool
-	downUntil time.Time
-	down      bool
-	latency   time.Duration
+	mu          sync.Mutex
+	instances   map[string]*instance
+	instOrder   []string
+	spans       map[string]*span
+	spanOrder   []string
+	versions    map[string]string         // agent + external identifier -> agent version ID
+	schemas     map[string]*schemaVersion // agent + external identifier -> schema version
+	deployments map[string]string         // agent + environment -> deployment ID
+	idem        map[string]idemEntry
+	requests    []Request
+	counts      Counts
+	failNext    map[Endpoint][]Fault
+	random      RandomFaults
+	rng         *mrand.Rand
+	dropFlip    bool
+	downUntil   time.Time
+	down        bool
+	latency     time.Duration
 }
 
+// instance is a stored instance.
 type instance struct {
 	Instance
-	schemaNames map[string]bool
-	counts      map[string]int
-	inserted    time.Time
+	schema                  *schemaVersion // nil: any span type
+	versionID, deploymentID string
+	counts                  [numSpanStatuses]int
+	inserted, updated       time.Time
+	spans                   []string // IDs in creation order
+}
+
+// schemaVersion is a stored schema version: immutable once stored, like
+// the API's.
+type schemaVersion struct {
+	id     string
+	titles map[string]string // span type name -> title
+}
+
+// span is a stored span.
+type span struct {
+	Span
+	agentID           string
+	title             string
+	inserted, updated time.Time
 }
 
 type idemEntry struct {
@@ -212,7 +309,7 @@ type idemEntry struct {
 	body   []byte
 }
 
-// NewServer starts a server on a loopback port.
+// NewServer starts a server on a loopback port (127.0.0.1).
 func NewServer(opts ...Option) *Server {
 	cfg := config{token: "pf-test-token", partition: 123456789}
 	for _, o := range opts {
@@ -221,15 +318,19 @@ func NewServer(opts ...Option) *Server {
 		}
 	}
 	s := &Server{
-		cfg:       cfg,
-		closed:    make(chan struct{}),
-		instances: map[string]*instance{},
-		spans:     map[string]*Span{},
-		byInst:    map[string][]string{},
-		idem:      map[string]idemEntry{},
-		counts:    Counts{Requests: map[Endpoint]int{}, Rejected: map[string]int{}},
-		failNext:  map[Endpoint][]Fault{},
+		cfg:         cfg,
+		closed:      make(chan struct{}),
+		instances:   map[string]*instance{},
+		spans:       map[string]*span{},
+		versions:    map[string]string{},
+		schemas:     map[string]*schemaVersion{},
+		deployments: map[string]string{},
+		idem:        map[string]idemEntry{},
+		counts:      Counts{Requests: map[Endpoint]int{}, Items: map[Endpoint]int{}, Rejected: map[string]int{}},
+		failNext:    map[Endpoint][]Fault{},
 	}
+	s.accountID = s.newPFID()
+	s.partition = s.accountID[10:16]
 	s.agentID = s.newPFID()
 	s.envID = s.newPFID()
 	s.hs = httptest.NewServer(http.HandlerFunc(s.serve))
@@ -253,59 +354,18 @@ func (s *Server) Token() string { return s.cfg.token }
 // AgentID returns the agent's PFID (in the account partition).
 func (s *Server) AgentID() string { return s.agentID }
 
-// EnvironmentID returns the environment's PFID.
+// EnvironmentID returns the environment's PFID (in the account partition).
 func (s *Server) EnvironmentID() string { return s.envID }
+
+// AccountID returns the account's PFID.
+func (s *Server) AccountID() string { return s.accountID }
 
 // Partition returns the account partition.
 func (s *Server) Partition() uint32 { return s.cfg.partition }
 
-const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
-
-// newPFID makes a PFID now, in the account partition.
-func (s *Server) newPFID() string {
-	var b [20]byte
-	ms := uint64(time.Now().UnixMilli())
-	binary.BigEndian.PutUint16(b[0:2], uint16(ms>>32))
-	binary.BigEndian.PutUint32(b[2:6], uint32(ms))
-	binary.BigEndian.PutUint32(b[6:10], s.cfg.partition)
-	_, _ = rand.Read(b[10:])
-	// 160 bits; the 2 padding bits after the timestamp are skipped.
-	out := make([]byte, 0, 32)
-	hi := uint64(b[0])<<40 | uint64(b[1])<<32 | uint64(binary.BigEndian.Uint32(b[2:6]))
-	for shift := 45; shift >= 0; shift -= 5 {
-		out = append(out, crockford[(hi>>uint(shift))&31])
-	}
-	p := binary.BigEndian.Uint32(b[6:10]) & (1<<30 - 1)
-	for shift := 25; shift >= 0; shift -= 5 {
-		out = append(out, crockford[(p>>uint(shift))&31])
-	}
-	var r uint64
-	bits := 0
-	for _, c := range b[10:] {
-		r = r<<8 | uint64(c)
-		bits += 8
-		for bits >= 5 {
-			bits -= 5
-			out = append(out, crockford[(r>>uint(bits))&31])
-		}
-	}
-	return string(out)
-}
-
-// validPFID checks the canonical form: ^[0-7][0-9a-hjkmnp-tv-z]{31}$.
-func validPFID(v string) bool {
-	if len(v) != 32 || v[0] < '0' || v[0] > '7' {
-		return false
-	}
-	for i := 1; i < 32; i++ {
-		if !strings.ContainsRune(crockford, rune(v[i])) {
-			return false
-		}
-	}
-	return true
-}
-
-// FailNext queues faults for the next requests to ep, in order.
+// FailNext queues faults for the next requests to ep, in order. Faults for
+// EndpointAny apply to any request after those queued for its own
+// endpoint.
 func (s *Server) FailNext(ep Endpoint, faults ...Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -318,9 +378,11 @@ func (s *Server) SetRandomFaults(f RandomFaults) {
 	defer s.mu.Unlock()
 	s.random = f
 	s.rng = mrand.New(mrand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15))
+	s.dropFlip = false
 }
 
-// Outage answers every request with 503 for d from now.
+// Outage answers every request with 503 for d from now (d <= 0 ends an
+// outage).
 func (s *Server) Outage(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -341,19 +403,33 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.latency = d
 }
 
-// Terminate terminates an instance: later span answers for it carry
-// control.terminate, and GET shows it terminated.
+// ErrNotFound is returned by Terminate for an unknown instance.
+var ErrNotFound = errors.New("prefactortest: not found")
+
+// ErrInvalidAction is returned by Terminate for an instance already
+// finished or terminated.
+var ErrInvalidAction = errors.New("prefactortest: invalid action")
+
+// Terminate terminates an instance (pending or active), as an operator
+// would: later span answers for it carry control.terminate with the
+// reason, and GET shows it terminated.
 func (s *Server) Terminate(instanceID, reason string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.terminate(instanceID, reason)
+}
+
+// terminate terminates an instance; s.mu is held.
+func (s *Server) terminate(instanceID, reason string) error {
 	in, ok := s.instances[instanceID]
 	if !ok {
-		return fmt.Errorf("prefactortest: no instance %q", instanceID)
+		return fmt.Errorf("%w: no instance %q", ErrNotFound, instanceID)
 	}
-	if in.Status == "complete" || in.Status == "failed" || in.Status == "cancelled" || in.Status == "terminated" {
-		return fmt.Errorf("prefactortest: instance %q is %s", instanceID, in.Status)
+	if terminal(in.Status) {
+		return fmt.Errorf("%w: instance %q is %s", ErrInvalidAction, instanceID, in.Status)
 	}
-	in.Status, in.TerminationReason, in.FinishedAt = "terminated", reason, time.Now().UTC()
+	now := time.Now().UTC()
+	in.Status, in.TerminationReason, in.FinishedAt, in.updated = "terminated", reason, now, now
 	return nil
 }
 
@@ -383,10 +459,13 @@ func (s *Server) Instance(id string) (Instance, bool) {
 func (s *Server) Spans(instanceID string) []Span {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := s.byInst[instanceID]
-	out := make([]Span, 0, len(ids))
-	for _, id := range ids {
-		out = append(out, *s.spans[id])
+	in, ok := s.instances[instanceID]
+	if !ok {
+		return []Span{}
+	}
+	out := make([]Span, 0, len(in.spans))
+	for _, id := range in.spans {
+		out = append(out, s.spans[id].Span)
 	}
 	return out
 }
@@ -397,7 +476,7 @@ func (s *Server) AllSpans() []Span {
 	defer s.mu.Unlock()
 	out := make([]Span, 0, len(s.spanOrder))
 	for _, id := range s.spanOrder {
-		out = append(out, *s.spans[id])
+		out = append(out, s.spans[id].Span)
 	}
 	return out
 }
@@ -410,23 +489,35 @@ func (s *Server) Span(id string) (Span, bool) {
 	if !ok {
 		return Span{}, false
 	}
-	return *sp, true
+	return sp.Span, true
 }
 
-// Requests returns every request received, in order.
+// Requests returns every request received, in order of arrival.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
+	out := make([]Request, len(s.requests))
+	for i, r := range s.requests {
+		r.Header = r.Header.Clone()
+		if r.Body != nil {
+			r.Body = append([]byte(nil), r.Body...)
+		}
+		out[i] = r
+	}
+	return out
 }
 
 // Counts returns a summary of the requests.
 func (s *Server) Counts() Counts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := Counts{Requests: map[Endpoint]int{}, Rejected: map[string]int{}, Replays: s.counts.Replays, Faults: s.counts.Faults}
+	c := Counts{Requests: make(map[Endpoint]int, len(s.counts.Requests)), Items: make(map[Endpoint]int, len(s.counts.Items)),
+		Rejected: make(map[string]int, len(s.counts.Rejected)), Replays: s.counts.Replays, Faults: s.counts.Faults}
 	for k, v := range s.counts.Requests {
 		c.Requests[k] = v
+	}
+	for k, v := range s.counts.Items {
+		c.Items[k] = v
 	}
 	for k, v := range s.counts.Rejected {
 		c.Rejected[k] = v
@@ -434,73 +525,99 @@ func (s *Server) Counts() Counts {
 	return c
 }
 
-// Validate cross-checks what was stored: every span's instance exists,
-// its parent exists in the same instance and was created before it, and
-// no span was created or finished more than once.
+// Validate cross-checks what was stored: every span's instance exists, its
+// parent exists in the same instance and was created before it, and no
+// span was created or finished more than once. It returns the problems
+// joined (nil if none).
 func (s *Server) Validate() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var errs []string
-	pos := map[string]int{}
+	var errs []error
+	pos := make(map[string]int, len(s.spanOrder))
 	for i, id := range s.spanOrder {
 		pos[id] = i
 	}
 	for i, id := range s.spanOrder {
 		sp := s.spans[id]
 		if _, ok := s.instances[sp.InstanceID]; !ok {
-			errs = append(errs, fmt.Sprintf("span %s: unknown instance %s", id, sp.InstanceID))
+			errs = append(errs, fmt.Errorf("span %s: unknown instance %s", id, sp.InstanceID))
 		}
 		if sp.ParentID != "" {
 			p, ok := s.spans[sp.ParentID]
 			switch {
 			case !ok:
-				errs = append(errs, fmt.Sprintf("span %s: unknown parent %s", id, sp.ParentID))
+				errs = append(errs, fmt.Errorf("span %s: unknown parent %s", id, sp.ParentID))
 			case p.InstanceID != sp.InstanceID:
-				errs = append(errs, fmt.Sprintf("span %s: parent %s in another instance", id, sp.ParentID))
+				errs = append(errs, fmt.Errorf("span %s: parent %s in another instance", id, sp.ParentID))
 			case pos[sp.ParentID] > i:
-				errs = append(errs, fmt.Sprintf("span %s: created before its parent %s", id, sp.ParentID))
+				errs = append(errs, fmt.Errorf("span %s: created before its parent %s", id, sp.ParentID))
 			}
 		}
-		if sp.Creates != 1 || sp.Finishes > 1 {
-			errs = append(errs, fmt.Sprintf("span %s: created %d times, finished %d times", id, sp.Creates, sp.Finishes))
+		if sp.Creates != 1 {
+			errs = append(errs, fmt.Errorf("span %s: created %d times", id, sp.Creates))
+		}
+		if sp.Finishes > 1 {
+			errs = append(errs, fmt.Errorf("span %s: finished %d times", id, sp.Finishes))
 		}
 	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("prefactortest: %d problems:\n%s", len(errs), strings.Join(errs, "\n"))
+	return errors.Join(errs...)
 }
 
-// objectHash identifies a bulk item for idempotency: its endpoint and its
-// fields (sorted) with their raw values.
-func objectHash(ep Endpoint, obj map[string]json.RawMessage) [32]byte {
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
+const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
+
+var isCrockford = func() (t [256]bool) {
+	for i := range len(crockford) {
+		t[crockford[i]] = true
 	}
-	sort.Strings(keys)
-	h := sha256.New()
-	h.Write([]byte(ep))
-	for _, k := range keys {
-		h.Write([]byte{0})
-		h.Write([]byte(k))
-		h.Write([]byte{0})
-		h.Write(obj[k])
-	}
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
+	return t
+}()
+
+// newPFID makes a PFID now, in the account partition.
+func (s *Server) newPFID() string {
+	var b [20]byte
+	ms := uint64(time.Now().UnixMilli())
+	binary.BigEndian.PutUint16(b[0:2], uint16(ms>>32))
+	binary.BigEndian.PutUint32(b[2:6], uint32(ms))
+	binary.BigEndian.PutUint32(b[6:10], s.cfg.partition)
+	_, _ = rand.Read(b[10:])
+	return encodePFID(&b)
 }
 
-// requestHash identifies a request for idempotency.
-func requestHash(ep Endpoint, path string, body []byte) [32]byte {
-	h := sha256.New()
-	h.Write([]byte(ep))
-	h.Write([]byte{0})
-	h.Write([]byte(path))
-	h.Write([]byte{0})
-	h.Write(body)
+// encodePFID encodes 20 bytes: 48 bits of time in 10 characters, the two
+// padding bits skipped, 30 bits of partition in 6, 80 random bits in 16.
+func encodePFID(b *[20]byte) string {
 	var out [32]byte
-	h.Sum(out[:0])
-	return out
+	hi := uint64(b[0])<<40 | uint64(b[1])<<32 | uint64(binary.BigEndian.Uint32(b[2:6]))
+	for i := range 10 {
+		out[i] = crockford[(hi>>uint(45-5*i))&31]
+	}
+	p := binary.BigEndian.Uint32(b[6:10]) & (1<<30 - 1)
+	for i := range 6 {
+		out[10+i] = crockford[(p>>uint(25-5*i))&31]
+	}
+	var r uint64
+	bits, n := 0, 16
+	for _, c := range b[10:] {
+		r = r<<8 | uint64(c)
+		bits += 8
+		for bits >= 5 {
+			bits -= 5
+			out[n] = crockford[(r>>uint(bits))&31]
+			n++
+		}
+	}
+	return string(out[:])
+}
+
+// validPFID checks the canonical form: ^[0-7][0-9abcdefghjkmnpqrstvwxyz]{31}$.
+func validPFID(v string) bool {
+	if len(v) != 32 || v[0] < '0' || v[0] > '7' {
+		return false
+	}
+	for i := 1; i < 32; i++ {
+		if !isCrockford[v[i]] {
+			return false
+		}
+	}
+	return true
 }

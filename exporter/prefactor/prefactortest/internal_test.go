@@ -1,0 +1,96 @@
+package prefactortest
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestEncodePFID(t *testing.T) {
+	var b [20]byte
+	require.Equal(t, strings.Repeat("0", 32), encodePFID(&b))
+	for i := 10; i < 20; i++ {
+		b[i] = 0xff
+	}
+	require.Equal(t, "0000000000000000zzzzzzzzzzzzzzzz", encodePFID(&b), "a fixture of the PFID library")
+	// The API documentation's example IDs: 1,234,567,890,000 ms and
+	// partition 123,456,789.
+	ms := uint64(1_234_567_890_000)
+	b = [20]byte{byte(ms >> 40), byte(ms >> 32), byte(ms >> 24), byte(ms >> 16), byte(ms >> 8), byte(ms),
+		0x07, 0x5b, 0xcd, 0x15}
+	require.Equal(t, "013xrzp12g3nqk8n0000000000000000", encodePFID(&b))
+
+	s := &Server{cfg: config{partition: 42}}
+	for range 100 {
+		id := s.newPFID()
+		require.True(t, validPFID(id), id)
+		require.Equal(t, "00001a", id[10:16])
+	}
+	s.cfg.partition = 1<<30 - 1
+	require.Equal(t, "zzzzzz", s.newPFID()[10:16])
+}
+
+func TestValidPFID(t *testing.T) {
+	for id, ok := range map[string]bool{
+		"013xrzp12g3nqk8ngskn1wtxgka5b0nf":  true,
+		"7zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz":  true,
+		"8zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz":  false, // the first character carries 3 bits
+		"013XRZP12G3NQK8NGSKN1WTXGKA5B0NF":  false, // lowercase only
+		"013xrzp12g3nqk8ngskn1wtxgka5b0nu":  false, // no u
+		"013xrzp12g3nqk8ngskn1wtxgka5b0ni":  false,
+		"013xrzp12g3nqk8ngskn1wtxgka5b0n":   false,
+		"013xrzp12g3nqk8ngskn1wtxgka5b0nf0": false,
+		"":                                  false,
+	} {
+		require.Equal(t, ok, validPFID(id), id)
+	}
+}
+
+func TestValidateFindsProblems(t *testing.T) {
+	s := &Server{instances: map[string]*instance{}, spans: map[string]*span{}}
+	id := func(n int) string { return fmt.Sprintf("013xrzp12g3nqk8n%016d", n) }
+	add := func(sp Span) {
+		s.spans[sp.ID] = &span{Span: sp}
+		s.spanOrder = append(s.spanOrder, sp.ID)
+	}
+	s.instances[id(1)] = &instance{Instance: Instance{ID: id(1)}}
+	s.instances[id(2)] = &instance{Instance: Instance{ID: id(2)}}
+	add(Span{ID: id(10), InstanceID: id(1), Creates: 1, Finishes: 1})
+	require.NoError(t, s.Validate())
+	add(Span{ID: id(11), InstanceID: id(1), ParentID: id(12), Creates: 1}) // parent created after it
+	add(Span{ID: id(12), InstanceID: id(1), Creates: 1})
+	add(Span{ID: id(13), InstanceID: id(2), ParentID: id(10), Creates: 1}) // parent elsewhere
+	add(Span{ID: id(14), InstanceID: id(1), ParentID: id(99), Creates: 1}) // unknown parent
+	add(Span{ID: id(15), InstanceID: id(3), Creates: 1})                   // unknown instance
+	add(Span{ID: id(16), InstanceID: id(1), Creates: 2, Finishes: 2})      // twice
+	err := s.Validate()
+	require.Error(t, err)
+	msg := err.Error()
+	for _, want := range []string{"created before its parent", "in another instance", "unknown parent", "unknown instance",
+		"created 2 times", "finished 2 times"} {
+		require.Contains(t, msg, want)
+	}
+	require.Len(t, err.(interface{ Unwrap() []error }).Unwrap(), 6)
+}
+
+// The log keeps the bodies of the last 10,000 requests only.
+func TestRequestBodiesCapped(t *testing.T) {
+	s := NewServer()
+	defer s.Close()
+	for i := range maxBodies + 5 {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/bulk", strings.NewReader(fmt.Sprintf(`{"n":%d}`, i)))
+		s.serve(httptest.NewRecorder(), req)
+	}
+	reqs := s.Requests()
+	require.Len(t, reqs, maxBodies+5)
+	for i := range 5 {
+		require.Nil(t, reqs[i].Body, i)
+	}
+	require.Equal(t, `{"n":5}`, string(reqs[5].Body))
+	require.Equal(t, fmt.Sprintf(`{"n":%d}`, maxBodies+4), string(reqs[maxBodies+4].Body))
+	require.Equal(t, maxBodies+5, s.Counts().Rejected["not_authenticated"])
+}
