@@ -179,6 +179,14 @@ func (c *checker) failed() (answer, bool) {
 // inPartition reports whether a PFID carries the account partition.
 func (s *Server) inPartition(id string) bool { return id[10:16] == s.partition }
 
+// clone copies a raw value (nil stays nil).
+func clone(b json.RawMessage) json.RawMessage {
+	if b == nil {
+		return nil
+	}
+	return append(json.RawMessage(nil), b...)
+}
+
 func orNow(t time.Time, ok bool) time.Time {
 	if ok {
 		return t
@@ -246,8 +254,8 @@ func (s *Server) register(u *union, bulk bool) answer {
 	in.AgentID = c.pfid("agent_id", u.AgentID, !s.cfg.deployment)
 	in.EnvironmentID = c.pfid("environment_id", u.EnvironmentID, !s.cfg.deployment)
 	in.Purpose = c.enum("purpose", u.Purpose, purposes, false, "live")
-	in.AgentVersion = c.object("agent_version", u.AgentVersion, false)
-	in.SchemaVersion = c.object("agent_schema_version", u.AgentSchemaVersion, false)
+	in.AgentVersion = clone(c.object("agent_version", u.AgentVersion, false))
+	in.SchemaVersion = clone(c.object("agent_schema_version", u.AgentSchemaVersion, false))
 	if ans, bad := c.failed(); bad {
 		return ans
 	}
@@ -547,12 +555,14 @@ func (s *Server) createSpan(u *union) answer {
 	}
 	now := time.Now().UTC()
 	sp.agentID, sp.inserted, sp.updated = in.AgentID, now, now
+	// The values may point into the request body: copies are stored.
+	sp.Payload, sp.ResultPayload = clone(sp.Payload), clone(sp.ResultPayload)
 	s.spans[sp.ID] = sp
 	s.spanOrder = append(s.spanOrder, sp.ID)
 	in.spans = append(in.spans, sp.ID)
 	in.counts[spanStatusIndex[sp.Status]]++
 	in.updated = now
-	return success(s.spanJSON(sp), s.control(in))
+	return s.spanAnswer(sp, in)
 }
 
 var spanStatuses = map[string]bool{"pending": true, "active": true, "complete": true, "failed": true, "cancelled": true}
@@ -587,7 +597,7 @@ func (s *Server) finishSpan(id string, u *union) answer {
 		sp.StartedAt = sp.FinishedAt
 	}
 	if result != nil {
-		sp.ResultPayload = result
+		sp.ResultPayload = clone(result)
 	}
 	if u.SensitiveEncoding != nil {
 		sp.SensitiveEncoding = u.SensitiveEncoding
@@ -596,7 +606,7 @@ func (s *Server) finishSpan(id string, u *union) answer {
 	now := time.Now().UTC()
 	sp.updated, in.updated = now, now
 	in.counts[spanStatusIndex[status]]++
-	return success(s.spanJSON(sp), s.control(in))
+	return s.spanAnswer(sp, in)
 }
 
 // control is the termination signal of a terminated instance, else nil.

@@ -2,10 +2,12 @@ package prefactortest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -93,4 +95,20 @@ func TestRequestBodiesCapped(t *testing.T) {
 	require.Equal(t, `{"n":5}`, string(reqs[5].Body))
 	require.Equal(t, fmt.Sprintf(`{"n":%d}`, maxBodies+4), string(reqs[maxBodies+4].Body))
 	require.Equal(t, maxBodies+5, s.Counts().Rejected["not_authenticated"])
+}
+
+func TestAppendTS(t *testing.T) {
+	require.Equal(t, "null", string(appendTS(nil, time.Time{})))
+	for _, tm := range []time.Time{
+		time.Unix(0, 0), time.Unix(-1, 999_999_999), time.Date(2000, 2, 29, 23, 59, 59, 123456789, time.UTC),
+		time.Date(2026, 12, 31, 1, 2, 3, 4000, time.FixedZone("x", 3600)), time.Date(1600, 3, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		require.Equal(t, `"`+tm.UTC().Format(tsLayout)+`"`, string(appendTS(nil, tm)), tm.String())
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 100_000 {
+		tm := time.Unix(r.Int64N(400*365*86400)-200*365*86400, r.Int64N(1e9))
+		require.Equal(t, `"`+tm.UTC().Format(tsLayout)+`"`, string(appendTS(nil, tm)))
+	}
 }

@@ -2,9 +2,10 @@ package prefactortest
 
 import (
 	"bytes"
-	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"hash/maphash"
 	"net/http"
 	"strconv"
 	"strings"
@@ -140,35 +141,35 @@ func (u *union) normalizeCreate() {
 // opHash identifies an operation for idempotency: its endpoint, the ID of
 // its path, and its fields but the keys. A single request and the bulk
 // item of the same operation hash alike.
-func opHash(ep Endpoint, id string, u *union) [32]byte {
-	h := sha256.New()
-	var buf [64]byte
-	b := append(buf[:0], ep...)
-	b = append(b, 0)
-	b = append(b, id...)
-	h.Write(b)
+func opHash(ep Endpoint, id string, u *union) uint64 {
+	var h maphash.Hash
+	h.SetSeed(hashSeed)
+	h.WriteString(string(ep))
+	h.WriteByte(0)
+	h.WriteString(id)
 	ps := func(s *string) {
 		if s == nil {
-			h.Write([]byte{0})
+			h.WriteByte(0)
 			return
 		}
-		h.Write([]byte{1})
-		h.Write([]byte(*s))
-		h.Write([]byte{0})
+		h.WriteByte(1)
+		h.WriteString(*s)
+		h.WriteByte(0)
 	}
 	pr := func(r json.RawMessage) {
-		h.Write([]byte(strconv.Itoa(len(r))))
-		h.Write([]byte{0})
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(r)))
+		h.Write(n[:])
 		h.Write(r)
 	}
 	pb := func(v *bool) {
 		switch {
 		case v == nil:
-			h.Write([]byte{0})
+			h.WriteByte(0)
 		case *v:
-			h.Write([]byte{1})
+			h.WriteByte(1)
 		default:
-			h.Write([]byte{2})
+			h.WriteByte(2)
 		}
 	}
 	for _, s := range [...]*string{u.ID, u.AgentID, u.EnvironmentID, u.Purpose, u.AgentInstanceID, u.AgentSpanID,
@@ -182,7 +183,7 @@ func opHash(ep Endpoint, id string, u *union) [32]byte {
 	pb(u.UpdateCurrentVersion)
 	pb(u.SensitiveEncoding)
 	if d := u.Details; d != nil {
-		h.Write([]byte{1})
+		h.WriteByte(1)
 		for _, s := range [...]*string{d.AgentInstanceID, d.SchemaName, d.Status, d.ID, d.ParentSpanID, d.StartedAt, d.FinishedAt} {
 			ps(s)
 		}
@@ -190,10 +191,12 @@ func opHash(ep Endpoint, id string, u *union) [32]byte {
 		pr(d.ResultPayload)
 		pb(d.SensitiveEncoding)
 	}
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
+	return h.Sum64()
 }
+
+// hashSeed seeds the operation hashes (64 bits: two different operations
+// under one key pass for the same with a probability of 2^-64).
+var hashSeed = maphash.MakeSeed()
 
 // process runs an authenticated request.
 func (s *Server) process(ep Endpoint, id string, body []byte) (answer, bool) {
@@ -220,8 +223,11 @@ func (s *Server) process(ep Endpoint, id string, body []byte) (answer, bool) {
 		body = []byte("{}")
 	}
 	u := union{raw: body}
-	if err := decodeStrict(body, &u); err != nil {
-		return decodeError(err, ""), false
+	if !fastRequest(body, &u) {
+		u = union{raw: body}
+		if err := decodeStrict(body, &u); err != nil {
+			return decodeError(err, ""), false
+		}
 	}
 	key := u.Key
 	if ep == EndpointCreateSpan && u.Details != nil && u.Details.IdempotencyKey != nil {
@@ -244,7 +250,7 @@ func (s *Server) process(ep Endpoint, id string, body []byte) (answer, bool) {
 // idempotent runs apply (with s.mu held) under an idempotency key: a
 // stored answer for the same operation is replayed; the same key for
 // another operation is refused.
-func (s *Server) idempotent(key string, h [32]byte, apply func() answer) (answer, bool) {
+func (s *Server) idempotent(key string, h uint64, apply func() answer) (answer, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.idem[key]; ok {
@@ -275,6 +281,9 @@ func errorCode(body []byte) string {
 // bulkItems decodes the items of a bulk request. An item that does not
 // decode gets its error in errs (its key still read, if it has one).
 func bulkItems(body []byte) (items []union, errs []answer, bad answer, ok bool) {
+	if items, ok := fastBulk(body); ok {
+		return items, nil, answer{}, true
+	}
 	var req struct {
 		Items []union `json:"items"`
 	}

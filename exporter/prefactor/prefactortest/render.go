@@ -2,6 +2,7 @@ package prefactortest
 
 import (
 	"encoding/json"
+	"net/http"
 	"time"
 )
 
@@ -65,9 +66,22 @@ func (s *Server) instanceJSON(in *instance) []byte {
 	return b
 }
 
-// spanJSON renders an AgentSpan.
-func (s *Server) spanJSON(sp *span) []byte {
-	b := make([]byte, 0, 480+len(sp.Payload)+len(sp.ResultPayload))
+// spanAnswer renders the success answer of a span operation: the
+// AgentSpan, and control when the instance was terminated.
+func (s *Server) spanAnswer(sp *span, in *instance) answer {
+	control := s.control(in)
+	b := make([]byte, 0, 560+len(sp.Payload)+len(sp.ResultPayload)+len(control))
+	b = append(b, `{"status":"success","details":`...)
+	b = s.appendSpan(b, sp)
+	if control != nil {
+		b = append(b, `,"control":`...)
+		b = append(b, control...)
+	}
+	return answer{status: http.StatusOK, body: append(b, '}')}
+}
+
+// appendSpan renders an AgentSpan.
+func (s *Server) appendSpan(b []byte, sp *span) []byte {
 	b = append(b, `{"type":"agent_span","id":"`...)
 	b = append(b, sp.ID...) // PFIDs: no escaping needed
 	b = append(b, `","account_id":"`...)
@@ -109,11 +123,67 @@ func (s *Server) spanJSON(sp *span) []byte {
 	return append(b, '}')
 }
 
+// appendTS appends a time as a JSON string in the layout tsLayout, or
+// null for the zero time.
 func appendTS(b []byte, t time.Time) []byte {
 	if t.IsZero() {
 		return append(b, "null"...)
 	}
+	sec := t.Unix()
+	days, rem := sec/86400, sec%86400
+	if rem < 0 {
+		days, rem = days-1, rem+86400
+	}
+	y, m, d := civil(days)
+	if y < 0 || y > 9999 {
+		b = append(b, '"')
+		b = t.UTC().AppendFormat(b, tsLayout)
+		return append(b, '"')
+	}
 	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, tsLayout)
-	return append(b, '"')
+	b = append4(b, int(y))
+	b = append(b, '-')
+	b = append2(b, int(m))
+	b = append(b, '-')
+	b = append2(b, int(d))
+	b = append(b, 'T')
+	b = append2(b, int(rem/3600))
+	b = append(b, ':')
+	b = append2(b, int(rem/60%60))
+	b = append(b, ':')
+	b = append2(b, int(rem%60))
+	b = append(b, '.')
+	us := t.Nanosecond() / 1000
+	b = append2(b, us/10000)
+	b = append2(b, us/100%100)
+	b = append2(b, us%100)
+	return append(b, 'Z', '"')
 }
+
+// civil converts days since 1970-01-01 to a date (the algorithm of
+// Howard Hinnant's days_from_civil, inverted).
+func civil(z int64) (y, m, d int64) {
+	z += 719468
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	y = yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = doy - (153*mp+2)/5 + 1
+	m = mp + 3
+	if m > 12 {
+		m -= 12
+	}
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
+}
+
+func append2(b []byte, n int) []byte { return append(b, byte('0'+n/10), byte('0'+n%10)) }
+
+func append4(b []byte, n int) []byte { return append2(append2(b, n/100), n%100) }

@@ -304,7 +304,7 @@ type span struct {
 }
 
 type idemEntry struct {
-	hash   [32]byte
+	hash   uint64
 	status int
 	body   []byte
 }
