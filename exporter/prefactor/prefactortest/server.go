@@ -149,6 +149,7 @@ type RandomFaults struct {
 
 // Instance is an agent instance the server accepted.
 type Instance struct {
+	// ID, AgentID and EnvironmentID are PFIDs.
 	ID, AgentID, EnvironmentID string
 	// Purpose is live, smoke_test or eval (live when not given).
 	Purpose string
@@ -168,6 +169,7 @@ type Instance struct {
 
 // Span is a span the server accepted.
 type Span struct {
+	// ID and InstanceID are PFIDs.
 	ID, InstanceID string
 	// ParentID is "" for a root span.
 	ParentID, SchemaName string
@@ -186,6 +188,7 @@ type Span struct {
 
 // Request is one HTTP request the server received.
 type Request struct {
+	// Method and Path are the request's (the path without the query).
 	Method, Path string
 	// Endpoint is the operation the request was routed to.
 	Endpoint Endpoint
@@ -433,7 +436,9 @@ func (s *Server) terminate(instanceID, reason string) error {
 	return nil
 }
 
-// Instances returns the accepted instances in registration order.
+// Instances returns the accepted instances in registration order. The
+// raw JSON fields share bytes the server never changes: do not modify
+// them.
 func (s *Server) Instances() []Instance {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -470,7 +475,8 @@ func (s *Server) Spans(instanceID string) []Span {
 	return out
 }
 
-// AllSpans returns every accepted span in creation order.
+// AllSpans returns every accepted span in creation order. The raw JSON
+// fields share bytes the server never changes: do not modify them.
 func (s *Server) AllSpans() []Span {
 	s.mu.Lock()
 	defer s.mu.Unlock()
