@@ -119,6 +119,13 @@ func (i *Instance) End() {
 
 // EndAt is End at time t (for runs replayed from another source). A zero t
 // means now; a t before the instance's start is clamped to it.
+//
+// The ordering guarantee (an instance's end is delivered after the ends of
+// its spans that ended before it) is judged by recording order, not by the
+// times given: the ends of spans recorded before the EndAt call are
+// delivered before the instance's end, and a span ended (with End or EndAt)
+// after it is delivered after it, whatever the timestamps say. Replay a
+// run's span ends before its instance's end.
 func (i *Instance) EndAt(t time.Time) {
 	if i == nil {
 		return
@@ -134,7 +141,8 @@ func (i *Instance) Fail(err error) {
 	i.finish(StatusFailed, errorInfo(err), true, time.Time{})
 }
 
-// FailAt is Fail at time t; see EndAt.
+// FailAt is Fail at time t; a zero t means now, a t before the start is
+// clamped to it, and ordering follows the recording order (see EndAt).
 func (i *Instance) FailAt(err error, t time.Time) {
 	if i == nil {
 		return

@@ -152,7 +152,8 @@ func (s *Span) Activate() {
 
 // ActivateAt is Activate at time t (for spans replayed from another
 // source). A zero t means now; a t before the span's creation is clamped
-// to it.
+// to it. Like Activate, it does nothing on a span that is not pending
+// (counted).
 func (s *Span) ActivateAt(t time.Time) {
 	if s == nil {
 		return
@@ -191,10 +192,12 @@ func (s *Span) End() {
 }
 
 // EndAt is End at time t (for spans replayed from another source, such as
-// the OpenTelemetry bridge). A zero t means now; a t before the span's
-// start is clamped to it. Order guarantees follow the recording order: a
-// span ended with EndAt after its instance ended is delivered after the
-// instance's end, whatever t says.
+// the OpenTelemetry bridge's SpanProcessor). A zero t means now; a t before
+// the span's start (or, for a pending span, its creation) is clamped to it.
+// The state machine is End's: a second end does nothing, a pending span is
+// cancelled. Ordering guarantees follow the recording order, not t: a span
+// ended with EndAt after its instance ended is delivered after the
+// instance's end, whatever t says (see Instance.EndAt).
 func (s *Span) EndAt(t time.Time) {
 	if s == nil {
 		return
@@ -213,7 +216,10 @@ func (s *Span) Fail(err error) {
 	s.finish(StatusFailed, errorInfo(err), true, time.Time{})
 }
 
-// FailAt is Fail at time t; see EndAt.
+// FailAt is Fail at time t: a zero t means now, a t before the span's
+// start is clamped to it, and ordering follows the recording order (see
+// EndAt). Like Fail, it cancels a pending span and does nothing on a
+// finished one (counted).
 func (s *Span) FailAt(err error, t time.Time) {
 	if s == nil {
 		return
@@ -378,7 +384,9 @@ func (s *Span) MarkFirstToken() {
 }
 
 // MarkFirstTokenAt is MarkFirstToken at time t; a zero t means now, a t
-// before the span's start is clamped to it.
+// before the span's start is clamped to it (a time to first token of 0).
+// Like MarkFirstToken, only the first mark counts and a span that is not
+// active ignores it (counted).
 func (s *Span) MarkFirstTokenAt(t time.Time) {
 	if s == nil {
 		return
