@@ -23,6 +23,11 @@ type panickyTyper struct{}
 func (panickyTyper) Error() string     { return "panicky" }
 func (panickyTyper) ErrorType() string { panic("bug") }
 
+type wrapErr struct{ err error }
+
+func (e *wrapErr) Error() string { return "wrap: " + e.err.Error() }
+func (e *wrapErr) Unwrap() error { return e.err }
+
 type customErr struct{}
 
 func (*customErr) Error() string { return "custom" }
@@ -46,6 +51,12 @@ func TestErrorTypes(t *testing.T) {
 		"terminated":           {&agenttrace.TerminatedError{Reason: "x"}, "terminated"},
 		"not exist sentinel":   {fs.ErrNotExist, "error"},
 		"fmt without wrapping": {fmt.Errorf("plain %d", 1), "error"},
+		"wrapped twice":        {fmt.Errorf("a: %w", fmt.Errorf("b: %w", &customErr{})), "*agenttrace_test.customErr"},
+		"join of plain":        {errors.Join(errors.New("a"), fmt.Errorf("b: %w", errors.New("c"))), "error"},
+		"fmt with two %w":      {fmt.Errorf("%w and %w", errors.New("a"), pathErr), "*fs.PathError"},
+		"typer under custom":   {&wrapErr{typedErr{kind: "quota"}}, "quota"},
+		"empty ErrorType":      {typedErr{}, "agenttrace_test.typedErr"},
+		"panic":                {&agenttrace.PanicError{Value: "x"}, "panic"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			tr, _ := newTracer(t)
