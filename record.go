@@ -136,6 +136,10 @@ func (d *SpanData) Duration() time.Duration {
 	return d.EndedAt.Sub(d.StartedAt)
 }
 
+// IsLLM reports whether the span is an LLM call: its type is "llm" or a
+// namespaced "<ns>:llm". Summary.LLMCalls counts such spans.
+func (d *SpanData) IsLLM() bool { return isLLMType(d.Type) }
+
 // TimeToFirstToken returns FirstTokenAt - StartedAt, or 0 if no first token
 // was marked.
 func (d *SpanData) TimeToFirstToken() time.Duration {
@@ -192,6 +196,7 @@ type InstanceData struct {
 	// Summary holds the rollups; set on InstanceEnded records.
 	Summary *Summary `json:"summary,omitempty"`
 	// TraceParent is the caller's trace context when the instance started
-	// (see WithParentExtractor); nil if none was captured.
+	// (see WithParentExtractor) or the one given with WithTraceParent; nil
+	// if none.
 	TraceParent *TraceParent `json:"trace_parent,omitempty"`
 }

@@ -3,6 +3,8 @@ package agenttrace_test
 import (
 	"context"
 	"encoding/json"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -66,4 +68,73 @@ func TestNoExtractorCapturesNothing(t *testing.T) {
 	require.Nil(t, inst.Data().TraceParent)
 	s.End()
 	inst.End()
+}
+
+func TestWithTraceParent(t *testing.T) {
+	captured := agenttrace.TraceParent{TraceID: [16]byte{1}, SpanID: [8]byte{1}, Flags: 1}
+	given := agenttrace.TraceParent{TraceID: [16]byte{2}, SpanID: [8]byte{2}}
+	tr, rec := newTracer(t, agenttrace.WithParentExtractor(func(context.Context) (agenttrace.TraceParent, bool) {
+		return captured, true
+	}))
+
+	ctx, inst := tr.StartInstance(context.Background(), agenttrace.WithTraceParent(given))
+	require.Equal(t, &given, inst.Data().TraceParent, "the given parent wins over the captured one")
+	_, s := tr.Start(ctx, "llm", nil)
+	require.Equal(t, &captured, s.Data().TraceParent, "spans still capture theirs")
+	s.End()
+	inst.End()
+
+	_, inst2 := tr.StartInstance(context.Background(), agenttrace.WithTraceParent(agenttrace.TraceParent{}))
+	require.Equal(t, &captured, inst2.Data().TraceParent, "an invalid one is ignored")
+	inst2.End()
+
+	plain, _ := newTracer(t)
+	_, inst3 := plain.StartInstance(context.Background(), agenttrace.WithTraceParent(given))
+	require.Equal(t, &given, inst3.Data().TraceParent, "no extractor needed")
+	inst3.End()
+	flush(t, plain)
+
+	flush(t, tr)
+	insts := rec.Instances()
+	require.Len(t, insts, 2)
+	require.Equal(t, &given, insts[0].TraceParent, "exporters see it")
+}
+
+// The extractor runs concurrently on every start; the default instance,
+// started by no caller, captures nothing.
+func TestParentExtractorConcurrent(t *testing.T) {
+	var calls atomic.Int64
+	tr, rec := newTracer(t, agenttrace.WithParentExtractor(func(ctx context.Context) (agenttrace.TraceParent, bool) {
+		calls.Add(1)
+		tp, ok := ctx.Value(tpKey{}).(agenttrace.TraceParent)
+		return tp, ok
+	}))
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			tp := agenttrace.TraceParent{TraceID: [16]byte{byte(g + 1)}, SpanID: [8]byte{byte(g + 1)}}
+			ctx := context.WithValue(context.Background(), tpKey{}, tp)
+			for range 50 {
+				_, s := tr.Start(ctx, "tool", nil)
+				if got := s.Data().TraceParent; got == nil || *got != tp {
+					t.Errorf("captured %v, want %v", got, tp)
+				}
+				s.End()
+			}
+		})
+	}
+	wg.Wait()
+	require.EqualValues(t, 8*50, calls.Load())
+	flush(t, tr)
+	insts := rec.Instances()
+	require.Len(t, insts, 1)
+	require.True(t, insts[0].Default)
+	require.Nil(t, insts[0].TraceParent)
+}
+
+func TestSpanDataIsLLM(t *testing.T) {
+	for typ, want := range map[string]bool{"llm": true, "acme:llm": true, "tool": false, "llm-judge": false, "": false} {
+		d := agenttrace.SpanData{Type: typ}
+		require.Equal(t, want, d.IsLLM(), typ)
+	}
 }
