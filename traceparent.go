@@ -79,5 +79,6 @@ func (t *Tracer) runExtractor(ctx context.Context) (tp *TraceParent) {
 	if !ok || !p.IsValid() {
 		return nil
 	}
-	return &p
+	captured := p // allocated here only: p itself stays on the stack
+	return &captured
 }
