@@ -81,3 +81,39 @@ func BenchmarkBridge(b *testing.B) {
 		b.ReportMetric(float64(exp.spans.Load())/float64(b.N), "exported/op")
 	})
 }
+
+// BenchmarkCaptureParent measures what otelbridge.CaptureParent adds to
+// Start+End of an LLM span (through the default pipeline into an exporter
+// that counts and discards). Sub-benchmarks: off (no extractor, inside an
+// OTel span: nothing runs but one nil check), no-otel-span (CaptureParent,
+// no OTel span in the context: nothing allocated) and captured
+// (CaptureParent inside an OTel span: the TraceParent is recorded, one
+// 32-byte allocation).
+//
+//	go test ./benchmarks -run '^$' -bench BenchmarkCaptureParent -benchmem
+func BenchmarkCaptureParent(b *testing.B) {
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled,
+	})
+	inSpan := trace.ContextWithSpanContext(context.Background(), sc)
+	for _, bc := range []struct {
+		name string
+		ctx  context.Context
+		opts []agenttrace.Option
+	}{
+		{"off", inSpan, nil},
+		{"no-otel-span", context.Background(), []agenttrace.Option{otelbridge.CaptureParent()}},
+		{"captured", inSpan, []agenttrace.Option{otelbridge.CaptureParent()}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			exp := &countingExporter{}
+			tr := newAgenttrace(b, exp, bc.opts...)
+			b.ReportAllocs()
+			for b.Loop() {
+				_, span := tr.Start(bc.ctx, "llm", llmPayload)
+				span.End()
+			}
+			finishAgenttrace(b, tr, exp)
+		})
+	}
+}

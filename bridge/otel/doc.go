@@ -30,19 +30,19 @@
 //
 // # Context interop
 //
-// With CaptureParent() among the tracer's options, every Start and
-// StartInstance records the OTel span current in its context: an instance
-// started while serving an OTel-traced request is emitted inside that
-// request's trace, its root a child of the request's span, and an
-// agenttrace span started inside an OTel span (itself inside an agenttrace
-// span) becomes that OTel span's child. Without it, an instance started
-// with WithParent(ctx) is emitted inside the trace of the OTel span current
-// in ctx, its root a child of that span; its spans follow.
-// In the other direction, ContextWithSpan(ctx) puts the deterministic OTel
-// span context of the agenttrace span in ctx into the context as a remote
-// parent, so OTel instrumentation (an HTTP client, a database driver) called
-// from agent code nests under the agenttrace span. Exporter.Start does both
-// for a single span.
+// With CaptureParent() among the tracer's options, every Start,
+// StartPending and StartInstance records the OTel span current in its
+// context (agenttrace.WithParentExtractor, SpanData.TraceParent and
+// InstanceData.TraceParent), and the Exporter places the record under it:
+// an instance started while serving an OTel-traced request (an otelhttp
+// server span, say) is emitted inside that request's trace, its root a
+// child of the request's span, with its spans below; an agenttrace span
+// started inside an OTel span (itself inside an agenttrace span) becomes
+// that OTel span's child. In the other direction, ContextWithSpan(ctx) puts
+// the deterministic OTel span context of the agenttrace span in ctx into
+// the context as a remote parent, so OTel instrumentation (an HTTP client,
+// a database driver) called from agent code nests under the agenttrace
+// span.
 //
 // # OpenTelemetry to agenttrace
 //

@@ -36,9 +36,12 @@ var ErrShutdown = errors.New("otelbridge: exporter is shut down")
 //     agenttrace.result.* attributes.
 //
 // Spans keep their original timestamps, parents and statuses: failed
-// becomes codes.Error with the message and error.type; cancelled, which OTel
-// lacks, keeps status Unset with agenttrace.span.status=cancelled. Every
-// span carries agenttrace.instance.id and agenttrace.span.id.
+// becomes codes.Error with the message and error.type (the ErrorInfo type);
+// cancelled, which OTel lacks, keeps status Unset with
+// agenttrace.span.status=cancelled. Every span carries
+// agenttrace.instance.id and agenttrace.span.id. An instance or span whose
+// record carries a TraceParent (see CaptureParent) is placed under that
+// OTel span, in its trace, when it is nearer than its agenttrace parent.
 //
 // IDs are deterministic when the provider uses IDGenerator: the trace ID is
 // the instance ULID, a span ID is the last 8 bytes of the span ULID, and the
@@ -62,14 +65,12 @@ type Exporter struct {
 	instances map[agenttrace.ID]*instState
 	open      map[agenttrace.ID]*openSpan
 	ended     endedRing
+	recent    recentLinks
 	closed    bool
 
 	// deterministic is set once the provider was seen to honour the wanted
 	// IDs (IDGenerator is installed).
 	deterministic atomic.Bool
-
-	capturedMu sync.Mutex
-	captured   map[agenttrace.ID]trace.SpanContext
 }
 
 // instState is what the Exporter keeps of an instance while it runs.
@@ -78,15 +79,26 @@ type instState struct {
 	root   trace.Span        // nil when the start was not seen
 	parent trace.SpanContext // parent of the instance's root spans
 	ext    trace.SpanContext // OTel span the instance was started in
-	// over holds the OTel contexts of spans that are not where the
-	// deterministic IDs put them: spans the provider gave other IDs, and
-	// spans moved into another trace by context interop.
-	over map[agenttrace.ID]trace.SpanContext
-	// ambient holds the OTel span that was current in the context each
-	// span was started from (context interop).
-	ambient map[agenttrace.ID]trace.SpanContext
-	lazy    bool // made up for a span whose instance start was not seen
+	// links holds what the deterministic IDs do not say about the
+	// instance's open spans (see spanLinks); when a span ends, its links
+	// move to Exporter.recent, so the map is bounded by the open spans.
+	links map[agenttrace.ID]spanLinks
+	lazy  bool // made up for a span whose instance start was not seen
 }
+
+// spanLinks is what a span's children need to know about it beyond its
+// IDs; the zero value says nothing.
+type spanLinks struct {
+	// over is the span's OTel context when it is not where the
+	// deterministic IDs put it: the provider gave it other IDs, or context
+	// interop moved it into another trace.
+	over trace.SpanContext
+	// ambient is the OTel span current where the span was started
+	// (captured with CaptureParent).
+	ambient trace.SpanContext
+}
+
+func (l spanLinks) isZero() bool { return !l.over.IsValid() && !l.ambient.IsValid() }
 
 type openSpan struct {
 	span  trace.Span
@@ -105,7 +117,6 @@ func NewExporter(tp trace.TracerProvider, opts ...Option) *Exporter {
 		cfg:       cfg,
 		instances: map[agenttrace.ID]*instState{},
 		open:      map[agenttrace.ID]*openSpan{},
-		captured:  map[agenttrace.ID]trace.SpanContext{},
 	}
 }
 
@@ -168,10 +179,8 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 		}
 		delete(e.instances, id)
 	}
+	e.recent = recentLinks{}
 	e.mu.Unlock()
-	e.capturedMu.Lock()
-	clear(e.captured)
-	e.capturedMu.Unlock()
 	if f, ok := e.tp.(interface{ ForceFlush(context.Context) error }); ok && !e.cfg.noFlush {
 		return f.ForceFlush(ctx)
 	}
@@ -181,11 +190,7 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 func (e *Exporter) instanceStarted(d *agenttrace.InstanceData) *instState {
 	st := &instState{trace: TraceID(d.ID)}
 	parent := context.Background()
-	ext := fromTraceParent(d.TraceParent)
-	if !ext.IsValid() {
-		ext = parseTraceparent(d.Metadata[traceparentKey])
-	}
-	if ext.IsValid() {
+	if ext := fromTraceParent(d.TraceParent); ext.IsValid() {
 		st.ext = ext
 		st.trace = ext.TraceID()
 		parent = trace.ContextWithRemoteSpanContext(parent, ext)
@@ -209,9 +214,7 @@ func (e *Exporter) instanceStarted(d *agenttrace.InstanceData) *instState {
 		a.boolean(KeyInstanceDefault, true)
 	}
 	for _, k := range sortedKeys(d.Metadata) {
-		if k != traceparentKey {
-			a.str(attribute.Key(PrefixMetadata+k), d.Metadata[k])
-		}
+		a.str(attribute.Key(PrefixMetadata+k), d.Metadata[k])
 	}
 	sctx := &startCtx{Context: parent, ids: wantIDs{trace: st.trace, span: SpanID(d.ID)}}
 	_, st.root = e.tracer.Start(sctx, name,
@@ -304,8 +307,8 @@ func (e *Exporter) parentOf(st *instState, id agenttrace.ID) trace.SpanContext {
 	if id.IsZero() {
 		return st.parent
 	}
-	if sc, ok := st.over[id]; ok {
-		return sc
+	if l, ok := e.linksOf(st, id); ok && l.over.IsValid() {
+		return l.over
 	}
 	if !e.deterministic.Load() {
 		// Its IDs are the provider's and were not kept: fall back to the
@@ -328,28 +331,21 @@ func sameSpan(a, b trace.SpanContext) bool {
 func (e *Exporter) spanStarted(d *agenttrace.SpanData) {
 	st := e.state(d.InstanceID)
 	parent := e.parentOf(st, d.ParentID)
-	// Context interop: an OTel span current when the span started, other
-	// than its agenttrace parent and than what was current around that
-	// parent, is its nearer parent.
-	ext, ok := e.takeCapture(d.ID)
-	if !ok {
-		ext = fromTraceParent(d.TraceParent)
-		ok = ext.IsValid()
-	}
-	if ok {
+	// Context interop: the OTel span current when the span started
+	// (captured with CaptureParent), other than its agenttrace parent and
+	// than what was current around that parent, is its nearer parent.
+	var links spanLinks
+	if ext := fromTraceParent(d.TraceParent); ext.IsValid() {
 		around := st.ext
-		if sc, ok := st.ambient[d.ParentID]; ok && !d.ParentID.IsZero() {
-			around = sc
+		if !d.ParentID.IsZero() {
+			if l, ok := e.linksOf(st, d.ParentID); ok && l.ambient.IsValid() {
+				around = l.ambient
+			}
 		}
 		if !sameSpan(ext, parent) && !sameSpan(ext, around) {
 			parent = ext
 		}
-		if len(st.ambient) < e.cfg.maxOpen {
-			if st.ambient == nil {
-				st.ambient = map[agenttrace.ID]trace.SpanContext{}
-			}
-			st.ambient[d.ID] = ext
-		}
+		links.ambient = ext
 	}
 	want := wantIDs{trace: st.trace, span: SpanID(d.ID)}
 	pctx := context.Background()
@@ -374,23 +370,36 @@ func (e *Exporter) spanStarted(d *agenttrace.SpanData) {
 		trace.WithTimestamp(d.CreatedAt),
 		trace.WithAttributes(a.finish()...))
 	if sc := span.SpanContext(); sc.IsValid() && (sc.TraceID() != st.trace || sc.SpanID() != want.span) {
-		if len(st.over) < e.cfg.maxOpen {
-			if st.over == nil {
-				st.over = map[agenttrace.ID]trace.SpanContext{}
-			}
-			st.over[d.ID] = sc
+		links.over = sc
+	}
+	if final || len(e.open) >= e.cfg.maxOpen {
+		if !links.isZero() {
+			e.recent.add(d.ID, links)
 		}
-	}
-	if final {
-		endSpan(span, d)
-		return
-	}
-	if len(e.open) >= e.cfg.maxOpen {
+		if final {
+			endSpan(span, d)
+			return
+		}
 		span.SetAttributes(KeyUnfinished.Bool(true))
 		span.End(trace.WithTimestamp(d.CreatedAt))
 		return
 	}
+	if !links.isZero() {
+		if st.links == nil {
+			st.links = map[agenttrace.ID]spanLinks{}
+		}
+		st.links[d.ID] = links
+	}
 	e.open[d.ID] = &openSpan{span: span, class: class}
+}
+
+// linksOf returns the links of span id of instance st: kept with the
+// instance while the span is open, among the recent ones once it ended.
+func (e *Exporter) linksOf(st *instState, id agenttrace.ID) (spanLinks, bool) {
+	if l, ok := st.links[id]; ok {
+		return l, true
+	}
+	return e.recent.get(id)
 }
 
 func (e *Exporter) spanEnded(d *agenttrace.SpanData) {
@@ -399,6 +408,13 @@ func (e *Exporter) spanEnded(d *agenttrace.SpanData) {
 		return
 	}
 	delete(e.open, d.ID)
+	if st := e.instances[d.InstanceID]; st != nil {
+		if l, ok := st.links[d.ID]; ok {
+			// Children may still start (and be delivered) after it ended.
+			delete(st.links, d.ID)
+			e.recent.add(d.ID, l)
+		}
+	}
 	a := attrs{maxLen: e.cfg.maxValueLen, flatLeft: e.cfg.maxAttrs, kv: make([]attribute.KeyValue, 0, 12)}
 	a.endAttrs(d, o.class, e.cfg.content)
 	o.span.SetAttributes(a.finish()...)
@@ -419,6 +435,35 @@ func endSpan(span trace.Span, d *agenttrace.SpanData) {
 		end = d.CreatedAt
 	}
 	span.End(trace.WithTimestamp(end))
+}
+
+// recentLinksSize is how many ended spans' links the Exporter keeps for
+// children started after their parent's end was delivered (or in the same
+// batch, when a parent is delivered already finished).
+const recentLinksSize = 4096
+
+// recentLinks keeps the links of the last spans that ended, bounded.
+type recentLinks struct {
+	ids  [recentLinksSize]agenttrace.ID
+	m    map[agenttrace.ID]spanLinks
+	next int
+}
+
+func (r *recentLinks) add(id agenttrace.ID, l spanLinks) {
+	if r.m == nil {
+		r.m = make(map[agenttrace.ID]spanLinks)
+	}
+	if old := r.ids[r.next]; !old.IsZero() {
+		delete(r.m, old)
+	}
+	r.ids[r.next] = id
+	r.m[id] = l
+	r.next = (r.next + 1) % len(r.ids)
+}
+
+func (r *recentLinks) get(id agenttrace.ID) (spanLinks, bool) {
+	l, ok := r.m[id]
+	return l, ok
 }
 
 // endedRing remembers the last instances that ended, so that a straggling

@@ -32,8 +32,15 @@ import (
 // WithContentCapture(true). Other spans are skipped, or, with
 // WithGenericSpans, become spans of the given type with their attributes as
 // payload. A kept span's parent is its nearest kept ancestor; the span
-// name becomes the agenttrace span's name, its start time its start time,
-// and an Error status makes it fail with the status description.
+// name becomes the agenttrace span's name, and an Error status makes it
+// fail with the status description, its error.type attribute as the
+// agenttrace error type (agenttrace.ErrorTyper).
+//
+// Times are the OTel spans': a span starts at its start time
+// (agenttrace.WithStartTime) and ends at its end time (EndAt, FailAt), its
+// gen_ai.response.time_to_first_chunk marks its first token
+// (MarkFirstTokenAt), and the instance spans the trace, from its earliest
+// start to its latest end.
 //
 // OTel spans end children first, so the processor buffers a trace's spans
 // until its local root ends, then replays them parents first. A trace whose
@@ -42,11 +49,10 @@ import (
 // Exporter's scope (ScopeName) are ignored, so one provider can carry both
 // directions without a loop.
 //
-// The agenttrace API records ends at the time they are recorded: replayed
-// spans and instances end when the processor replays them, not at their
-// OTel end times. The OTel trace ID is kept in the instance metadata
-// ("otel.trace_id"), and a remote parent of the local root as
-// "traceparent", so an Exporter puts the instance back into that trace.
+// The OTel trace ID is kept in the instance metadata ("otel.trace_id"), and
+// a remote parent of the local root (a trace continued from another
+// process) becomes the instance's trace parent (InstanceData.TraceParent),
+// so an Exporter puts the instance back under that parent.
 //
 // The processor starts one goroutine for the trace timeout; Shutdown (which
 // the provider's Shutdown calls) stops it. It is safe for concurrent use.
@@ -275,8 +281,8 @@ func (p *SpanProcessor) replay(spans []sdktrace.ReadOnlySpan) {
 }
 
 // instanceOptions derive the instance from the trace: its start, the
-// conversation and user found on its spans, and the OTel identity of its
-// root in the metadata.
+// conversation and user found on its spans, the OTel trace ID in the
+// metadata, and the remote parent of its root as its trace parent.
 func (p *SpanProcessor) instanceOptions(root sdktrace.ReadOnlySpan, spans []sdktrace.ReadOnlySpan) []agenttrace.InstanceOption {
 	start := root.StartTime()
 	var session, user string
@@ -299,10 +305,12 @@ func (p *SpanProcessor) instanceOptions(root sdktrace.ReadOnlySpan, spans []sdkt
 	}
 	tid := root.SpanContext().TraceID()
 	md := map[string]string{"otel.trace_id": hex.EncodeToString(tid[:])}
-	if parent := root.Parent(); parent.IsValid() && parent.IsRemote() {
-		md[traceparentKey] = formatTraceparent(parent)
-	}
 	opts := []agenttrace.InstanceOption{agenttrace.WithInstanceStartTime(start), agenttrace.WithMetadata(md)}
+	if parent := root.Parent(); parent.IsValid() && parent.IsRemote() {
+		opts = append(opts, agenttrace.WithTraceParent(agenttrace.TraceParent{
+			TraceID: parent.TraceID(), SpanID: parent.SpanID(), Flags: byte(parent.TraceFlags()),
+		}))
+	}
 	if session != "" {
 		opts = append(opts, agenttrace.WithSessionID(session))
 	}

@@ -224,7 +224,9 @@ func TestProcessorRoundTrip(t *testing.T) {
 			}
 		}
 		assert.Equal(t, orig.StartTime(), back.StartTime(), orig.Name())
+		assert.Equal(t, orig.EndTime(), back.EndTime(), orig.Name())
 		assert.Equal(t, orig.Status().Code, back.Status().Code, orig.Name())
+		assert.Equal(t, oa[otelbridge.KeyErrorType], ba[otelbridge.KeyErrorType], orig.Name())
 		assert.Equal(t, orig.SpanKind(), back.SpanKind(), orig.Name())
 	}
 	agent := got["invoke_agent planner"]
@@ -310,4 +312,49 @@ func TestProcessorConcurrentSafe(t *testing.T) {
 	require.NoError(t, tr.Flush(context.Background()))
 	assert.Len(t, rec.Instances(), 160)
 	assert.Len(t, rec.Spans(), 160*4)
+}
+
+// A trace continued from another process (its local root has a remote
+// parent) becomes an instance whose trace parent is that remote span: an
+// Exporter puts it back under it.
+func TestProcessorRemoteParent(t *testing.T) {
+	tp, tr, rec, _ := newProcessorFixture(t)
+	remote := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0xa, 1}, SpanID: trace.SpanID{0xb, 2}, TraceFlags: trace.FlagsSampled, Remote: true,
+	})
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	otelAgent(trace.ContextWithRemoteSpanContext(context.Background(), remote), tp.Tracer("app"), t0)
+	require.NoError(t, tr.Flush(context.Background()))
+
+	insts := rec.Instances()
+	require.Len(t, insts, 1)
+	want := agenttrace.TraceParent{TraceID: remote.TraceID(), SpanID: remote.SpanID(), Flags: byte(remote.TraceFlags())}
+	require.NotNil(t, insts[0].TraceParent)
+	assert.Equal(t, want, *insts[0].TraceParent)
+	assert.NotContains(t, insts[0].Metadata, "traceparent")
+	for _, s := range rec.Spans() {
+		assert.Nil(t, s.TraceParent, s.Name)
+	}
+	// A failing OTel span keeps its error.type; without one, "error".
+	bad := rec.FindSpans(func(d agenttrace.SpanData) bool { return d.Name == "chat gpt-4o-mini" })
+	require.Len(t, bad, 1)
+	assert.Equal(t, "429", bad[0].Error.Type)
+}
+
+func TestProcessorErrorWithoutType(t *testing.T) {
+	tp, tr, rec, _ := newProcessorFixture(t)
+	_, s := tp.Tracer("app").Start(context.Background(), "chat m", trace.WithAttributes(
+		otelbridge.KeyOperationName.String("chat"), otelbridge.KeyRequestModel.String("m")))
+	s.SetStatus(codes.Error, "boom")
+	s.End()
+	require.NoError(t, tr.Flush(context.Background()))
+	spans := rec.Spans()
+	require.Len(t, spans, 1)
+	assert.Equal(t, agenttrace.StatusFailed, spans[0].Status)
+	assert.Equal(t, "error", spans[0].Error.Type)
+	assert.Equal(t, "boom", spans[0].Error.Message)
+	insts := rec.Instances()
+	require.Len(t, insts, 1)
+	assert.Equal(t, agenttrace.StatusFailed, insts[0].Status, "the local root failed")
+	assert.Equal(t, "error", insts[0].Error.Type)
 }
