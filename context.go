@@ -1,6 +1,9 @@
 package agenttrace
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 type ctxKey struct{}
 
@@ -65,4 +68,27 @@ func fromContext(ctx context.Context) (*Span, *Instance) {
 		return nil, v
 	}
 	return nil, nil
+}
+
+// spanCtx is the context Start returns: the caller's context carrying the
+// new span. It is a field of the Span, so that Start allocates one object
+// for both; it behaves as context.WithValue would, and cancellation of the
+// caller's context propagates through it as through any value context.
+type spanCtx struct {
+	context.Context
+	s *Span
+}
+
+// Value returns the span for the package's key and defers to the caller's
+// context for every other key.
+func (c *spanCtx) Value(key any) any {
+	if _, ok := key.(ctxKey); ok {
+		return c.s
+	}
+	return c.Context.Value(key)
+}
+
+// String describes the context, as the standard library's contexts do.
+func (c *spanCtx) String() string {
+	return fmt.Sprintf("%v.WithValue(agenttrace span %s)", c.Context, c.s.id)
 }

@@ -29,7 +29,21 @@ type objWriter struct {
 
 func newObj(b []byte) objWriter { return objWriter{b: append(b, '{')} }
 
+// key starts a member named by one of this package's constant keys, which
+// are plain ASCII and need no escaping.
 func (w *objWriter) key(k string) {
+	if w.n > 0 {
+		w.b = append(w.b, ',', '"')
+	} else {
+		w.b = append(w.b, '"')
+	}
+	w.n++
+	w.b = append(w.b, k...)
+	w.b = append(w.b, '"', ':')
+}
+
+// anyKey starts a member named by a caller's key, escaped.
+func (w *objWriter) anyKey(k string) {
 	if w.n > 0 {
 		w.b = append(w.b, ',')
 	}

@@ -53,8 +53,10 @@ type encoded struct {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// encodePayload snapshots v as a JSON object of at most limit bytes.
-func encodePayload(v any, spanType string, field PayloadField, limit int, redact Redactor) encoded {
+// encodePayload snapshots v as a JSON object of at most limit bytes. The
+// snapshot goes to s's inline buffer when it fits and the buffer is free (s
+// may be nil), and to a new slice otherwise.
+func encodePayload(v any, spanType string, field PayloadField, limit int, redact Redactor, s *Span) encoded {
 	if v == nil {
 		return encoded{}
 	}
@@ -89,7 +91,7 @@ func encodePayload(v any, spanType string, field PayloadField, limit int, redact
 		out = truncateJSON(out, limit)
 		res.truncated = true
 	}
-	res.data = bytes.Clone(out)
+	res.data = s.keep(out)
 	putBuf(bp, buf)
 	return res
 }

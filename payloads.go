@@ -2,6 +2,7 @@ package agenttrace
 
 import (
 	"encoding/json"
+	"strconv"
 )
 
 // Typed payloads for the conventional span types. They carry the fields the
@@ -38,7 +39,8 @@ func (u Usage) appendJSON(b []byte, err error) ([]byte, error) {
 		w.key("details")
 		d := newObj(w.b)
 		for _, k := range sortedKeys(u.Details) {
-			d.int(k, u.Details[k])
+			d.anyKey(k)
+			d.b = strconv.AppendInt(d.b, u.Details[k], 10)
 		}
 		w.b = d.close()
 	}

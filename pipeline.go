@@ -57,16 +57,17 @@ type queueSlot struct {
 	idx uint32
 }
 
-// emitSpan offers a span record to every exporter queue; s.mu is held (or s
-// is not yet shared), which keeps a span's records in order.
+// emitSpan offers the span's current state as a record of kind to every
+// exporter queue; s.mu is held (or s is not yet shared), which keeps a
+// span's records in order. Each queue writes the snapshot straight into its
+// slot.
 func (t *Tracer) emitSpan(kind RecordKind, s *Span) {
 	if len(t.queues) == 0 {
 		return
 	}
-	rec := Record{Kind: kind, Span: s.snapshotLocked(), span: s}
-	rec.size = recordOverhead + len(rec.Span.Payload) + len(rec.Span.Result)
+	size := recordOverhead + len(s.payload) + len(s.result)
 	for _, q := range t.queues {
-		q.pushSpan(&rec, s)
+		q.pushSpan(kind, s, size)
 	}
 }
 
@@ -191,15 +192,15 @@ func exporterName(i int, e Exporter) string {
 
 func (q *queue) shardOf(id ID) *shard { return &q.shards[int(id[14])&q.mask] }
 
-// orphaned reports whether r can no longer be placed by this exporter:
-// its span's start, its parent or its instance was lost. A span start found
-// orphaned marks the span lost too, so its own records and children follow.
-func (q *queue) orphaned(r *Record) bool {
-	switch r.Kind {
+// orphaned reports whether a record of kind, of span s or instance inst,
+// can no longer be placed by this exporter: its span's start, its parent or
+// its instance was lost. A span start found orphaned marks the span lost
+// too, so its own records and children follow.
+func (q *queue) orphaned(kind RecordKind, s *Span, inst *Instance) bool {
+	switch kind {
 	case InstanceEnded:
-		return r.inst.dropped.Load()&q.bit != 0
+		return inst.dropped.Load()&q.bit != 0
 	case SpanStarted:
-		s := r.span
 		if s.dropped.Load()&q.bit != 0 {
 			return true
 		}
@@ -208,29 +209,29 @@ func (q *queue) orphaned(r *Record) bool {
 			return true
 		}
 	case SpanActivated, SpanEnded:
-		return r.span.dropped.Load()&q.bit != 0
+		return s.dropped.Load()&q.bit != 0
 	}
 	return false
 }
 
-func (q *queue) pushSpan(rec *Record, s *Span) {
+func (q *queue) pushSpan(kind RecordKind, s *Span, size int) {
 	sh := q.shardOf(s.id)
-	if q.orphaned(rec) {
+	if q.orphaned(kind, s, nil) {
 		q.drop(sh, DropOrphaned)
 		return
 	}
-	if !q.push(sh, rec, rec.Kind == SpanStarted, s) && rec.Kind == SpanStarted {
+	if !q.push(sh, kind, size, s, nil) && kind == SpanStarted {
 		s.dropped.Or(q.bit)
 	}
 }
 
 func (q *queue) pushInstance(rec *Record, inst *Instance) {
 	sh := q.shardOf(inst.id)
-	if q.orphaned(rec) {
+	if q.orphaned(rec.Kind, nil, inst) {
 		q.drop(sh, DropOrphaned)
 		return
 	}
-	if !q.push(sh, rec, false, nil) && rec.Kind == InstanceStarted {
+	if !q.push(sh, rec.Kind, rec.size, nil, rec) && rec.Kind == InstanceStarted {
 		inst.dropped.Or(q.bit)
 	}
 }
@@ -260,12 +261,13 @@ func (q *queue) reserve(n, bytes, maxRecs, maxBytes int) (bool, DropReason) {
 	}
 }
 
-// push adds rec to shard sh if there is room. Records that begin something
-// (span starts) get only 7/8 of the limits, so that the ends of what was
-// already queued still find room. A later record of span s whose start
-// record is still queued replaces it in place: one record, in the start's
-// position.
-func (q *queue) push(sh *shard, rec *Record, begins bool, s *Span) bool {
+// push adds a record of kind and size to shard sh if there is room: a
+// snapshot of span s, or the instance record rec. Records that begin
+// something (span starts) get only 7/8 of the limits, so that the ends of
+// what was already queued still find room. A later record of span s whose
+// start record is still queued replaces it in place: one record, in the
+// start's position.
+func (q *queue) push(sh *shard, kind RecordKind, size int, s *Span, rec *Record) bool {
 	cfg := &q.t.cfg
 	maxRecs, maxBytes := cfg.maxQueueRecords, cfg.maxQueueBytes
 	sh.mu.Lock()
@@ -275,32 +277,44 @@ func (q *queue) push(sh *shard, rec *Record, begins bool, s *Span) bool {
 		sh.mu.Unlock()
 		return false
 	}
-	if s != nil && q.slot >= 0 && rec.Kind != SpanStarted {
+	if s != nil && q.slot >= 0 && kind != SpanStarted {
 		if sl := s.slots[q.slot]; sl.gen == sh.gen {
 			old := &sh.recs[sl.idx]
-			if ok, _ := q.reserve(0, rec.size-old.size, maxRecs, maxBytes); ok {
-				seq := old.seq
-				*old = *rec
-				old.Kind, old.seq = SpanStarted, seq
+			if ok, _ := q.reserve(0, size-old.size, maxRecs, maxBytes); ok {
+				s.snapshotInto(&old.Span)
+				old.size = size
 				sh.coalesced++
 				sh.mu.Unlock()
 				return true
 			}
 		}
 	}
-	if begins {
+	if kind == SpanStarted {
 		maxRecs -= maxRecs / 8
 		maxBytes -= maxBytes / 8
 	}
 	var deadline *time.Timer
 	for {
-		ok, reason := q.reserve(1, rec.size, maxRecs, maxBytes)
+		ok, reason := q.reserve(1, size, maxRecs, maxBytes)
 		if ok {
-			sh.recs = append(sh.recs, *rec)
-			sh.recs[len(sh.recs)-1].seq = q.seq.Add(1)
-			if s != nil && q.slot >= 0 && rec.Kind == SpanStarted {
-				s.slots[q.slot] = queueSlot{gen: sh.gen, idx: uint32(len(sh.recs) - 1)}
+			n := len(sh.recs)
+			if n < cap(sh.recs) {
+				sh.recs = sh.recs[:n+1]
+			} else {
+				sh.recs = append(sh.recs, Record{})
 			}
+			r := &sh.recs[n]
+			if s != nil {
+				r.Kind, r.span, r.Instance, r.inst = kind, s, nil, nil
+				s.snapshotInto(&r.Span)
+				if q.slot >= 0 && kind == SpanStarted {
+					s.slots[q.slot] = queueSlot{gen: sh.gen, idx: uint32(n)}
+				}
+			} else {
+				*r = *rec
+			}
+			r.size = size
+			r.seq = q.seq.Add(1)
 			sh.mu.Unlock()
 			if deadline != nil {
 				deadline.Stop()
@@ -565,7 +579,7 @@ func (q *queue) markLost(batch []Record) {
 func (q *queue) dropOrphans(batch []Record) []Record {
 	out := batch[:0]
 	for i := range batch {
-		if q.orphaned(&batch[i]) {
+		if r := &batch[i]; q.orphaned(r.Kind, r.span, r.inst) {
 			q.count(DropOrphaned, 1)
 			continue
 		}

@@ -1,6 +1,7 @@
 package agenttrace
 
 import (
+	"bytes"
 	"maps"
 	"strings"
 	"sync"
@@ -54,6 +55,29 @@ type Span struct {
 	// traceParent is the caller's trace context at start (immutable).
 	traceParent *TraceParent
 	payloadErr  string
+
+	// ctx is the context Start returned (the span lives in one allocation
+	// with it).
+	ctx spanCtx
+
+	// inline holds the first small payload or result set on the span, so
+	// that it needs no allocation of its own; inlineTaken is set once it is
+	// used, and it is never written again (records share it).
+	inlineTaken atomic.Bool
+	inline      [inlineSize]byte
+}
+
+// inlineSize is the size of a span's inline payload buffer. It fills the
+// span's allocation size class.
+const inlineSize = 136
+
+// keep returns a copy of b that the span can hold: in its inline buffer if
+// b fits and the buffer is free, in a new slice otherwise. s may be nil.
+func (s *Span) keep(b []byte) []byte {
+	if s != nil && len(b) <= inlineSize && s.inlineTaken.CompareAndSwap(false, true) {
+		return append(s.inline[:0:inlineSize], b...)
+	}
+	return bytes.Clone(b)
 }
 
 // SpanOption configures one span at Start.
@@ -305,7 +329,7 @@ func (s *Span) SetResult(v any) {
 		s.t.illegal()
 		return
 	}
-	enc := s.t.encode(v, s.typ, PayloadResult)
+	enc := s.t.encode(v, s.typ, PayloadResult, s)
 	var u *Usage
 	var c *Cost
 	if uc, ok := v.(interface{ payloadUsage() (*Usage, *Cost) }); ok && !isNilPtr(v) {
@@ -418,29 +442,37 @@ func (s *Span) markFirstToken(at time.Time) {
 // snapshotLocked copies the span's state; s.mu is held (or the span is not
 // yet shared).
 func (s *Span) snapshotLocked() SpanData {
-	d := SpanData{
-		ID:           s.id,
-		InstanceID:   s.inst.id,
-		Type:         s.typ,
-		Name:         s.name,
-		Status:       s.status,
-		CreatedAt:    s.createdAt,
-		TraceParent:  s.traceParent,
-		StartedAt:    s.startedAt,
-		EndedAt:      s.endedAt,
-		Payload:      s.payload,
-		Result:       s.result,
-		Error:        s.err,
-		Usage:        s.usage,
-		Cost:         s.cost,
-		FirstTokenAt: s.firstToken,
-		Sensitive:    s.sensitive,
-		PayloadError: s.payloadErr,
-	}
+	var d SpanData
+	s.snapshotInto(&d)
+	return d
+}
+
+// snapshotInto writes the span's state over every field of d, field by
+// field so that a queue slot is filled in place; s.mu is held (or the span
+// is not yet shared).
+func (s *Span) snapshotInto(d *SpanData) {
+	d.ID = s.id
 	if s.parent != nil {
 		d.ParentID = s.parent.id
+	} else {
+		d.ParentID = ID{}
 	}
-	return d
+	d.InstanceID = s.inst.id
+	d.Type = s.typ
+	d.Name = s.name
+	d.Status = s.status
+	d.CreatedAt = s.createdAt
+	d.StartedAt = s.startedAt
+	d.EndedAt = s.endedAt
+	d.Payload = s.payload
+	d.Result = s.result
+	d.Error = s.err
+	d.Usage = s.usage
+	d.Cost = s.cost
+	d.FirstTokenAt = s.firstToken
+	d.Sensitive = s.sensitive
+	d.PayloadError = s.payloadErr
+	d.TraceParent = s.traceParent
 }
 
 // isLLMType reports whether spans of this type are LLM calls: "llm" or a

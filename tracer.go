@@ -163,8 +163,8 @@ func (t *Tracer) now() time.Time { return t.cfg.clock() }
 
 func (t *Tracer) illegal() { t.stats.illegal.Add(1) }
 
-func (t *Tracer) encode(v any, spanType string, field PayloadField) encoded {
-	enc := encodePayload(v, spanType, field, t.cfg.payloadLimit, t.cfg.redactor)
+func (t *Tracer) encode(v any, spanType string, field PayloadField, s *Span) encoded {
+	enc := encodePayload(v, spanType, field, t.cfg.payloadLimit, t.cfg.redactor, s)
 	if enc.truncated {
 		t.stats.truncated.Add(1)
 	}
@@ -249,7 +249,7 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 		s.startedAt = now
 	}
 	if payload != nil {
-		enc := t.encode(payload, spanType, PayloadParams)
+		enc := t.encode(payload, spanType, PayloadParams, s)
 		s.payload = enc.data
 		if enc.err != nil {
 			s.payloadErr = enc.err.Error()
@@ -257,8 +257,9 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 	}
 	t.stats.spans[stripe(s.id)].started.Add(1)
 	inst.move(s.id, 0, status)
+	s.ctx = spanCtx{Context: ctx, s: s}
 	t.emitSpan(SpanStarted, s) // s is not shared yet: no lock needed
-	return context.WithValue(ctx, ctxKey{}, s), s
+	return &s.ctx, s
 }
 
 // StartInstance starts an instance (one agent run) and returns a context
