@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,7 +129,12 @@ type queue struct {
 	shutdownErr error
 	index       map[*Span]int
 	merged      []Record
+	lists       [][]Record
 	heads       []int
+	nextSeq     uint64 // the sequence number the next take starts at
+	// mergeFallbacks counts the takes place could not order directly
+	// (expected to stay zero; tests check it).
+	mergeFallbacks int
 	logState    logState
 }
 
@@ -171,6 +177,7 @@ func newQueue(t *Tracer, i int, e Exporter) *queue {
 		stopCh:  make(chan struct{}),
 		stopped: make(chan struct{}),
 		index:   make(map[*Span]int),
+		nextSeq: 1,
 		heads:   make([]int, n),
 	}
 	for k := range q.shards {
@@ -372,7 +379,7 @@ func (q *queue) take() []Record {
 	for k := range q.shards {
 		q.shards[k].mu.Lock()
 	}
-	lists := make([][]Record, 0, len(q.shards))
+	lists := q.lists[:0]
 	total := 0
 	for k := range q.shards {
 		sh := &q.shards[k]
@@ -386,23 +393,8 @@ func (q *queue) take() []Record {
 	for k := len(q.shards) - 1; k >= 0; k-- {
 		q.shards[k].mu.Unlock()
 	}
-	out := q.merged[:0]
-	if len(lists) == 1 {
-		out = append(out, lists[0]...)
-	} else if total > 0 {
-		heads := q.heads
-		clear(heads)
-		for len(out) < total {
-			best := -1
-			for k, l := range lists {
-				if heads[k] < len(l) && (best < 0 || l[heads[k]].seq < lists[best][heads[best]].seq) {
-					best = k
-				}
-			}
-			out = append(out, lists[best][heads[best]])
-			heads[best]++
-		}
-	}
+	q.lists = lists
+	out := q.place(lists, total)
 	// Give the shards their emptied slices back.
 	for k, l := range lists {
 		clear(l)
@@ -412,7 +404,52 @@ func (q *queue) take() []Record {
 			sh.spare = l[:0]
 		}
 		sh.mu.Unlock()
+		lists[k] = nil
 	}
+	return out
+}
+
+// place merges the records taken from the shards into recording order.
+// Every record pushed took the next sequence number under its shard's lock,
+// and a take holds every shard lock, so the records of one take carry the
+// consecutive numbers from q.nextSeq: each goes straight to its position.
+// Should that ever not hold, it falls back to a merge by comparison.
+func (q *queue) place(lists [][]Record, total int) []Record {
+	out := slices.Grow(q.merged[:0], total)[:total]
+	lo := q.nextSeq
+	for _, l := range lists {
+		for i := range l {
+			k := l[i].seq - lo
+			if k >= uint64(total) || out[k].Kind != 0 {
+				clear(out)
+				q.mergeFallbacks++
+				return q.mergeBySeq(lists, total)
+			}
+			out[k] = l[i]
+		}
+	}
+	q.nextSeq = lo + uint64(total)
+	return out
+}
+
+// mergeBySeq merges the shards' records by comparing sequence numbers.
+func (q *queue) mergeBySeq(lists [][]Record, total int) []Record {
+	out := q.merged[:0]
+	heads := q.heads
+	clear(heads)
+	var last uint64
+	for len(out) < total {
+		best := -1
+		for k, l := range lists {
+			if heads[k] < len(l) && (best < 0 || l[heads[k]].seq < lists[best][heads[best]].seq) {
+				best = k
+			}
+		}
+		out = append(out, lists[best][heads[best]])
+		last = lists[best][heads[best]].seq
+		heads[best]++
+	}
+	q.nextSeq = last + 1
 	return out
 }
 
@@ -607,27 +644,33 @@ func (q *queue) export(batch []Record) (err error) {
 // the records left and the bytes freed.
 func (q *queue) coalesce(recs []Record) ([]Record, int) {
 	idx := q.index
-	out := recs[:0]
-	freed := 0
-	for _, r := range recs {
+	n, freed, merged := 0, 0, 0
+	for i := range recs {
+		r := &recs[i]
 		switch r.Kind {
 		case SpanStarted:
 			if !r.Span.Status.Finished() {
-				idx[r.span] = len(out)
+				idx[r.span] = n
 			}
 		case SpanActivated, SpanEnded:
 			if j, ok := idx[r.span]; ok {
-				freed += out[j].size
-				r.Kind = SpanStarted
-				out[j] = r
-				q.coalescedW.Add(1)
+				freed += recs[j].size
+				recs[j] = *r
+				recs[j].Kind = SpanStarted
+				merged++
 				continue
 			}
 		}
-		out = append(out, r)
+		if n != i {
+			recs[n] = *r
+		}
+		n++
 	}
 	clear(idx)
-	// The records past len(out) were moved down: drop their references.
-	clear(recs[len(out):])
-	return out, freed
+	if merged > 0 {
+		q.coalescedW.Add(uint64(merged))
+		// The records past n were moved down: drop their references.
+		clear(recs[n:])
+	}
+	return recs[:n], freed
 }
