@@ -135,7 +135,7 @@ type queue struct {
 	// mergeFallbacks counts the takes place could not order directly
 	// (expected to stay zero; tests check it).
 	mergeFallbacks int
-	logState    logState
+	logState       logState
 }
 
 // shard is one lock's worth of a queue.
