@@ -251,19 +251,20 @@ func (q *queue) drop(sh *shard, r DropReason) {
 }
 
 // reserve charges n records and bytes to the queue if that stays within
-// the limits; otherwise it says which limit was hit.
-func (q *queue) reserve(n, bytes, maxRecs, maxBytes int) (bool, DropReason) {
+// the limits and returns the number of records then queued; otherwise it
+// says which limit was hit.
+func (q *queue) reserve(n, bytes, maxRecs, maxBytes int) (int, bool, DropReason) {
 	for {
 		v := q.used.Load()
 		cn, cb := unpackUsed(v)
 		switch {
 		case cn+n > maxRecs:
-			return false, DropQueueFull
+			return cn, false, DropQueueFull
 		case cb+bytes > maxBytes:
-			return false, DropQueueBytes
+			return cn, false, DropQueueBytes
 		}
 		if q.used.CompareAndSwap(v, v+packUsed(n, bytes)) {
-			return true, 0
+			return cn + n, true, 0
 		}
 	}
 }
@@ -287,7 +288,11 @@ func (q *queue) push(sh *shard, kind RecordKind, size int, s *Span, rec *Record)
 	if s != nil && q.slot >= 0 && kind != SpanStarted {
 		if sl := s.slots[q.slot]; sl.gen == sh.gen {
 			old := &sh.recs[sl.idx]
-			if ok, _ := q.reserve(0, size-old.size, maxRecs, maxBytes); ok {
+			ok := size == old.size // nothing to charge
+			if !ok {
+				_, ok, _ = q.reserve(0, size-old.size, maxRecs, maxBytes)
+			}
+			if ok {
 				s.snapshotInto(&old.Span)
 				old.size = size
 				sh.coalesced++
@@ -302,7 +307,7 @@ func (q *queue) push(sh *shard, kind RecordKind, size int, s *Span, rec *Record)
 	}
 	var deadline *time.Timer
 	for {
-		ok, reason := q.reserve(1, size, maxRecs, maxBytes)
+		queued, ok, reason := q.reserve(1, size, maxRecs, maxBytes)
 		if ok {
 			n := len(sh.recs)
 			if n < cap(sh.recs) {
@@ -326,7 +331,7 @@ func (q *queue) push(sh *shard, kind RecordKind, size int, s *Span, rec *Record)
 			if deadline != nil {
 				deadline.Stop()
 			}
-			if n, _ := unpackUsed(q.used.Load()); n >= cfg.maxBatchRecords && !q.woken.Load() && q.woken.CompareAndSwap(false, true) {
+			if queued >= cfg.maxBatchRecords && !q.woken.Load() && q.woken.CompareAndSwap(false, true) {
 				select {
 				case q.wake <- struct{}{}:
 				default:

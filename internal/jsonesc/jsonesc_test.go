@@ -27,3 +27,19 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkAppendString(b *testing.B) {
+	for _, c := range []struct{ name, s string }{
+		{"short", "gpt-4o"},
+		{"text", "You are a helpful assistant. Plan the steps needed to answer the user's question, then call the tools you need, one at a time, and report."},
+		{"escaped", "line one\nline \"two\"\twith a tab\nand ünïcødé ✓"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			buf := make([]byte, 0, 1024)
+			b.SetBytes(int64(len(c.s)))
+			for b.Loop() {
+				buf = jsonesc.AppendString(buf[:0], c.s)
+			}
+		})
+	}
+}
