@@ -103,11 +103,16 @@ type queue struct {
 	mask   int
 
 	// used packs the records (high bits) and bytes (low usedBits bits)
-	// queued or being exported; seq orders records across shards.
+	// queued or being exported; seq orders records across shards. Every
+	// push writes both: they share a cache line of their own, apart from
+	// the fields the worker reads.
+	_     [64]byte
 	used  atomic.Int64
 	seq   atomic.Uint64
+	_     [48]byte
 	woken atomic.Bool // the worker was told a batch is full since its last take
 	lossy atomic.Bool // an export failed: later records may have lost their start
+	_     [62]byte
 
 	spaceMu sync.Mutex
 	space   chan struct{} // closed when room is made, if waiters > 0
@@ -293,7 +298,7 @@ func (q *queue) push(sh *shard, kind RecordKind, size int, s *Span, rec *Record)
 				_, ok, _ = q.reserve(0, size-old.size, maxRecs, maxBytes)
 			}
 			if ok {
-				s.snapshotInto(&old.Span)
+				s.updateInto(&old.Span)
 				old.size = size
 				sh.coalesced++
 				sh.mu.Unlock()

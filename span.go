@@ -475,6 +475,20 @@ func (s *Span) snapshotInto(d *SpanData) {
 	d.TraceParent = s.traceParent
 }
 
+// updateInto brings d, a snapshot of this span, up to date: it writes only
+// the fields that can change after Start. s.mu is held.
+func (s *Span) updateInto(d *SpanData) {
+	d.Status = s.status
+	d.StartedAt = s.startedAt
+	d.EndedAt = s.endedAt
+	d.Result = s.result
+	d.Error = s.err
+	d.Usage = s.usage
+	d.Cost = s.cost
+	d.FirstTokenAt = s.firstToken
+	d.PayloadError = s.payloadErr
+}
+
 // isLLMType reports whether spans of this type are LLM calls: "llm" or a
 // namespaced "...:llm".
 func isLLMType(t string) bool {
