@@ -75,9 +75,10 @@ const inlineSize = 136
 // b fits and the buffer is free, in a new slice otherwise. s may be nil.
 func (s *Span) keep(b []byte) []byte {
 	if s != nil && len(b) <= inlineSize && s.inlineTaken.CompareAndSwap(false, true) {
-		return append(s.inline[:0:inlineSize], b...)
+		n := copy(s.inline[:], b)
+		return s.inline[:n:n]
 	}
-	return bytes.Clone(b)
+	return clip(bytes.Clone(b))
 }
 
 // SpanOption configures one span at Start.
@@ -329,7 +330,7 @@ func (s *Span) SetResult(v any) {
 		s.t.illegal()
 		return
 	}
-	enc := s.t.encode(v, s.typ, PayloadResult, s)
+	enc := s.t.encode(v, s.typ, PayloadResult, s, s.t.types[s.typ].field(PayloadResult))
 	var u *Usage
 	var c *Cost
 	if uc, ok := v.(interface{ payloadUsage() (*Usage, *Cost) }); ok && !isNilPtr(v) {

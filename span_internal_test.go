@@ -2,6 +2,7 @@ package agenttrace
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -138,6 +139,45 @@ func TestInlinePayload(t *testing.T) {
 	require.False(t, inlineOf(s, s.payload), "too large for the inline buffer")
 	require.True(t, inlineOf(s, s.result), "the free buffer takes the result")
 	require.Contains(t, string(s.payload), big)
+	s.mu.Unlock()
+	s.End()
+}
+
+// Payloads of a type that fit are encoded straight into the inline buffer;
+// one that outgrows it sends the type's next payload through a pooled
+// buffer, and a small one there turns the direct path back on.
+func TestInlineHint(t *testing.T) {
+	tr, err := New()
+	require.NoError(t, err)
+	defer tr.Shutdown(context.Background())
+	ctx := context.Background()
+	hint := tr.types[TypeTool].field(PayloadParams)
+	check := func(in ToolInput, inline, bigAfter bool) {
+		t.Helper()
+		_, s := tr.Start(ctx, TypeTool, in)
+		defer s.End()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		require.Equal(t, inline, inlineOf(s, s.payload))
+		require.Equal(t, len(s.payload), cap(s.payload), "no spare capacity is kept")
+		var got ToolInput
+		require.NoError(t, json.Unmarshal(s.payload, &got))
+		require.Equal(t, in.Name, got.Name)
+		require.Equal(t, bigAfter, hint.Load())
+	}
+	big := strings.Repeat("b", 3*inlineSize)
+	check(ToolInput{Name: "small"}, true, false)
+	check(ToolInput{Name: big}, false, true)
+	check(ToolInput{Name: big}, false, true)
+	check(ToolInput{Name: "small"}, true, false)
+	check(ToolInput{Name: "small again"}, true, false)
+
+	// A value that fails to encode leaves the buffer free and gets its
+	// marker through the general path.
+	_, s := tr.Start(ctx, TypeTool, ToolInput{Name: "x", Arguments: func() {}})
+	s.mu.Lock()
+	require.Contains(t, string(s.payload), MarkerKey)
+	require.NotEmpty(t, s.payloadErr)
 	s.mu.Unlock()
 	s.End()
 }

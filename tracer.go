@@ -14,7 +14,7 @@ import (
 // no-op. All methods are safe for concurrent use.
 type Tracer struct {
 	cfg    config
-	types  map[string]struct{}
+	types  map[string]*typeHint
 	schema *SchemaVersion
 	queues []*queue
 	stats  tracerCounters
@@ -125,9 +125,9 @@ func New(opts ...Option) (*Tracer, error) {
 		return nil, err
 	}
 	sv := newSchemaVersion(types)
-	t := &Tracer{cfg: cfg, types: make(map[string]struct{}, len(types)), schema: &sv}
+	t := &Tracer{cfg: cfg, types: make(map[string]*typeHint, len(types)), schema: &sv}
 	for name := range types {
-		t.types[name] = struct{}{}
+		t.types[name] = &typeHint{}
 	}
 	for i, e := range cfg.exporters {
 		t.queues = append(t.queues, newQueue(t, i, e))
@@ -163,8 +163,8 @@ func (t *Tracer) now() time.Time { return t.cfg.clock() }
 
 func (t *Tracer) illegal() { t.stats.illegal.Add(1) }
 
-func (t *Tracer) encode(v any, spanType string, field PayloadField, s *Span) encoded {
-	enc := encodePayload(v, spanType, field, t.cfg.payloadLimit, t.cfg.redactor, s)
+func (t *Tracer) encode(v any, spanType string, field PayloadField, s *Span, big *atomic.Bool) encoded {
+	enc := encodePayload(v, spanType, field, t.cfg.payloadLimit, t.cfg.redactor, s, big)
 	if enc.truncated {
 		t.stats.truncated.Add(1)
 	}
@@ -233,7 +233,8 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 	if spanType == "" {
 		spanType = "unknown"
 	}
-	if _, ok := t.types[spanType]; !ok {
+	hint, ok := t.types[spanType]
+	if !ok {
 		t.stats.unknownTypes.Add(1)
 	}
 	now := sc.start
@@ -249,7 +250,7 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 		s.startedAt = now
 	}
 	if payload != nil {
-		enc := t.encode(payload, spanType, PayloadParams, s)
+		enc := t.encode(payload, spanType, PayloadParams, s, hint.field(PayloadParams))
 		s.payload = enc.data
 		if enc.err != nil {
 			s.payloadErr = enc.err.Error()
