@@ -286,12 +286,20 @@ func (i *Instance) summaryLocked() Summary {
 	c := &s.Spans
 	for k := range i.stripes {
 		st := &i.stripes[k]
-		c.Total += st.total.Load()
-		c.Pending += st.counts[StatusPending].Load()
-		c.Active += st.counts[StatusActive].Load()
-		c.Complete += st.counts[StatusComplete].Load()
-		c.Failed += st.counts[StatusFailed].Load()
-		c.Cancelled += st.counts[StatusCancelled].Load()
+		// Later transitions first: a span counted by one is then surely
+		// counted by the ones it came from, so no count comes out negative.
+		complete := st.counts[StatusComplete].Load()
+		failed := st.counts[StatusFailed].Load()
+		cancelled := st.counts[StatusCancelled].Load()
+		activated := st.counts[StatusActive].Load()
+		pending := st.counts[StatusPending].Load()
+		total := st.total.Load()
+		c.Total += total
+		c.Pending += max(pending-activated-cancelled, 0)
+		c.Active += max(total-pending+activated-complete-failed, 0)
+		c.Complete += complete
+		c.Failed += failed
+		c.Cancelled += cancelled
 		s.LLMCalls += st.llm.Load()
 	}
 	c.Finished = c.Complete + c.Failed + c.Cancelled
@@ -317,7 +325,10 @@ func (i *Instance) summaryLocked() Summary {
 // numStripes is the number of cache lines counters are spread over.
 const numStripes = 8
 
-// countStripe is one cache line of span counters.
+// countStripe is one cache line of span counters. They only grow, so that
+// each transition adds to one of them: counts[StatusPending] counts spans
+// started pending, counts[StatusActive] activations of pending spans, and
+// the finished statuses the ends. Summary derives the current counts.
 type countStripe struct {
 	counts [StatusTerminated + 1]atomic.Int64
 	total  atomic.Int64
@@ -346,8 +357,9 @@ func (i *Instance) move(id ID, from, to Status) {
 	st := &i.stripes[stripe(id)]
 	if from == 0 {
 		st.total.Add(1)
-	} else {
-		st.counts[from].Add(-1)
+		if to == StatusActive {
+			return
+		}
 	}
 	st.counts[to].Add(1)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,4 +210,52 @@ func TestIDs(t *testing.T) {
 	require.True(t, agenttrace.ID{}.IsZero())
 	_, err = agenttrace.ParseID("not-an-id")
 	require.Error(t, err)
+}
+
+// Summaries read while spans move through every transition are always
+// consistent: no count is negative and the statuses add up to the total.
+func TestSummaryConsistentUnderConcurrency(t *testing.T) {
+	tr, _ := newTracer(t)
+	ctx, inst := tr.StartInstance(context.Background())
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, s := tr.StartPending(ctx, "tool", nil)
+				switch (i + g) % 4 {
+				case 0:
+					s.Cancel("no")
+				case 1:
+					s.Activate()
+					s.End()
+				case 2:
+					s.Activate()
+					s.Fail(errors.New("x"))
+				default:
+					_, a := tr.Start(ctx, "llm", nil)
+					a.End()
+					s.End() // a pending span ended: cancelled
+				}
+			}
+		})
+	}
+	for range 2000 {
+		c := inst.Summary().Spans
+		require.GreaterOrEqual(t, c.Pending, int64(0), "%+v", c)
+		require.GreaterOrEqual(t, c.Active, int64(0), "%+v", c)
+		require.Equal(t, c.Total, c.Pending+c.Active+c.Finished, "%+v", c)
+		require.Equal(t, c.Finished, c.Complete+c.Failed+c.Cancelled, "%+v", c)
+	}
+	close(stop)
+	wg.Wait()
+	c := inst.Summary().Spans
+	require.Zero(t, c.Pending+c.Active, "%+v", c)
+	require.Equal(t, c.Total, c.Finished)
+	inst.End()
 }
