@@ -37,7 +37,9 @@ type Instance struct {
 
 	// Span counts are striped over cache lines (by span ID) so that spans
 	// ending on different cores do not contend on one counter.
+	_                [64]byte
 	stripes          [numStripes]countStripe
+	_                [64]byte
 	promptTokens     atomic.Int64
 	completionTokens atomic.Int64
 	totalTokens      atomic.Int64

@@ -31,7 +31,11 @@ type Tracer struct {
 }
 
 type tracerCounters struct {
+	// The stripes are written by every span: padding keeps them off the
+	// lines of the fields around them, which Start reads.
+	_                                [64]byte
 	spans                            [numStripes]spanStripe
+	_                                [64]byte
 	instancesStarted, instancesEnded atomic.Uint64
 	illegal, unknownTypes            atomic.Uint64
 	truncated, payloadErrors         atomic.Uint64
