@@ -6,6 +6,7 @@ import (
 	"errors"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -218,3 +219,52 @@ func TestSpanContext(t *testing.T) {
 	s2.End()
 	s.End()
 }
+
+// Concurrent SetResult calls race for the inline buffer: exactly one may
+// use it, and every result recorded stays intact (run with -race).
+func TestInlineConcurrentResults(t *testing.T) {
+	rec := &keepExporter{}
+	tr, err := New(WithExporter(rec))
+	require.NoError(t, err)
+	ctx := context.Background()
+	for range 200 {
+		_, s := tr.Start(ctx, TypeTool, nil)
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				if g == 3 {
+					s.SetResult(ToolOutput{Output: func() {}}) // an encoding error
+					return
+				}
+				s.SetResult(ToolOutput{Output: strings.Repeat("r", g*60)})
+			})
+		}
+		wg.Wait()
+		s.End()
+	}
+	require.NoError(t, tr.Shutdown(ctx))
+	distinct := map[string]bool{}
+	for _, r := range rec.recs {
+		if r.Span.Result != nil {
+			require.True(t, json.Valid(r.Span.Result), "%s", r.Span.Result)
+			distinct[string(r.Span.Result)] = true
+		}
+	}
+	require.NotEmpty(t, distinct)
+	require.LessOrEqual(t, len(distinct), 4, "only the four results set, never a mix: %v", distinct)
+}
+
+// keepExporter keeps every record.
+type keepExporter struct {
+	mu   sync.Mutex
+	recs []Record
+}
+
+func (e *keepExporter) Export(_ context.Context, recs []Record) error {
+	e.mu.Lock()
+	e.recs = append(e.recs, recs...)
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *keepExporter) Shutdown(context.Context) error { return nil }
