@@ -77,6 +77,9 @@ type detailsID struct {
 // decodeEnvelope parses an answer; ok is false for a body that is not a
 // JSON object of that shape.
 func decodeEnvelope(b []byte) (env envelope, ok bool) {
+	if env, ok := fastEnvelope(b); ok {
+		return env, true
+	}
 	if err := json.Unmarshal(b, &env); err != nil {
 		return envelope{}, false
 	}

@@ -1,0 +1,131 @@
+package prefactor
+
+import (
+	"strings"
+
+	"github.com/agenttrace/agenttrace/exporter/prefactor/internal/jsonscan"
+)
+
+// fastEnvelope decodes an answer with the scanner, for the common shapes:
+// every known field once, with a plain string (ASCII, no escapes) or an
+// object where one is expected; unknown fields are skipped (and
+// validated). Anything else, including a key that matches a known one only
+// without regard to case (encoding/json would take it), makes it give up,
+// and decodeEnvelope falls back to encoding/json; a fuzz test checks that
+// the two agree on everything fastEnvelope accepts.
+func fastEnvelope(b []byte) (env envelope, ok bool) {
+	s := jsonscan.Scanner{B: b}
+	if !envelopeInto(&s, &env) || !s.End() {
+		return envelope{}, false
+	}
+	return env, true
+}
+
+var envelopeKeys = []string{"status", "code", "message", "details", "control", "outputs"}
+
+var detailsKeys = []string{"id", "status", "termination_reason"}
+
+// unknownKey reports whether k is none of keys, even without regard to
+// case.
+func unknownKey(k []byte, keys []string) bool {
+	for _, known := range keys {
+		if strings.EqualFold(string(k), known) {
+			return false
+		}
+	}
+	return true
+}
+
+// plain reads a plain string into *p.
+func plain(s *jsonscan.Scanner, p *string) bool {
+	v, ok := s.PlainString()
+	*p = v
+	return ok
+}
+
+func envelopeInto(s *jsonscan.Scanner, env *envelope) bool {
+	var seen uint8
+	first := func(bit uint8) bool {
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return true
+	}
+	return s.Object(func(k []byte) bool {
+		switch string(k) {
+		case "status":
+			return first(1) && plain(s, &env.Status)
+		case "code":
+			return first(2) && plain(s, &env.Code)
+		case "message":
+			return first(4) && plain(s, &env.Message)
+		case "details":
+			return first(8) && s.Next() == '{' && detailsInto(s, &env.Details)
+		case "control":
+			if !first(16) || s.Next() == 'n' { // null: encoding/json keeps it as "null"
+				return false
+			}
+			var raw []byte
+			if !s.Raw(&raw) {
+				return false
+			}
+			env.Control = append([]byte(nil), raw...) // the body is recycled
+			return true
+		case "outputs":
+			return first(32) && s.Next() == '{' && outputsInto(s, env)
+		}
+		return unknownKey(k, envelopeKeys) && s.Skip()
+	})
+}
+
+func detailsInto(s *jsonscan.Scanner, d *detailsID) bool {
+	var seen uint8
+	return s.Object(func(k []byte) bool {
+		switch string(k) {
+		case "id":
+			if seen&1 != 0 {
+				return false
+			}
+			seen |= 1
+			return plain(s, &d.ID)
+		case "status":
+			if seen&2 != 0 {
+				return false
+			}
+			seen |= 2
+			return plain(s, &d.Status)
+		case "termination_reason":
+			if seen&4 != 0 {
+				return false
+			}
+			seen |= 4
+			if s.Next() == 'n' {
+				d.TerminationReason = nil
+				return s.Lit("null")
+			}
+			var r string
+			if !plain(s, &r) {
+				return false
+			}
+			d.TerminationReason = &r
+			return true
+		}
+		return unknownKey(k, detailsKeys) && s.Skip()
+	})
+}
+
+func outputsInto(s *jsonscan.Scanner, env *envelope) bool {
+	env.Outputs = map[string]*envelope{}
+	return s.Object(func(k []byte) bool {
+		if _, dup := env.Outputs[string(k)]; dup || s.Next() != '{' {
+			return false
+		}
+		item := new(envelope)
+		if !envelopeInto(s, item) {
+			return false
+		}
+		env.Outputs[string(k)] = item
+		return true
+	})
+}

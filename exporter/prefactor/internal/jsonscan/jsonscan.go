@@ -1,0 +1,327 @@
+// Package jsonscan is a small validating JSON scanner for the hot
+// decoding paths of the Prefactor exporter and its fake server: it reads
+// the common shapes without allocating and accepts only what encoding/json
+// accepts, so a caller can fall back to encoding/json for everything else.
+package jsonscan
+
+// Scanner reads JSON from B at offset I. Its methods skip white space
+// before what they read and return false on anything they do not accept,
+// leaving I wherever they stopped.
+type Scanner struct {
+	B []byte
+	I int
+}
+
+func (s *Scanner) ws() {
+	for s.I < len(s.B) {
+		switch s.B[s.I] {
+		case ' ', '\t', '\n', '\r':
+			s.I++
+		default:
+			return
+		}
+	}
+}
+
+// Next skips white space and returns the next byte (0 at the end).
+func (s *Scanner) Next() byte {
+	s.ws()
+	if s.I >= len(s.B) {
+		return 0
+	}
+	return s.B[s.I]
+}
+
+// Lit reads the literal l.
+func (s *Scanner) Lit(l string) bool {
+	if len(s.B)-s.I < len(l) || string(s.B[s.I:s.I+len(l)]) != l {
+		return false
+	}
+	s.I += len(l)
+	return true
+}
+
+// PlainString reads a string without escapes, of printable ASCII.
+func (s *Scanner) PlainString() (string, bool) {
+	if s.Next() != '"' {
+		return "", false
+	}
+	start := s.I + 1
+	for j := start; j < len(s.B); j++ {
+		c := s.B[j]
+		if c == '"' {
+			s.I = j + 1
+			return string(s.B[start:j]), true
+		}
+		if c < 0x20 || c == '\\' || c >= 0x80 {
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// Key reads an object key and its colon, without allocating.
+func (s *Scanner) Key() ([]byte, bool) {
+	if s.Next() != '"' {
+		return nil, false
+	}
+	start := s.I + 1
+	for j := start; j < len(s.B); j++ {
+		c := s.B[j]
+		if c == '"' {
+			k := s.B[start:j]
+			s.I = j + 1
+			if s.Next() != ':' {
+				return nil, false
+			}
+			s.I++
+			return k, true
+		}
+		if c < 0x20 || c == '\\' || c >= 0x80 {
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// StrPtr reads a string or null.
+func (s *Scanner) StrPtr(p **string) bool {
+	if s.Next() == 'n' {
+		*p = nil
+		return s.Lit("null")
+	}
+	v, ok := s.PlainString()
+	if !ok {
+		return false
+	}
+	*p = &v
+	return true
+}
+
+var trueV, falseV = true, false
+
+// BoolPtr reads a boolean or null.
+func (s *Scanner) BoolPtr(p **bool) bool {
+	switch s.Next() {
+	case 'n':
+		*p = nil
+		return s.Lit("null")
+	case 't':
+		v := trueV
+		*p = &v
+		return s.Lit("true")
+	case 'f':
+		v := falseV
+		*p = &v
+		return s.Lit("false")
+	}
+	return false
+}
+
+// Raw reads any JSON value into *p, as its bytes.
+func (s *Scanner) Raw(p *[]byte) bool {
+	s.ws()
+	start := s.I
+	if !s.Skip() {
+		return false
+	}
+	*p = s.B[start:s.I]
+	return true
+}
+
+// Skip skips a valid JSON value (the grammar of encoding/json's scanner),
+// nested at most 64 deep.
+func (s *Scanner) Skip() bool {
+	var stack uint64 // bit 0: the innermost container is an object
+	depth := 0
+	for {
+		switch c := s.Next(); c {
+		case '{':
+			s.I++
+			if s.Next() == '}' {
+				s.I++
+				break
+			}
+			if depth == 64 || !s.memberKey() {
+				return false
+			}
+			stack, depth = stack<<1|1, depth+1
+			continue
+		case '[':
+			s.I++
+			if s.Next() == ']' {
+				s.I++
+				break
+			}
+			if depth == 64 {
+				return false
+			}
+			stack, depth = stack<<1, depth+1
+			continue
+		case '"':
+			if !s.anyString() {
+				return false
+			}
+		case 't':
+			if !s.Lit("true") {
+				return false
+			}
+		case 'f':
+			if !s.Lit("false") {
+				return false
+			}
+		case 'n':
+			if !s.Lit("null") {
+				return false
+			}
+		default:
+			if !s.number() {
+				return false
+			}
+		}
+		// After a value: close containers, or go on to the next element.
+		for {
+			if depth == 0 {
+				return true
+			}
+			c, obj := s.Next(), stack&1 == 1
+			if c == ',' {
+				s.I++
+				if obj && !s.memberKey() {
+					return false
+				}
+				break
+			}
+			if (obj && c == '}') || (!obj && c == ']') {
+				s.I++
+				stack, depth = stack>>1, depth-1
+				continue
+			}
+			return false
+		}
+	}
+}
+
+// memberKey skips an object member's key and colon.
+func (s *Scanner) memberKey() bool {
+	if !s.anyString() || s.Next() != ':' {
+		return false
+	}
+	s.I++
+	return true
+}
+
+// anyString skips a valid JSON string (escapes checked).
+func (s *Scanner) anyString() bool {
+	if s.Next() != '"' {
+		return false
+	}
+	for j := s.I + 1; j < len(s.B); j++ {
+		switch c := s.B[j]; {
+		case c == '"':
+			s.I = j + 1
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			j++
+			if j >= len(s.B) {
+				return false
+			}
+			switch s.B[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(s.B) {
+					return false
+				}
+				for k := j + 1; k <= j+4; k++ {
+					if !isHex(s.B[k]) {
+						return false
+					}
+				}
+				j += 4
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// number skips a JSON number.
+func (s *Scanner) number() bool {
+	b, i := s.B, s.I
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) || !isDigit(b[i]) {
+			return false
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			return false
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	s.I = i
+	return true
+}
+
+// Object reads an object, calling member for each key (positioned at the
+// value); member reads the value or returns false.
+func (s *Scanner) Object(member func(k []byte) bool) bool {
+	if s.Next() != '{' {
+		return false
+	}
+	s.I++
+	if s.Next() == '}' {
+		s.I++
+		return true
+	}
+	for {
+		k, ok := s.Key()
+		if !ok || !member(k) {
+			return false
+		}
+		switch s.Next() {
+		case ',':
+			s.I++
+		case '}':
+			s.I++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// End reports whether only white space is left.
+func (s *Scanner) End() bool { return s.Next() == 0 && s.I == len(s.B) }
