@@ -1,0 +1,49 @@
+package jsonscan_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/agenttrace/agenttrace/exporter/prefactor/internal/jsonscan"
+)
+
+// Skip accepts exactly the valid JSON documents (nested at most 64 deep).
+func FuzzSkip(f *testing.F) {
+	for _, s := range []string{`{"a":[1,-2.5e+3,true,false,null,{"b":"\ud83d\ude00 \"q\""}]}`, `[]`, `{}`, `"x"`, `01`, `1.`, `-`, `{"a" 1}`,
+		`[1,]`, `{"a":1,}`, "\"\x01\"", `"\x"`, `"\u12g4"`, `tru`, ` 3 `, `{"a":{"b":[{"c":null}]}}`, strings.Repeat("[", 70) + strings.Repeat("]", 70)} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := jsonscan.Scanner{B: b}
+		ok := s.Skip() && s.End()
+		if ok {
+			require.True(t, json.Valid(b), "accepted invalid %q", b)
+			return
+		}
+		if json.Valid(b) {
+			require.Greater(t, depth(b), 64, "rejected valid %q", b)
+		}
+	})
+}
+
+// depth is the deepest nesting of containers in valid JSON b.
+func depth(b []byte) int {
+	d, deepest, inStr := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inStr && c == '\\':
+			i++
+		case c == '"':
+			inStr = !inStr
+		case !inStr && (c == '[' || c == '{'):
+			d++
+			deepest = max(deepest, d)
+		case !inStr && (c == ']' || c == '}'):
+			d--
+		}
+	}
+	return deepest
+}
