@@ -1,8 +1,6 @@
 package prefactor
 
 import (
-	"strings"
-
 	"github.com/agenttrace/agenttrace/exporter/prefactor/internal/jsonscan"
 )
 
@@ -26,10 +24,26 @@ var envelopeKeys = []string{"status", "code", "message", "details", "control", "
 var detailsKeys = []string{"id", "status", "termination_reason"}
 
 // unknownKey reports whether k is none of keys, even without regard to
-// case.
+// case. The scanner's keys are ASCII, so ASCII folding is all there is.
 func unknownKey(k []byte, keys []string) bool {
 	for _, known := range keys {
-		if strings.EqualFold(string(k), known) {
+		if len(k) == len(known) && asciiEqualFold(k, known) {
+			return false
+		}
+	}
+	return true
+}
+
+func asciiEqualFold(k []byte, known string) bool {
+	for i := range k {
+		a, b := k[i], known[i]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
 			return false
 		}
 	}

@@ -47,17 +47,15 @@ func (s *Scanner) PlainString() (string, bool) {
 		return "", false
 	}
 	start := s.I + 1
-	for j := start; j < len(s.B); j++ {
-		c := s.B[j]
-		if c == '"' {
-			s.I = j + 1
-			return string(s.B[start:j]), true
-		}
-		if c < 0x20 || c == '\\' || c >= 0x80 {
-			return "", false
-		}
+	j := start
+	for j < len(s.B) && plainASCII[s.B[j]] {
+		j++
 	}
-	return "", false
+	if j >= len(s.B) || s.B[j] != '"' {
+		return "", false
+	}
+	s.I = j + 1
+	return string(s.B[start:j]), true
 }
 
 // Key reads an object key and its colon, without allocating.
@@ -66,22 +64,20 @@ func (s *Scanner) Key() ([]byte, bool) {
 		return nil, false
 	}
 	start := s.I + 1
-	for j := start; j < len(s.B); j++ {
-		c := s.B[j]
-		if c == '"' {
-			k := s.B[start:j]
-			s.I = j + 1
-			if s.Next() != ':' {
-				return nil, false
-			}
-			s.I++
-			return k, true
-		}
-		if c < 0x20 || c == '\\' || c >= 0x80 {
-			return nil, false
-		}
+	j := start
+	for j < len(s.B) && plainASCII[s.B[j]] {
+		j++
 	}
-	return nil, false
+	if j >= len(s.B) || s.B[j] != '"' {
+		return nil, false
+	}
+	k := s.B[start:j]
+	s.I = j + 1
+	if s.Next() != ':' {
+		return nil, false
+	}
+	s.I++
+	return k, true
 }
 
 // StrPtr reads a string or null.
@@ -211,12 +207,36 @@ func (s *Scanner) memberKey() bool {
 	return true
 }
 
+// plainASCII marks printable ASCII other than the quote and the
+// backslash.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// inString marks the bytes a string holds as they are: all but control
+// characters, the quote and the backslash.
+var inString = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // anyString skips a valid JSON string (escapes checked).
 func (s *Scanner) anyString() bool {
 	if s.Next() != '"' {
 		return false
 	}
 	for j := s.I + 1; j < len(s.B); j++ {
+		for j < len(s.B) && inString[s.B[j]] {
+			j++
+		}
+		if j >= len(s.B) {
+			return false
+		}
 		switch c := s.B[j]; {
 		case c == '"':
 			s.I = j + 1
