@@ -182,7 +182,9 @@ func (t *Tracer) encode(v any, spanType string, field PayloadField, s *Span, big
 // "llm", "tool", "agent", "chain" or a registered type) with payload as its
 // inputs, snapshotted to JSON now. Its parent is the span in ctx; its
 // instance is that of ctx, or the tracer's default instance. It returns a
-// context carrying the span. Start never blocks on I/O and never fails: a
+// context carrying the span, which behaves as context.WithValue's would
+// (and, like it, keeps ctx reachable while the span is). Start never
+// blocks on I/O and never fails: a
 // payload that cannot be encoded is recorded as an error marker, an
 // unregistered type is recorded and counted.
 //
