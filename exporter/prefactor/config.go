@@ -260,6 +260,9 @@ func newConfig(opts []Option) (config, error) {
 	if c.client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 32
+		// A bulk body that fits the write buffer goes out without the
+		// 32 KiB copy buffer net/http would otherwise allocate per request.
+		tr.WriteBufferSize = 64 << 10
 		c.client = &http.Client{Transport: tr}
 	}
 	if c.logger == nil {

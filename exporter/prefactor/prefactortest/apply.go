@@ -24,8 +24,8 @@ var spanStatusIndex = map[string]int{"pending": stPending, "active": stActive, "
 	"failed": stFailed, "cancelled": stCancelled}
 
 var (
-	finishStatuses = map[string]bool{"complete": true, "failed": true, "cancelled": true}
-	purposes       = map[string]bool{"live": true, "smoke_test": true, "eval": true}
+	finishStatuses = enumSet("complete", "failed", "cancelled")
+	purposes       = enumSet("live", "smoke_test", "eval")
 	risks          = map[string]bool{"unknown": true, "allowed": true, "disallowed": true}
 	inclusions     = map[string]bool{"unknown": true, "included": true, "excluded": true}
 	classes        = map[string]bool{"unknown": true, "public": true, "internal": true, "confidential": true,
@@ -74,16 +74,34 @@ func (c *checker) pfid(k string, v *string, required bool) string {
 	return s
 }
 
-func (c *checker) enum(k string, v *string, set map[string]bool, required bool, def string) string {
+// enum returns the set's own copy of the value (which does not point into
+// the request body), or def when the value is absent.
+func (c *checker) enum(k string, v *string, set map[string]string, required bool, def string) string {
 	s := c.str(k, v, required)
 	if s == "" {
 		return def
 	}
-	if !set[s] {
+	canon, ok := set[s]
+	if !ok {
 		c.bad(k, "invalid value "+strconv.Quote(s))
+		return keep(s)
 	}
-	return s
+	return canon
 }
+
+// enumSet is the set of an enum's values, each mapped to itself.
+func enumSet(values ...string) map[string]string {
+	m := make(map[string]string, len(values))
+	for _, v := range values {
+		m[v] = v
+	}
+	return m
+}
+
+// keep copies a string read from a request body before the server stores
+// it: the decoded strings are substrings of the body, and a stored one
+// would keep the whole body alive.
+func keep(s string) string { return strings.Clone(s) }
 
 func (c *checker) time(k string, v *string) (time.Time, bool) {
 	if v == nil {
@@ -247,12 +265,12 @@ func (s *Server) register(u *union, bulk bool) answer {
 	var c checker
 	c.only(u, "id agent_id environment_id agent_version agent_schema_version purpose update_current_version")
 	in := &instance{}
-	in.ID = c.pfid("id", u.ID, false)
+	in.ID = keep(c.pfid("id", u.ID, false))
 	if in.ID != "" && validPFID(in.ID) && !s.inPartition(in.ID) {
 		c.bad("id", "must carry the account partition "+s.partition)
 	}
-	in.AgentID = c.pfid("agent_id", u.AgentID, !s.cfg.deployment)
-	in.EnvironmentID = c.pfid("environment_id", u.EnvironmentID, !s.cfg.deployment)
+	in.AgentID = keep(c.pfid("agent_id", u.AgentID, !s.cfg.deployment))
+	in.EnvironmentID = keep(c.pfid("environment_id", u.EnvironmentID, !s.cfg.deployment))
 	in.Purpose = c.enum("purpose", u.Purpose, purposes, false, "live")
 	in.AgentVersion = clone(c.object("agent_version", u.AgentVersion, false))
 	in.SchemaVersion = clone(c.object("agent_schema_version", u.AgentSchemaVersion, false))
@@ -529,6 +547,8 @@ func (s *Server) createSpan(u *union) answer {
 	if terminal(in.Status) && in.Status != "terminated" {
 		return invalidAction("agent instance is " + in.Status)
 	}
+	sp.InstanceID = in.ID
+	sp.SchemaName = s.intern(sp.SchemaName)
 	sp.title = sp.SchemaName
 	if in.schema != nil && len(in.schema.titles) > 0 {
 		title, ok := in.schema.titles[sp.SchemaName]
@@ -538,14 +558,18 @@ func (s *Server) createSpan(u *union) answer {
 		sp.title = title
 	}
 	if sp.ParentID != "" {
-		if p, ok := s.spans[sp.ParentID]; !ok || p.InstanceID != sp.InstanceID {
+		p, ok := s.spans[sp.ParentID]
+		if !ok || p.InstanceID != sp.InstanceID {
 			return invalid("parent_span_id", "no such span in agent instance "+sp.InstanceID)
 		}
+		sp.ParentID = p.ID
 	}
 	if sp.ID == "" {
 		sp.ID = s.newPFID()
 	} else if _, dup := s.spans[sp.ID]; dup {
 		return invalidAction("agent span " + sp.ID + " exists")
+	} else {
+		sp.ID = keep(sp.ID)
 	}
 	if sp.Status != "pending" {
 		sp.StartedAt = orNow(started, startedOK)
@@ -565,7 +589,7 @@ func (s *Server) createSpan(u *union) answer {
 	return s.spanAnswer(sp, in)
 }
 
-var spanStatuses = map[string]bool{"pending": true, "active": true, "complete": true, "failed": true, "cancelled": true}
+var spanStatuses = enumSet("pending", "active", "complete", "failed", "cancelled")
 
 // finishSpan finishes a span; s.mu is held.
 func (s *Server) finishSpan(id string, u *union) answer {

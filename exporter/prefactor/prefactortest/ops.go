@@ -267,7 +267,7 @@ func (s *Server) idempotent(key string, h uint64, apply func() answer) (answer, 
 	}
 	ans := apply()
 	if ans.status < 500 && ans.status != http.StatusNotFound {
-		s.idem[key] = idemEntry{hash: h, status: ans.status, body: ans.body}
+		s.idem[keep(key)] = idemEntry{hash: h, status: ans.status, body: ans.body}
 	}
 	return ans, false
 }

@@ -270,6 +270,7 @@ type Server struct {
 	schemas     map[string]*schemaVersion // agent + external identifier -> schema version
 	deployments map[string]string         // agent + environment -> deployment ID
 	idem        map[string]idemEntry
+	names       map[string]string // span type names, interned (see intern)
 	requests    []Request
 	counts      Counts
 	failNext    map[Endpoint][]Fault
@@ -279,6 +280,17 @@ type Server struct {
 	downUntil   time.Time
 	down        bool
 	latency     time.Duration
+}
+
+// intern returns the stored copy of a span type name, storing one the
+// first time: there are few names, and many spans.
+func (s *Server) intern(name string) string {
+	if v, ok := s.names[name]; ok {
+		return v
+	}
+	v := keep(name)
+	s.names[v] = v
+	return v
 }
 
 // instance is a stored instance.
@@ -329,6 +341,7 @@ func NewServer(opts ...Option) *Server {
 		schemas:     map[string]*schemaVersion{},
 		deployments: map[string]string{},
 		idem:        map[string]idemEntry{},
+		names:       map[string]string{},
 		counts:      Counts{Requests: map[Endpoint]int{}, Items: map[Endpoint]int{}, Rejected: map[string]int{}},
 		failNext:    map[Endpoint][]Fault{},
 	}
@@ -432,7 +445,7 @@ func (s *Server) terminate(instanceID, reason string) error {
 		return fmt.Errorf("%w: instance %q is %s", ErrInvalidAction, instanceID, in.Status)
 	}
 	now := time.Now().UTC()
-	in.Status, in.TerminationReason, in.FinishedAt, in.updated = "terminated", reason, now, now
+	in.Status, in.TerminationReason, in.FinishedAt, in.updated = "terminated", keep(reason), now, now
 	return nil
 }
 

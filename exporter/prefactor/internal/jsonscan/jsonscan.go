@@ -43,19 +43,29 @@ func (s *Scanner) Lit(l string) bool {
 
 // PlainString reads a string without escapes, of printable ASCII.
 func (s *Scanner) PlainString() (string, bool) {
-	if s.Next() != '"' {
+	i, j, ok := s.PlainSpan()
+	if !ok {
 		return "", false
 	}
-	start := s.I + 1
+	return string(s.B[i:j]), true
+}
+
+// PlainSpan reads a string without escapes, of printable ASCII, and
+// returns where its contents lie in B: B[start:end].
+func (s *Scanner) PlainSpan() (start, end int, ok bool) {
+	if s.Next() != '"' {
+		return 0, 0, false
+	}
+	start = s.I + 1
 	j := start
 	for j < len(s.B) && plainASCII[s.B[j]] {
 		j++
 	}
 	if j >= len(s.B) || s.B[j] != '"' {
-		return "", false
+		return 0, 0, false
 	}
 	s.I = j + 1
-	return string(s.B[start:j]), true
+	return start, j, true
 }
 
 // Key reads an object key and its colon, without allocating.
