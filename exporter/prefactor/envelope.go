@@ -12,11 +12,36 @@ import (
 // and decodeEnvelope falls back to encoding/json; a fuzz test checks that
 // the two agree on everything fastEnvelope accepts.
 func fastEnvelope(b []byte) (env envelope, ok bool) {
-	s := jsonscan.Scanner{B: b}
-	if !envelopeInto(&s, &env) || !s.End() {
+	s := &decoder{Scanner: jsonscan.Scanner{B: b}, str: string(b)}
+	if !envelopeInto(s, &env) || !s.End() {
 		return envelope{}, false
 	}
 	return env, true
+}
+
+// decoder is the scanner with what decoding an answer shares: the body as
+// a string, converted once (the strings decoded are its substrings, so
+// they stay valid when the body is recycled; what is kept longer than the
+// answer is copied), and the envelopes of bulk outputs.
+type decoder struct {
+	jsonscan.Scanner
+	str   string
+	items []envelope // full chunks are replaced, never grown: pointers stay valid
+}
+
+// sub returns the string of b, a subslice of s.B.
+func (s *decoder) sub(b []byte) string {
+	i := cap(s.B) - cap(b)
+	return s.str[i : i+len(b)]
+}
+
+// newItem returns a zeroed envelope for a bulk output.
+func (s *decoder) newItem() *envelope {
+	if len(s.items) == cap(s.items) {
+		s.items = make([]envelope, 0, min(len(s.B)/512+1, 256))
+	}
+	s.items = append(s.items, envelope{})
+	return &s.items[len(s.items)-1]
 }
 
 var envelopeKeys = []string{"status", "code", "message", "details", "control", "outputs"}
@@ -51,13 +76,13 @@ func asciiEqualFold(k []byte, known string) bool {
 }
 
 // plain reads a plain string into *p.
-func plain(s *jsonscan.Scanner, p *string) bool {
-	v, ok := s.PlainString()
-	*p = v
+func plain(s *decoder, p *string) bool {
+	i, j, ok := s.PlainSpan()
+	*p = s.str[i:j]
 	return ok
 }
 
-func envelopeInto(s *jsonscan.Scanner, env *envelope) bool {
+func envelopeInto(s *decoder, env *envelope) bool {
 	var seen uint8
 	first := func(bit uint8) bool {
 		if seen&bit != 0 {
@@ -93,7 +118,7 @@ func envelopeInto(s *jsonscan.Scanner, env *envelope) bool {
 	})
 }
 
-func detailsInto(s *jsonscan.Scanner, d *detailsID) bool {
+func detailsInto(s *decoder, d *detailsID) bool {
 	var seen uint8
 	return s.Object(func(k []byte) bool {
 		switch string(k) {
@@ -129,17 +154,17 @@ func detailsInto(s *jsonscan.Scanner, d *detailsID) bool {
 	})
 }
 
-func outputsInto(s *jsonscan.Scanner, env *envelope) bool {
-	env.Outputs = map[string]*envelope{}
+func outputsInto(s *decoder, env *envelope) bool {
+	env.Outputs = make(map[string]*envelope, min(len(s.B)/512+1, 512))
 	return s.Object(func(k []byte) bool {
 		if _, dup := env.Outputs[string(k)]; dup || s.Next() != '{' {
 			return false
 		}
-		item := new(envelope)
+		item := s.newItem()
 		if !envelopeInto(s, item) {
 			return false
 		}
-		env.Outputs[string(k)] = item
+		env.Outputs[s.sub(k)] = item
 		return true
 	})
 }

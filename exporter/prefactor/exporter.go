@@ -66,11 +66,13 @@ type Exporter struct {
 
 	mu       sync.Mutex
 	serverID map[agenttrace.ID]string // IDs the server chose instead of ours
-	running  map[agenttrace.ID]bool   // instances started and not finished (polled)
-	schemas  map[*agenttrace.SchemaVersion][]byte
-	lastErrV error
-	lastErrT time.Time
-	logged   map[string]time.Time
+	// nServerID is len(serverID), read without the lock
+	nServerID atomic.Int64
+	running   map[agenttrace.ID]bool // instances started and not finished (polled)
+	schemas   map[*agenttrace.SchemaVersion][]byte
+	lastErrV  error
+	lastErrT  time.Time
+	logged    map[string]time.Time
 
 	// Spans created pending on the tracer's side wait here until they
 	// activate or are cancelled; ops of their descendants wait with them.
@@ -276,13 +278,31 @@ func (e *Exporter) partitionKnown() bool { return e.partition.Load() >= 0 }
 
 // instanceID returns the wire ID of an instance.
 func (e *Exporter) instanceID(id agenttrace.ID) string {
-	e.mu.Lock()
-	s, ok := e.serverID[id]
-	e.mu.Unlock()
-	if ok {
+	if s, ok := e.learnedID(id); ok {
 		return s
 	}
 	return PFID(id, uint32(max(e.partition.Load(), 0)))
+}
+
+// appendWireID appends the wire ID of an instance or span (see
+// instanceID), without allocating. PFIDs need no JSON escaping.
+func (e *Exporter) appendWireID(b []byte, id agenttrace.ID) []byte {
+	if s, ok := e.learnedID(id); ok {
+		return append(b, s...)
+	}
+	return appendPFID(b, id, uint32(max(e.partition.Load(), 0)))
+}
+
+// learnedID returns the ID the server chose for id, if it chose one: the
+// lock is skipped while it never did, which is the common case.
+func (e *Exporter) learnedID(id agenttrace.ID) (string, bool) {
+	if e.nServerID.Load() == 0 {
+		return "", false
+	}
+	e.mu.Lock()
+	s, ok := e.serverID[id]
+	e.mu.Unlock()
+	return s, ok
 }
 
 // spanID returns the wire ID of a span.
@@ -299,9 +319,11 @@ func (e *Exporter) learnID(id agenttrace.ID, server string) {
 			e.partition.CompareAndSwap(-1, int64(p))
 		}
 	}
-	if server == e.instanceID(id) {
+	var sent [32]byte
+	if server == string(e.appendWireID(sent[:0], id)) {
 		return
 	}
+	server = strings.Clone(server) // kept: it must not pin the answer it came in
 	e.mu.Lock()
 	if len(e.serverID) >= 100_000 { // bounded: forget the oldest half at random
 		n := 0
@@ -313,6 +335,7 @@ func (e *Exporter) learnID(id agenttrace.ID, server string) {
 		}
 	}
 	e.serverID[id] = server
+	e.nServerID.Store(int64(len(e.serverID)))
 	e.mu.Unlock()
 }
 

@@ -55,7 +55,13 @@ type op struct {
 	tries         int // not_found retries
 }
 
-func (o *op) key() string {
+func (o *op) key() string { return string(o.appendKey(make([]byte, 0, keyLen))) }
+
+// keyLen is the length of an idempotency key: a prefix and a ULID.
+const keyLen = 3 + 26
+
+// appendKey appends the operation's idempotency key (see key).
+func (o *op) appendKey(b []byte) []byte {
 	id := o.inst
 	if o.kind >= opCreateSpan {
 		id = o.span
@@ -64,7 +70,13 @@ func (o *op) key() string {
 	if o.pendingCreate {
 		k = "sp-"
 	}
-	return k + id.String()
+	b = append(b, k...)
+	if id.IsZero() {
+		return b
+	}
+	var text [26]byte
+	_ = id.ULID().MarshalTextTo(text[:]) // cannot fail: the buffer is 26 bytes
+	return append(b, text[:]...)
 }
 
 // name is the operation for errors and stats.
@@ -138,8 +150,8 @@ func (o *op) fields(e *Exporter, b []byte, bulk bool) []byte {
 		w.key("details")
 		w.b = append(w.b, '{')
 		in := fieldWriter{b: w.b}
-		in.str("id", e.spanID(o.span))
-		in.str("agent_instance_id", e.instanceID(o.inst))
+		in.id("id", e, o.span)
+		in.id("agent_instance_id", e, o.inst)
 		in.str("schema_name", d.Type)
 		in.str("status", o.status)
 		in.key("payload")
@@ -148,7 +160,8 @@ func (o *op) fields(e *Exporter, b []byte, bulk bool) []byte {
 		if d.ParentID.IsZero() {
 			in.b = append(in.b, "null"...)
 		} else {
-			in.b = appendString(in.b, e.spanID(d.ParentID))
+			in.b = e.appendWireID(append(in.b, '"'), d.ParentID)
+			in.b = append(in.b, '"')
 		}
 		switch o.status {
 		case "pending":
@@ -207,8 +220,8 @@ func (o *op) single(e *Exporter) []byte {
 func (o *op) item(e *Exporter, b []byte) []byte {
 	b = append(b, `{"_type":`...)
 	b = appendString(b, bulkType[o.kind])
-	b = append(b, `,"idempotency_key":`...)
-	b = appendString(b, o.key())
+	b = append(b, `,"idempotency_key":"`...)
+	b = append(o.appendKey(b), '"') // plain ASCII: nothing to escape
 	n := len(b)
 	b = append(b, ',')
 	if b2 := o.fields(e, b, true); len(b2) > n+1 {
@@ -292,6 +305,13 @@ func (w *fieldWriter) key(k string) {
 	w.n++
 	w.b = appendString(w.b, k)
 	w.b = append(w.b, ':')
+}
+
+// id writes the wire ID of an instance or span.
+func (w *fieldWriter) id(k string, e *Exporter, id agenttrace.ID) {
+	w.key(k)
+	w.b = e.appendWireID(append(w.b, '"'), id)
+	w.b = append(w.b, '"')
 }
 
 func (w *fieldWriter) str(k, v string) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,7 +65,9 @@ func (e *Exporter) judge(ctx context.Context, o *op, env *envelope, status int) 
 		}
 		return nil, nil // sent again by the caller
 	}
-	return []opResult{{op: o, err: &APIError{Op: o.name(), Status: status, Code: env.Code, Message: clipMsg(env.Message)}}}, nil
+	// Copies: the error outlives the answer, whose strings these are.
+	return []opResult{{op: o, err: &APIError{Op: o.name(), Status: status, Code: strings.Clone(env.Code),
+		Message: strings.Clone(clipMsg(env.Message))}}}, nil
 }
 
 func clipMsg(s string) string {
@@ -97,6 +100,7 @@ func (e *Exporter) accept(o *op, env *envelope) {
 
 // terminate cancels the instance's context, once.
 func (e *Exporter) terminate(inst agenttrace.ID, reason string) {
+	reason = strings.Clone(reason) // it outlives the answer it came in
 	e.mu.Lock()
 	delete(e.running, inst)
 	e.mu.Unlock()
@@ -143,8 +147,9 @@ func (e *Exporter) sendBulk(ctx context.Context, chunk []*op) ([]opResult, error
 		return e.sendEach(ctx, chunk)
 	}
 	var out []opResult
+	var kb [keyLen]byte
 	for i, o := range chunk {
-		item, ok := resp.env.Outputs[o.key()]
+		item, ok := resp.env.Outputs[string(o.appendKey(kb[:0]))] // a lookup that does not allocate
 		if !ok {
 			if i == 0 {
 				return e.sendEach(ctx, chunk[:1]) // an answer without our item
