@@ -7,10 +7,12 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/agenttrace/agenttrace"
+	"github.com/agenttrace/agenttrace/exporter/prefactor/internal/jsonscan"
 )
 
 func TestBreaker(t *testing.T) {
@@ -152,4 +154,48 @@ func TestAppendObject(t *testing.T) {
 	}
 	require.Equal(t, `{"a":1}`, string(appendObject(nil, json.RawMessage(`{"a":1}`), d, false)))
 	require.Equal(t, `{}`, string(appendObject(nil, nil, &agenttrace.SpanData{}, true)))
+}
+
+// Answers decode into substrings of one copy of the body; what outlives
+// the answer (a server-chosen ID, an error, a termination reason) is
+// copied, so that it does not keep the whole answer alive.
+func TestKeptAnswerStringsAreCopies(t *testing.T) {
+	e, err := New(WithURL("http://127.0.0.1:1"), WithToken("t"), WithPollInterval(-1))
+	require.NoError(t, err)
+	defer func() { _ = e.Shutdown(context.Background()) }()
+	var id agenttrace.ID
+	id[0], id[15] = 1, 7
+	serverID := PFID(agenttrace.ID{2}, 42)
+	body := []byte(`{"status":"success","outputs":{` +
+		`"k1":{"status":"success","details":{"id":"` + serverID + `","status":"terminated","termination_reason":"budget spent"}},` +
+		`"k2":{"status":"error","code":"validation_errors","message":"payload: required"}}}`)
+	d := &decoder{Scanner: jsonscan.Scanner{B: body}, str: string(body)}
+	var env envelope
+	require.True(t, envelopeInto(d, &env) && d.End())
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(d.str)))
+	hi := lo + uintptr(len(d.str))
+	inAnswer := func(v string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(v)))
+		return p >= lo && p < hi
+	}
+	ok1, ok2 := env.Outputs["k1"], env.Outputs["k2"]
+	require.True(t, inAnswer(ok1.Details.ID), "decoded strings share the answer's copy")
+
+	e.learnID(id, ok1.Details.ID)
+	require.Equal(t, serverID, e.instanceID(id))
+	require.False(t, inAnswer(e.instanceID(id)), "a learned ID")
+
+	res, err := e.judge(context.Background(), &op{kind: opCreateSpan, inst: id, span: id}, ok2, 0)
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	var apiErr *APIError
+	require.ErrorAs(t, res[0].err, &apiErr)
+	require.Equal(t, "validation_errors", apiErr.Code)
+	require.False(t, inAnswer(apiErr.Code) || inAnswer(apiErr.Message), "an API error")
+
+	var reason string
+	e.SetTerminate(func(_ agenttrace.ID, r string) bool { reason = r; return true })
+	e.terminate(id, *ok1.Details.TerminationReason)
+	require.Equal(t, "budget spent", reason)
+	require.False(t, inAnswer(reason), "a termination reason")
 }

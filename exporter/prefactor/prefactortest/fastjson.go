@@ -170,8 +170,11 @@ func fastRequest(b []byte, u *union) bool {
 
 // fastBulk decodes a bulk body; items is nil when "items" is absent or
 // null.
-func fastBulk(b []byte) ([]union, bool) {
-	s := newScan(b)
+func fastBulk(b []byte) ([]union, bool) { return newScan(b).bulk() }
+
+// bulk decodes a bulk body.
+func (s *scan) bulk() ([]union, bool) {
+	b := s.B
 	var items []union
 	seen := false
 	ok := s.Object(func(k []byte) bool {

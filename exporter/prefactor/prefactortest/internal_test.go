@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 )
@@ -110,5 +111,59 @@ func TestAppendTS(t *testing.T) {
 	for range 100_000 {
 		tm := time.Unix(r.Int64N(400*365*86400)-200*365*86400, r.Int64N(1e9))
 		require.Equal(t, `"`+tm.UTC().Format(tsLayout)+`"`, string(appendTS(nil, tm)))
+	}
+}
+
+// The strings decoded from a body are substrings of it; what the server
+// stores must be copies (or canonical values), or each stored span would
+// keep a whole request body alive.
+func TestStoredStringsDoNotPinTheBody(t *testing.T) {
+	s := NewServer()
+	defer s.Close()
+	inst, parent, child := s.AgentID()[:26]+"000001", s.AgentID()[:26]+"000002", s.AgentID()[:26]+"000003"
+	body := fmt.Appendf(nil, `{"items":[`+
+		`{"_type":"agent_instances/register","idempotency_key":"register-1","id":%q,"agent_id":%q,"environment_id":%q,"purpose":"eval"},`+
+		`{"_type":"agent_instances/start","idempotency_key":"start-01","agent_instance_id":%q},`+
+		`{"_type":"agent_spans/create","idempotency_key":"create-1","details":{"id":%q,"agent_instance_id":%q,"schema_name":"agent","status":"active","payload":{}}},`+
+		`{"_type":"agent_spans/create","idempotency_key":"create-2","details":{"id":%q,"agent_instance_id":%q,"schema_name":"llm","status":"active","payload":{},"parent_span_id":%q}},`+
+		`{"_type":"agent_spans/finish","idempotency_key":"finish-2","agent_span_id":%q,"status":"failed","result_payload":{}},`+
+		`{"_type":"agent_instances/finish","idempotency_key":"finish-i","agent_instance_id":%q,"status":"complete"}]}`,
+		inst, s.AgentID(), s.EnvironmentID(), inst, parent, inst, child, inst, parent, child, inst)
+	sc := newScan(body)
+	items, ok := sc.bulk()
+	require.True(t, ok)
+	ans, _ := s.runBulk(items, nil)
+	require.Equal(t, http.StatusOK, ans.status)
+	require.NotContains(t, string(ans.body), `"status":"error"`, string(ans.body))
+
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(sc.str)))
+	hi := lo + uintptr(len(sc.str))
+	pinned := func(what, v string) {
+		t.Helper()
+		if v == "" {
+			return
+		}
+		p := uintptr(unsafe.Pointer(unsafe.StringData(v)))
+		require.False(t, p >= lo && p < hi, "%s %q points into the request body", what, v)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	require.Len(t, s.spans, 2)
+	for _, in := range s.instances {
+		for _, v := range []string{in.ID, in.AgentID, in.EnvironmentID, in.Purpose, in.Status, in.TerminationReason} {
+			pinned("instance field", v)
+		}
+	}
+	for _, sp := range s.spans {
+		for _, v := range []string{sp.ID, sp.InstanceID, sp.ParentID, sp.SchemaName, sp.Status, sp.title, sp.agentID} {
+			pinned("span field", v)
+		}
+	}
+	for k := range s.idem {
+		pinned("idempotency key", k)
+	}
+	for k, v := range s.names {
+		pinned("name", k)
+		pinned("name", v)
 	}
 }

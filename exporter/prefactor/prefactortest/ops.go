@@ -324,6 +324,11 @@ func (s *Server) bulk(body []byte) (answer, bool) {
 	if !ok {
 		return bad, false
 	}
+	return s.runBulk(items, itemErrs)
+}
+
+// runBulk runs the decoded items of a bulk request.
+func (s *Server) runBulk(items []union, itemErrs []answer) (answer, bool) {
 	if items == nil {
 		return invalid("items", "required"), false
 	}
