@@ -12,36 +12,20 @@ import (
 // and decodeEnvelope falls back to encoding/json; a fuzz test checks that
 // the two agree on everything fastEnvelope accepts.
 func fastEnvelope(b []byte) (env envelope, ok bool) {
-	s := &decoder{Scanner: jsonscan.Scanner{B: b}, str: string(b)}
+	s := &decoder{Scanner: jsonscan.NewScanner(b), items: jsonscan.Arena[envelope]{N: min(len(b)/512+1, 256)}}
 	if !envelopeInto(s, &env) || !s.End() {
 		return envelope{}, false
 	}
 	return env, true
 }
 
-// decoder is the scanner with what decoding an answer shares: the body as
-// a string, converted once (the strings decoded are its substrings, so
-// they stay valid when the body is recycled; what is kept longer than the
-// answer is copied), and the envelopes of bulk outputs.
+// decoder is the scanner of an answer, with the envelopes of its bulk
+// outputs. The strings it decodes are substrings of one copy of the body,
+// so they stay valid when the body is recycled; what is kept longer than
+// the answer is copied.
 type decoder struct {
 	jsonscan.Scanner
-	str   string
-	items []envelope // full chunks are replaced, never grown: pointers stay valid
-}
-
-// sub returns the string of b, a subslice of s.B.
-func (s *decoder) sub(b []byte) string {
-	i := cap(s.B) - cap(b)
-	return s.str[i : i+len(b)]
-}
-
-// newItem returns a zeroed envelope for a bulk output.
-func (s *decoder) newItem() *envelope {
-	if len(s.items) == cap(s.items) {
-		s.items = make([]envelope, 0, min(len(s.B)/512+1, 256))
-	}
-	s.items = append(s.items, envelope{})
-	return &s.items[len(s.items)-1]
+	items jsonscan.Arena[envelope]
 }
 
 var envelopeKeys = []string{"status", "code", "message", "details", "control", "outputs"}
@@ -77,8 +61,8 @@ func asciiEqualFold(k []byte, known string) bool {
 
 // plain reads a plain string into *p.
 func plain(s *decoder, p *string) bool {
-	i, j, ok := s.PlainSpan()
-	*p = s.str[i:j]
+	v, ok := s.PlainString()
+	*p = v
 	return ok
 }
 
@@ -160,11 +144,11 @@ func outputsInto(s *decoder, env *envelope) bool {
 		if _, dup := env.Outputs[string(k)]; dup || s.Next() != '{' {
 			return false
 		}
-		item := s.newItem()
+		item := s.items.New()
 		if !envelopeInto(s, item) {
 			return false
 		}
-		env.Outputs[s.sub(k)] = item
+		env.Outputs[s.String(k)] = item
 		return true
 	})
 }

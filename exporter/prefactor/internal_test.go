@@ -169,11 +169,11 @@ func TestKeptAnswerStringsAreCopies(t *testing.T) {
 	body := []byte(`{"status":"success","outputs":{` +
 		`"k1":{"status":"success","details":{"id":"` + serverID + `","status":"terminated","termination_reason":"budget spent"}},` +
 		`"k2":{"status":"error","code":"validation_errors","message":"payload: required"}}}`)
-	d := &decoder{Scanner: jsonscan.Scanner{B: body}, str: string(body)}
+	d := &decoder{Scanner: jsonscan.NewScanner(body)}
 	var env envelope
 	require.True(t, envelopeInto(d, &env) && d.End())
-	lo := uintptr(unsafe.Pointer(unsafe.StringData(d.str)))
-	hi := lo + uintptr(len(d.str))
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(d.S)))
+	hi := lo + uintptr(len(d.S))
 	inAnswer := func(v string) bool {
 		p := uintptr(unsafe.Pointer(unsafe.StringData(v)))
 		return p >= lo && p < hi

@@ -12,51 +12,37 @@ import "github.com/agenttrace/agenttrace/exporter/prefactor/internal/jsonscan"
 // checks this).
 
 // scan is the shared scanner with the decoders of this package's bodies.
-// The strings it reads are substrings of str (the body, converted once),
-// and the *string fields it sets point into arena, so that decoding an
-// item allocates next to nothing. What the server stores from a body is
-// copied or canonical (see keep), so that it does not pin the body.
+// The strings it reads are substrings of one copy of the body, and the
+// *string fields it sets point into an arena, so that decoding an item
+// allocates next to nothing. What the server stores from a body is copied
+// or canonical (see keep), so that it does not pin the body.
 type scan struct {
 	jsonscan.Scanner
-	str     string
-	arena   []string      // full chunks are replaced, never grown: pointers stay valid
-	details []spanDetails // likewise
-	// chunk sizes, from the body's length: an item has a few hundred
-	// bytes and a dozen strings
-	nStr, nDetails int
+	strs    jsonscan.Arena[string]
+	details jsonscan.Arena[spanDetails]
 }
 
+// newScan returns a scanner of b, its arenas sized from b's length: an
+// item has a few hundred bytes and a dozen strings.
 func newScan(b []byte) *scan {
-	return &scan{Scanner: jsonscan.Scanner{B: b}, str: string(b),
-		nStr: min(len(b)/32+4, 256), nDetails: min(len(b)/256+1, 64)}
+	return &scan{Scanner: jsonscan.NewScanner(b), strs: jsonscan.Arena[string]{N: min(len(b)/32+4, 256)},
+		details: jsonscan.Arena[spanDetails]{N: min(len(b)/256+1, 64)}}
 }
 
-// StrPtr reads a string or null, without allocating (but for a new
-// arena chunk).
+// StrPtr reads a string or null, without allocating (but for a new arena
+// chunk).
 func (s *scan) StrPtr(p **string) bool {
 	if s.Next() == 'n' {
 		*p = nil
 		return s.Lit("null")
 	}
-	i, j, ok := s.PlainSpan()
+	v, ok := s.PlainString()
 	if !ok {
 		return false
 	}
-	if len(s.arena) == cap(s.arena) {
-		s.arena = make([]string, 0, s.nStr)
-	}
-	s.arena = append(s.arena, s.str[i:j])
-	*p = &s.arena[len(s.arena)-1]
+	*p = s.strs.New()
+	**p = v
 	return true
-}
-
-// newDetails returns zeroed details from the arena.
-func (s *scan) newDetails() *spanDetails {
-	if len(s.details) == cap(s.details) {
-		s.details = make([]spanDetails, 0, s.nDetails)
-	}
-	s.details = append(s.details, spanDetails{})
-	return &s.details[len(s.details)-1]
 }
 
 // once marks field bit f seen; false if it was already.
@@ -113,7 +99,7 @@ func (s *scan) fastUnion(u *union) bool {
 				u.Details = nil
 				return s.Lit("null")
 			}
-			u.Details = s.newDetails()
+			u.Details = s.details.New()
 			return s.fastDetails(u.Details)
 		case "schema_name":
 			return once(&seen, 17) && s.StrPtr(&u.SchemaName)

@@ -136,8 +136,8 @@ func TestStoredStringsDoNotPinTheBody(t *testing.T) {
 	require.Equal(t, http.StatusOK, ans.status)
 	require.NotContains(t, string(ans.body), `"status":"error"`, string(ans.body))
 
-	lo := uintptr(unsafe.Pointer(unsafe.StringData(sc.str)))
-	hi := lo + uintptr(len(sc.str))
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(sc.S)))
+	hi := lo + uintptr(len(sc.S))
 	pinned := func(what, v string) {
 		t.Helper()
 		if v == "" {

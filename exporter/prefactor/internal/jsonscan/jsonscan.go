@@ -10,6 +10,41 @@ package jsonscan
 type Scanner struct {
 	B []byte
 	I int
+	// S, when set, is B as a string: the strings read are then its
+	// substrings instead of copies, and converting B once is all they
+	// cost. Whoever keeps one longer than S should copy it.
+	S string
+}
+
+// NewScanner returns a scanner of b whose strings are substrings of one
+// copy of b (see S).
+func NewScanner(b []byte) Scanner { return Scanner{B: b, S: string(b)} }
+
+// String returns b, a subslice of B, as a string: a substring of S when it
+// is set.
+func (s *Scanner) String(b []byte) string {
+	if s.S == "" {
+		return string(b)
+	}
+	i := cap(s.B) - cap(b)
+	return s.S[i : i+len(b)]
+}
+
+// Arena hands out pointers to zeroed values of T, allocated N at a time:
+// a full chunk is replaced, never grown, so the pointers stay valid.
+type Arena[T any] struct {
+	N     int
+	chunk []T
+}
+
+// New returns a pointer to a zeroed T.
+func (a *Arena[T]) New() *T {
+	if len(a.chunk) == cap(a.chunk) {
+		a.chunk = make([]T, 0, max(a.N, 1))
+	}
+	var zero T
+	a.chunk = append(a.chunk, zero)
+	return &a.chunk[len(a.chunk)-1]
 }
 
 func (s *Scanner) ws() {
@@ -47,7 +82,7 @@ func (s *Scanner) PlainString() (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return string(s.B[i:j]), true
+	return s.String(s.B[i:j]), true
 }
 
 // PlainSpan reads a string without escapes, of printable ASCII, and

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
@@ -46,4 +47,41 @@ func depth(b []byte) int {
 		}
 	}
 	return deepest
+}
+
+// With S set, strings and keys come out as substrings of S; without it,
+// as copies; either way with the same contents.
+func TestStringsShareS(t *testing.T) {
+	body := []byte(`{"id":"abc","status":"ok"}`)
+	for _, s := range []jsonscan.Scanner{{B: body}, jsonscan.NewScanner(body)} {
+		var keys, vals []string
+		require.True(t, s.Object(func(k []byte) bool {
+			v, ok := s.PlainString()
+			keys, vals = append(keys, s.String(k)), append(vals, v)
+			return ok
+		}))
+		require.Equal(t, []string{"id", "status"}, keys)
+		require.Equal(t, []string{"abc", "ok"}, vals)
+		if s.S != "" {
+			require.Same(t, unsafe.StringData(s.S[7:]), unsafe.StringData(vals[0]), "a substring of S")
+			require.Same(t, unsafe.StringData(s.S[2:]), unsafe.StringData(keys[0]), "a substring of S")
+		}
+	}
+}
+
+// Arena pointers stay valid, and their values distinct, across chunks.
+func TestArena(t *testing.T) {
+	a := jsonscan.Arena[int]{N: 3}
+	var ps []*int
+	for i := range 10 {
+		p := a.New()
+		require.Zero(t, *p)
+		*p = i
+		ps = append(ps, p)
+	}
+	for i, p := range ps {
+		require.Equal(t, i, *p)
+	}
+	var zero jsonscan.Arena[string] // N unset: one at a time
+	require.Empty(t, *zero.New())
 }
