@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agenttrace/agenttrace"
+	"github.com/agenttrace/agenttrace/exporter/prefactor/internal/wiretime"
 	"github.com/agenttrace/agenttrace/internal/jsonesc"
 )
 
@@ -322,13 +323,7 @@ func (w *fieldWriter) str(k, v string) {
 // time writes a UTC timestamp with milliseconds, or null if t is zero.
 func (w *fieldWriter) time(k string, t time.Time) {
 	w.key(k)
-	if t.IsZero() {
-		w.b = append(w.b, "null"...)
-		return
-	}
-	w.b = append(w.b, '"')
-	w.b = t.UTC().AppendFormat(w.b, "2006-01-02T15:04:05.000Z")
-	w.b = append(w.b, '"')
+	w.b = wiretime.AppendJSON(w.b, t, 3)
 }
 
 // appendString appends s as a JSON string, replacing invalid UTF-8.

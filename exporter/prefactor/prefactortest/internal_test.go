@@ -2,7 +2,6 @@ package prefactortest
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -99,19 +98,10 @@ func TestRequestBodiesCapped(t *testing.T) {
 }
 
 func TestAppendTS(t *testing.T) {
+	// The formatting is wiretime's (tested there); this is its layout.
 	require.Equal(t, "null", string(appendTS(nil, time.Time{})))
-	for _, tm := range []time.Time{
-		time.Unix(0, 0), time.Unix(-1, 999_999_999), time.Date(2000, 2, 29, 23, 59, 59, 123456789, time.UTC),
-		time.Date(2026, 12, 31, 1, 2, 3, 4000, time.FixedZone("x", 3600)), time.Date(1600, 3, 1, 0, 0, 0, 0, time.UTC),
-		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
-	} {
-		require.Equal(t, `"`+tm.UTC().Format(tsLayout)+`"`, string(appendTS(nil, tm)), tm.String())
-	}
-	r := rand.New(rand.NewPCG(1, 2))
-	for range 100_000 {
-		tm := time.Unix(r.Int64N(400*365*86400)-200*365*86400, r.Int64N(1e9))
-		require.Equal(t, `"`+tm.UTC().Format(tsLayout)+`"`, string(appendTS(nil, tm)))
-	}
+	tm := time.Date(2026, 12, 31, 1, 2, 3, 4000, time.FixedZone("x", 3600))
+	require.Equal(t, `"2026-12-31T00:02:03.000004Z"`, string(appendTS(nil, tm)))
 }
 
 // The strings decoded from a body are substrings of it; what the server

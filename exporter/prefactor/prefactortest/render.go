@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/agenttrace/agenttrace/exporter/prefactor/internal/wiretime"
 )
 
-const tsLayout = "2006-01-02T15:04:05.000000Z"
+// tsLayout is the layout of the API's timestamps.
+var tsLayout = wiretime.Layouts[6]
 
 type spanCounts struct {
 	Total     int `json:"total"`
@@ -125,65 +128,4 @@ func (s *Server) appendSpan(b []byte, sp *span) []byte {
 
 // appendTS appends a time as a JSON string in the layout tsLayout, or
 // null for the zero time.
-func appendTS(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(b, "null"...)
-	}
-	sec := t.Unix()
-	days, rem := sec/86400, sec%86400
-	if rem < 0 {
-		days, rem = days-1, rem+86400
-	}
-	y, m, d := civil(days)
-	if y < 0 || y > 9999 {
-		b = append(b, '"')
-		b = t.UTC().AppendFormat(b, tsLayout)
-		return append(b, '"')
-	}
-	b = append(b, '"')
-	b = append4(b, int(y))
-	b = append(b, '-')
-	b = append2(b, int(m))
-	b = append(b, '-')
-	b = append2(b, int(d))
-	b = append(b, 'T')
-	b = append2(b, int(rem/3600))
-	b = append(b, ':')
-	b = append2(b, int(rem/60%60))
-	b = append(b, ':')
-	b = append2(b, int(rem%60))
-	b = append(b, '.')
-	us := t.Nanosecond() / 1000
-	b = append2(b, us/10000)
-	b = append2(b, us/100%100)
-	b = append2(b, us%100)
-	return append(b, 'Z', '"')
-}
-
-// civil converts days since 1970-01-01 to a date (the algorithm of
-// Howard Hinnant's days_from_civil, inverted).
-func civil(z int64) (y, m, d int64) {
-	z += 719468
-	era := z / 146097
-	if z < 0 && z%146097 != 0 {
-		era--
-	}
-	doe := z - era*146097
-	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
-	y = yoe + era*400
-	doy := doe - (365*yoe + yoe/4 - yoe/100)
-	mp := (5*doy + 2) / 153
-	d = doy - (153*mp+2)/5 + 1
-	m = mp + 3
-	if m > 12 {
-		m -= 12
-	}
-	if m <= 2 {
-		y++
-	}
-	return y, m, d
-}
-
-func append2(b []byte, n int) []byte { return append(b, byte('0'+n/10), byte('0'+n%10)) }
-
-func append4(b []byte, n int) []byte { return append2(append2(b, n/100), n%100) }
+func appendTS(b []byte, t time.Time) []byte { return wiretime.AppendJSON(b, t, 6) }
