@@ -48,6 +48,9 @@ func (a *Arena[T]) New() *T {
 }
 
 func (s *Scanner) ws() {
+	if s.I < len(s.B) && s.B[s.I] > ' ' { // compact JSON: no white space
+		return
+	}
 	for s.I < len(s.B) {
 		switch s.B[s.I] {
 		case ' ', '\t', '\n', '\r':
@@ -60,6 +63,9 @@ func (s *Scanner) ws() {
 
 // Next skips white space and returns the next byte (0 at the end).
 func (s *Scanner) Next() byte {
+	if s.I < len(s.B) && s.B[s.I] > ' ' { // compact JSON: no white space
+		return s.B[s.I]
+	}
 	s.ws()
 	if s.I >= len(s.B) {
 		return 0
