@@ -131,20 +131,6 @@ func (s *Scanner) Key() ([]byte, bool) {
 	return k, true
 }
 
-// StrPtr reads a string or null.
-func (s *Scanner) StrPtr(p **string) bool {
-	if s.Next() == 'n' {
-		*p = nil
-		return s.Lit("null")
-	}
-	v, ok := s.PlainString()
-	if !ok {
-		return false
-	}
-	*p = &v
-	return true
-}
-
 var trueV, falseV = true, false
 
 // BoolPtr reads a boolean or null.
