@@ -60,6 +60,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -324,6 +325,9 @@ func bodyErrorCode(err error) int {
 // writeStatus answers with a google.rpc.Status, as OTLP/HTTP asks of
 // failures.
 func writeStatus(w http.ResponseWriter, enc encoding, code int, msg string) {
+	// A decoder's message may quote the body's bytes; protobuf strings
+	// must be UTF-8.
+	msg = strings.ToValidUTF8(msg, "\uFFFD")
 	writeMessage(w, enc, code, &status.Status{Code: grpcCode(code), Message: msg})
 }
 
