@@ -500,7 +500,9 @@ func (t *pgTx) agent(where string, args ...any) (prefactorapi.AgentRecord, bool,
 }
 
 // Agent implements prefactorapi.ReadTx.
-func (t *pgTx) Agent(id string) (prefactorapi.AgentRecord, bool, error) { return t.agent("id = $1", id) }
+func (t *pgTx) Agent(id string) (prefactorapi.AgentRecord, bool, error) {
+	return t.agent("id = $1", id)
+}
 
 // AgentByExternalID implements prefactorapi.ReadTx: the first agent
 // registered with that external identifier.
