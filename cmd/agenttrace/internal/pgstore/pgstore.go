@@ -205,15 +205,23 @@ func (s *Store) View(ctx context.Context, fn func(prefactorapi.ReadTx) error) er
 	return fn(&pgTx{ctx: ctx, q: tx})
 }
 
-// pgTx is a transaction. A read-write one caches the instances it reads
-// and writes them once, at its end (or before a listing): a bulk request
-// updates its instance many times.
+// pgTx is a transaction. A read-write one saves round trips: it caches
+// the instances it reads and writes them once, at its end (or before a
+// listing), since a bulk request updates its instance many times; it
+// queues its other writes and sends them ahead of its next query, in the
+// same round trip, keeping the spans and idempotency records it wrote (and
+// the schema versions it read, which never change) to answer lookups of
+// them without one.
 type pgTx struct {
-	ctx   context.Context
-	q     pgx.Tx
-	write bool
-	inst  map[string]*cachedInstance
-	order []string
+	ctx     context.Context
+	q       pgx.Tx
+	write   bool
+	inst    map[string]*cachedInstance
+	order   []string
+	pending *pgx.Batch
+	spans   map[string]prefactorapi.SpanRecord
+	idem    map[string]prefactorapi.IdempotencyRecord
+	schemas map[string]prefactorapi.SchemaVersionRecord
 }
 
 type cachedInstance struct {
@@ -222,11 +230,46 @@ type cachedInstance struct {
 	dirty bool
 }
 
+// exec queues a write, sent ahead of the next query or at commit; its
+// error, if any, fails that query or the commit, and so the transaction.
 func (t *pgTx) exec(query string, args ...any) error {
-	if _, err := t.q.Exec(t.ctx, query, args...); err != nil {
+	if t.pending == nil {
+		t.pending = &pgx.Batch{}
+	}
+	t.pending.Queue(query, args...)
+	return nil
+}
+
+// send sends the queued writes.
+func (t *pgTx) send() error {
+	if t.pending == nil || t.pending.Len() == 0 {
+		return nil
+	}
+	b := t.pending
+	t.pending = nil
+	if err := t.q.SendBatch(t.ctx, b).Close(); err != nil {
 		return fmt.Errorf("pgstore: %w", conflict(err))
 	}
 	return nil
+}
+
+// queryRow runs a one-row query after the queued writes, in one round
+// trip, and scans its row with scan (which sees pgx.ErrNoRows for none).
+func (t *pgTx) queryRow(scan func(pgx.Row) error, query string, args ...any) error {
+	if t.pending == nil || t.pending.Len() == 0 {
+		return scan(t.q.QueryRow(t.ctx, query, args...))
+	}
+	b := t.pending
+	t.pending = nil
+	var scanErr error
+	b.Queue(query, args...).QueryRow(func(row pgx.Row) error {
+		scanErr = scan(row)
+		return nil
+	})
+	if err := t.q.SendBatch(t.ctx, b).Close(); err != nil {
+		return conflict(err) // the caller wraps it
+	}
+	return scanErr
 }
 
 // tstamp is a time as stored: microseconds, NULL for the zero time.
@@ -271,10 +314,17 @@ func found(err error) (bool, error) {
 
 // Idempotency implements prefactorapi.ReadTx.
 func (t *pgTx) Idempotency(key string) (prefactorapi.IdempotencyRecord, bool, error) {
+	if r, ok := t.idem[key]; ok {
+		return r, true, nil
+	}
 	r := prefactorapi.IdempotencyRecord{Key: key}
-	err := t.q.QueryRow(t.ctx, "SELECT hash, status, body FROM idempotency WHERE key = $1", key).Scan(&r.Hash, &r.Status, &r.Body)
+	err := t.queryRow(func(row pgx.Row) error { return row.Scan(&r.Hash, &r.Status, &r.Body) },
+		"SELECT hash, status, body FROM idempotency WHERE key = $1", key)
 	ok, err := found(err)
-	return r, ok, err
+	if !ok {
+		return prefactorapi.IdempotencyRecord{}, false, err
+	}
+	return r, true, nil
 }
 
 // PutIdempotency implements prefactorapi.Tx.
@@ -283,6 +333,10 @@ func (t *pgTx) PutIdempotency(r prefactorapi.IdempotencyRecord) error {
 	if body == nil {
 		body = []byte{}
 	}
+	if t.idem == nil {
+		t.idem = map[string]prefactorapi.IdempotencyRecord{}
+	}
+	t.idem[r.Key] = r
 	return t.exec(`INSERT INTO idempotency (key, hash, status, body) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (key) DO UPDATE SET hash = excluded.hash, status = excluded.status, body = excluded.body,
 		inserted_at = excluded.inserted_at`, r.Key, r.Hash, r.Status, body)
@@ -317,7 +371,9 @@ func (t *pgTx) Instance(id string) (prefactorapi.InstanceRecord, bool, error) {
 	if c, ok := t.inst[id]; ok {
 		return c.rec, c.ok, nil
 	}
-	r, err := scanInstance(t.q.QueryRow(t.ctx, "SELECT "+instanceCols+" FROM instances WHERE id = $1", id))
+	var r prefactorapi.InstanceRecord
+	err := t.queryRow(func(row pgx.Row) (err error) { r, err = scanInstance(row); return err },
+		"SELECT "+instanceCols+" FROM instances WHERE id = $1", id)
 	ok, err := found(err)
 	if err != nil {
 		return prefactorapi.InstanceRecord{}, false, err
@@ -352,23 +408,19 @@ func (t *pgTx) PutInstance(r prefactorapi.InstanceRecord) error {
 // flush writes the instances changed in the transaction, in the order they
 // were first changed (registration order for new ones), in one round trip.
 func (t *pgTx) flush() error {
-	if len(t.order) == 0 {
-		return nil
-	}
-	b := &pgx.Batch{}
 	for _, id := range t.order {
 		c := t.inst[id]
-		queueInstance(b, &c.rec)
+		if t.pending == nil {
+			t.pending = &pgx.Batch{}
+		}
+		queueInstance(t.pending, &c.rec)
 		c.dirty = false
 	}
 	t.order = t.order[:0]
-	if err := t.q.SendBatch(t.ctx, b).Close(); err != nil {
-		return fmt.Errorf("pgstore: write instances: %w", conflict(err))
-	}
-	return nil
+	return t.send()
 }
 
-// flushed makes listings see the transaction's own instance changes.
+// flushed makes listings see the transaction's own writes.
 func (t *pgTx) flushed() error {
 	if !t.write {
 		return nil
@@ -423,7 +475,12 @@ func scanSpan(row pgx.Row) (prefactorapi.SpanRecord, error) {
 
 // Span implements prefactorapi.ReadTx.
 func (t *pgTx) Span(id string) (prefactorapi.SpanRecord, bool, error) {
-	r, err := scanSpan(t.q.QueryRow(t.ctx, "SELECT "+spanCols+" FROM spans WHERE id = $1", id))
+	if r, ok := t.spans[id]; ok {
+		return r, true, nil
+	}
+	var r prefactorapi.SpanRecord
+	err := t.queryRow(func(row pgx.Row) (err error) { r, err = scanSpan(row); return err },
+		"SELECT "+spanCols+" FROM spans WHERE id = $1", id)
 	ok, err := found(err)
 	if !ok {
 		return prefactorapi.SpanRecord{}, false, err
@@ -438,6 +495,10 @@ func (t *pgTx) PutSpan(r prefactorapi.SpanRecord) error {
 	if r.SensitiveEncoding != nil {
 		sensitive = *r.SensitiveEncoding
 	}
+	if t.spans == nil {
+		t.spans = map[string]prefactorapi.SpanRecord{}
+	}
+	t.spans[r.ID] = r
 	return t.exec(`INSERT INTO spans (`+spanCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)
 		ON CONFLICT (id) DO UPDATE SET instance_id = excluded.instance_id, agent_id = excluded.agent_id,
 		parent_id = excluded.parent_id, schema_name = excluded.schema_name, status = excluded.status,
@@ -459,6 +520,9 @@ func (t *pgTx) ListSpans(instanceID string) ([]prefactorapi.SpanRecord, error) {
 
 // collect runs a query and scans every row.
 func collect[T any](t *pgTx, q string, args []any, scan func(pgx.Row) (T, error)) ([]T, error) {
+	if err := t.flushed(); err != nil {
+		return nil, err
+	}
 	rows, err := t.q.Query(t.ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %w", conflict(err))
@@ -491,7 +555,9 @@ func scanAgent(row pgx.Row) (prefactorapi.AgentRecord, error) {
 }
 
 func (t *pgTx) agent(where string, args ...any) (prefactorapi.AgentRecord, bool, error) {
-	r, err := scanAgent(t.q.QueryRow(t.ctx, "SELECT "+agentCols+" FROM agents WHERE "+where+" ORDER BY seq LIMIT 1", args...))
+	var r prefactorapi.AgentRecord
+	err := t.queryRow(func(row pgx.Row) (err error) { r, err = scanAgent(row); return err },
+		"SELECT "+agentCols+" FROM agents WHERE "+where+" ORDER BY seq LIMIT 1", args...)
 	ok, err := found(err)
 	if !ok {
 		return prefactorapi.AgentRecord{}, false, err
@@ -540,7 +606,9 @@ func scanVersion(row pgx.Row) (prefactorapi.AgentVersionRecord, error) {
 }
 
 func (t *pgTx) version(where string, args ...any) (prefactorapi.AgentVersionRecord, bool, error) {
-	r, err := scanVersion(t.q.QueryRow(t.ctx, "SELECT "+versionCols+" FROM agent_versions WHERE "+where+" ORDER BY seq LIMIT 1", args...))
+	var r prefactorapi.AgentVersionRecord
+	err := t.queryRow(func(row pgx.Row) (err error) { r, err = scanVersion(row); return err },
+		"SELECT "+versionCols+" FROM agent_versions WHERE "+where+" ORDER BY seq LIMIT 1", args...)
 	ok, err := found(err)
 	if !ok {
 		return prefactorapi.AgentVersionRecord{}, false, err
@@ -566,7 +634,8 @@ func (t *pgTx) AgentVersionByNumber(agentID string, n int) (prefactorapi.AgentVe
 // CountAgentVersions implements prefactorapi.ReadTx.
 func (t *pgTx) CountAgentVersions(agentID string) (int, error) {
 	var n int
-	if err := t.q.QueryRow(t.ctx, "SELECT count(*) FROM agent_versions WHERE agent_id = $1", agentID).Scan(&n); err != nil {
+	if err := t.queryRow(func(row pgx.Row) error { return row.Scan(&n) },
+		"SELECT count(*) FROM agent_versions WHERE agent_id = $1", agentID); err != nil {
 		return 0, fmt.Errorf("pgstore: %w", conflict(err))
 	}
 	return n, nil
@@ -586,8 +655,10 @@ func (t *pgTx) schemaVersion(where string, args ...any) (prefactorapi.SchemaVers
 	var types string
 	var body []byte
 	var inserted pgtype.Timestamptz
-	err := t.q.QueryRow(t.ctx, "SELECT id, agent_id, external_id, span_types, body, inserted_at FROM schema_versions WHERE "+
-		where+" ORDER BY seq LIMIT 1", args...).Scan(&r.ID, &r.AgentID, &r.ExternalID, &types, &body, &inserted)
+	err := t.queryRow(func(row pgx.Row) error {
+		return row.Scan(&r.ID, &r.AgentID, &r.ExternalID, &types, &body, &inserted)
+	}, "SELECT id, agent_id, external_id, span_types, body, inserted_at FROM schema_versions WHERE "+
+		where+" ORDER BY seq LIMIT 1", args...)
 	ok, err := found(err)
 	if !ok || err != nil {
 		return prefactorapi.SchemaVersionRecord{}, ok, err
@@ -601,7 +672,21 @@ func (t *pgTx) schemaVersion(where string, args ...any) (prefactorapi.SchemaVers
 
 // SchemaVersion implements prefactorapi.ReadTx.
 func (t *pgTx) SchemaVersion(id string) (prefactorapi.SchemaVersionRecord, bool, error) {
-	return t.schemaVersion("id = $1", id)
+	if r, ok := t.schemas[id]; ok {
+		return r, true, nil
+	}
+	r, ok, err := t.schemaVersion("id = $1", id)
+	if ok {
+		t.keepSchema(r)
+	}
+	return r, ok, err
+}
+
+func (t *pgTx) keepSchema(r prefactorapi.SchemaVersionRecord) {
+	if t.schemas == nil {
+		t.schemas = map[string]prefactorapi.SchemaVersionRecord{}
+	}
+	t.schemas[r.ID] = r
 }
 
 // SchemaVersionByExternalID implements prefactorapi.ReadTx.
@@ -618,6 +703,7 @@ func (t *pgTx) PutSchemaVersion(r prefactorapi.SchemaVersionRecord) error {
 			return fmt.Errorf("pgstore: schema version %s: %w", r.ID, err)
 		}
 	}
+	t.keepSchema(r)
 	return t.exec(`INSERT INTO schema_versions (id, agent_id, external_id, span_types, body, inserted_at)
 		VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (id) DO UPDATE SET agent_id = excluded.agent_id,
 		external_id = excluded.external_id, span_types = excluded.span_types, body = excluded.body,
@@ -628,8 +714,8 @@ func (t *pgTx) PutSchemaVersion(r prefactorapi.SchemaVersionRecord) error {
 // Deployment implements prefactorapi.ReadTx.
 func (t *pgTx) Deployment(agentID, envID string) (prefactorapi.DeploymentRecord, bool, error) {
 	r := prefactorapi.DeploymentRecord{AgentID: agentID, EnvironmentID: envID}
-	err := t.q.QueryRow(t.ctx, "SELECT id FROM deployments WHERE agent_id = $1 AND environment_id = $2 ORDER BY seq LIMIT 1",
-		agentID, envID).Scan(&r.ID)
+	err := t.queryRow(func(row pgx.Row) error { return row.Scan(&r.ID) },
+		"SELECT id FROM deployments WHERE agent_id = $1 AND environment_id = $2 ORDER BY seq LIMIT 1", agentID, envID)
 	ok, err := found(err)
 	return r, ok, err
 }
@@ -703,7 +789,7 @@ func (t *pgTx) ListInstances(q prefactorapi.InstanceQuery) ([]prefactorapi.Insta
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
 	var total int
-	if err := t.q.QueryRow(t.ctx, "SELECT count(*) FROM instances"+cond, args...).Scan(&total); err != nil {
+	if err := t.queryRow(func(row pgx.Row) error { return row.Scan(&total) }, "SELECT count(*) FROM instances"+cond, args...); err != nil {
 		return nil, 0, fmt.Errorf("pgstore: %w", conflict(err))
 	}
 	order := " ORDER BY seq"

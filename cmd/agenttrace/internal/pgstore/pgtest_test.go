@@ -45,7 +45,7 @@ var cluster struct {
 
 // serverDSN returns the DSN of the test server, starting the cluster the
 // first time; it skips t when there is none.
-func serverDSN(t *testing.T) string {
+func serverDSN(t testing.TB) string {
 	t.Helper()
 	env := os.Getenv("AGENTTRACE_TEST_POSTGRES")
 	if env != "" && env != "require" {
@@ -176,7 +176,7 @@ func freePort() (int, error) {
 
 // newSchema creates an empty schema on the test server, dropped when the
 // test ends, and returns a DSN whose search_path names it.
-func newSchema(t *testing.T) string {
+func newSchema(t testing.TB) string {
 	t.Helper()
 	dsn := serverDSN(t)
 	var b [6]byte
@@ -197,7 +197,7 @@ func newSchema(t *testing.T) string {
 }
 
 // withParam adds a run-time parameter to a DSN (URL or key=value form).
-func withParam(t *testing.T, dsn, key, value string) string {
+func withParam(t testing.TB, dsn, key, value string) string {
 	t.Helper()
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
