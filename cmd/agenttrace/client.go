@@ -254,7 +254,7 @@ func agents(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for off := 0; ; off += 100 {
 		var page struct {
 			Summaries  []prefactorapi.AgentDetails `json:"summaries"`
-			Pagination prefactorapi.Pagination    `json:"pagination"`
+			Pagination prefactorapi.Pagination     `json:"pagination"`
 		}
 		raw, err := r.get(ctx, fmt.Sprintf("/api/v1/agent?pagination[offset]=%d&pagination[page_size]=100", off), &page)
 		if err != nil {
@@ -310,7 +310,7 @@ func show(ctx context.Context, args []string, out, stderr io.Writer) error {
 	for off := 0; ; off += 100 {
 		var page struct {
 			Summaries  []prefactorapi.SpanDetails `json:"summaries"`
-			Pagination prefactorapi.Pagination   `json:"pagination"`
+			Pagination prefactorapi.Pagination    `json:"pagination"`
 		}
 		if _, err := r.get(ctx, fmt.Sprintf("/api/v1/agent_spans?agent_instance_id=%s&include_summaries=true&pagination[offset]=%d&pagination[page_size]=100", id, off), &page); err != nil {
 			return err
@@ -444,4 +444,3 @@ func renderTree(ctx context.Context, w io.Writer, agentName string, in *prefacto
 	_, err := w.Write(buf.Bytes())
 	return err
 }
-
