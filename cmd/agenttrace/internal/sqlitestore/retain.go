@@ -9,8 +9,10 @@ import (
 // Retain deletes old runs: with maxAge > 0, the instances that finished
 // more than maxAge ago (with their spans) and idempotency records older
 // than maxAge; with maxBytes > 0, then the oldest instances, a batch at a
-// time, while the pages in use take more than maxBytes. It returns the
+// time, while the pages in use take more than maxBytes (a fiftieth of the instances per batch). It returns the
 // number of instances deleted. Freed pages are reused by later writes.
+// The size limit also deletes the oldest idempotency records (a retry that
+// comes after its record was deleted is applied again).
 func (s *Store) Retain(ctx context.Context, maxAge time.Duration, maxBytes int64) (int, error) {
 	deleted := 0
 	del := func(cond string, args ...any) (int, error) {
@@ -53,6 +55,14 @@ func (s *Store) Retain(ctx context.Context, maxAge time.Duration, maxBytes int64
 			return deleted, fmt.Errorf("sqlitestore: retention by age: %w", err)
 		}
 	}
+	batch := 1
+	if maxBytes > 0 {
+		var count int
+		if err := s.write.QueryRowContext(ctx, "SELECT count(*) FROM instances").Scan(&count); err != nil {
+			return deleted, fmt.Errorf("sqlitestore: %w", err)
+		}
+		batch = max(1, count/50)
+	}
 	for maxBytes > 0 {
 		used, err := s.UsedBytes(ctx)
 		if err != nil {
@@ -61,11 +71,16 @@ func (s *Store) Retain(ctx context.Context, maxAge time.Duration, maxBytes int64
 		if used <= maxBytes {
 			break
 		}
-		n, err := del("seq IN (SELECT seq FROM instances ORDER BY seq LIMIT 100)")
+		n, err := del("seq IN (SELECT seq FROM instances ORDER BY seq LIMIT ?)", batch)
 		if err != nil {
 			return deleted, fmt.Errorf("sqlitestore: retention by size: %w", err)
 		}
-		if n == 0 {
+		res, err := s.write.ExecContext(ctx, "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency ORDER BY inserted_at LIMIT ?)", 5*batch)
+		if err != nil {
+			return deleted, fmt.Errorf("sqlitestore: retention by size: %w", err)
+		}
+		k, _ := res.RowsAffected()
+		if n == 0 && k == 0 {
 			break
 		}
 		deleted += n
