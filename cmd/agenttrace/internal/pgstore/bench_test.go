@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/pgtest"
 	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/sqlitestore"
 	"github.com/agenttrace/agenttrace/internal/prefactorapi"
 )
@@ -22,7 +23,7 @@ import (
 //
 //	go test ./cmd/agenttrace/internal/pgstore/ -run '^$' -bench BulkIngest -benchtime 3s
 func BenchmarkBulkIngest(b *testing.B) {
-	pg := open(b, newSchema(b))
+	pg := open(b, pgtest.NewSchema(b))
 	b.Cleanup(func() { _ = pg.Close() })
 	lite, err := sqlitestore.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), sqlitestore.Options{})
 	require.NoError(b, err)

@@ -18,11 +18,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/pgstore"
+	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/pgtest"
 	"github.com/agenttrace/agenttrace/internal/prefactorapi"
 )
 
 func TestMigrations(t *testing.T) {
-	dsn := newSchema(t)
+	dsn := pgtest.NewSchema(t)
 	// Several processes opening a new database at once: one migrates, the
 	// others find it done.
 	var wg sync.WaitGroup
@@ -78,7 +79,7 @@ func TestMigrations(t *testing.T) {
 func TestOpenErrorsKeepThePassword(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	port, err := freePort() // nothing listens there
+	port, err := pgtest.FreePort() // nothing listens there
 	require.NoError(t, err)
 	for _, dsn := range []string{
 		fmt.Sprintf("postgres://agent:s3cret-pw@127.0.0.1:%d/db?sslmode=disable&connect_timeout=5", port),
@@ -126,7 +127,7 @@ func TestSeveralProcesses(t *testing.T) {
 	if os.Getenv(childDSN) != "" {
 		t.Skip("in a child")
 	}
-	dsn := newSchema(t)
+	dsn := pgtest.NewSchema(t)
 	s := open(t, dsn)
 	defer s.Close()
 	account := prefactorapi.NewPFID(424242)
@@ -181,7 +182,7 @@ func TestSeveralProcesses(t *testing.T) {
 // TestUpdateRollsBackOnCancel: a cancelled context fails the update and
 // keeps nothing of it.
 func TestUpdateRollsBackOnCancel(t *testing.T) {
-	s := open(t, newSchema(t))
+	s := open(t, pgtest.NewSchema(t))
 	defer s.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	in := prefactorapi.InstanceRecord{ID: prefactorapi.NewPFID(7), Status: "active"}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/pgstore"
+	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/pgtest"
 	"github.com/agenttrace/agenttrace/internal/prefactorapi"
 	"github.com/agenttrace/agenttrace/internal/prefactorapi/storetest"
 )
@@ -20,7 +21,7 @@ import (
 // goroutine outlives them.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	stopCluster()
+	pgtest.Stop()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
@@ -41,7 +42,7 @@ func open(t testing.TB, dsn string) *pgstore.Store {
 
 func TestSuite(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) prefactorapi.Store {
-		s := open(t, newSchema(t))
+		s := open(t, pgtest.NewSchema(t))
 		assert.True(t, s.Trigram(), "the test server has pg_trgm")
 		return s
 	})
