@@ -203,3 +203,46 @@ func TestUpdateRollsBackOnCancel(t *testing.T) {
 		return errors.Join(err, err2)
 	}))
 }
+
+func TestRetain(t *testing.T) {
+	dsn := pgtest.NewSchema(t)
+	s := open(t, dsn)
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	old := prefactorapi.InstanceRecord{ID: prefactorapi.NewPFID(7), Status: "complete", FinishedAt: now.Add(-3 * time.Hour)}
+	fresh := prefactorapi.InstanceRecord{ID: prefactorapi.NewPFID(7), Status: "complete", FinishedAt: now.Add(-time.Minute)}
+	running := prefactorapi.InstanceRecord{ID: prefactorapi.NewPFID(7), Status: "active", StartedAt: now.Add(-5 * time.Hour)}
+	require.NoError(t, s.Update(ctx, func(tx prefactorapi.Tx) error {
+		return errors.Join(tx.PutInstance(old), tx.PutInstance(fresh), tx.PutInstance(running),
+			tx.PutSpan(prefactorapi.SpanRecord{ID: prefactorapi.NewPFID(7), InstanceID: old.ID, Status: "complete"}),
+			tx.PutSpan(prefactorapi.SpanRecord{ID: prefactorapi.NewPFID(7), InstanceID: fresh.ID, Status: "complete"}),
+			tx.PutIdempotency(prefactorapi.IdempotencyRecord{Key: "fresh-key", Hash: "h", Status: 200, Body: []byte("{}")}))
+	}))
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `INSERT INTO idempotency (key, hash, status, body, inserted_at) VALUES ('old-key', 'h', 200, '\x7b7d', now() - interval '3 hours')`)
+	require.NoError(t, err)
+
+	_, err = s.Retain(ctx, time.Hour, 1<<20)
+	require.ErrorIs(t, err, pgstore.ErrRetainSize)
+	n, err := s.Retain(ctx, time.Hour, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	require.NoError(t, s.View(ctx, func(tx prefactorapi.ReadTx) error {
+		_, ok, _ := tx.Instance(old.ID)
+		assert.False(t, ok, "finished before the cut")
+		for _, id := range []string{fresh.ID, running.ID} {
+			_, ok, _ := tx.Instance(id)
+			assert.True(t, ok, "finished after the cut, or not finished")
+		}
+		spans, err := tx.ListSpans("")
+		assert.Len(t, spans, 1)
+		_, ok, _ = tx.Idempotency("old-key")
+		assert.False(t, ok)
+		_, ok, _ = tx.Idempotency("fresh-key")
+		assert.True(t, ok)
+		return err
+	}))
+}
