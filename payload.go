@@ -239,11 +239,7 @@ func errorMarker(kind string, err error, v any) []byte {
 	w.key(MarkerKey)
 	m := newObj(w.b)
 	m.strAlways("error", kind)
-	msg := err.Error()
-	if len(msg) > 1024 {
-		msg = msg[:1024]
-	}
-	m.strAlways("message", msg)
+	m.strAlways("message", clipString(safeErrorString(err), 1024))
 	if v != nil {
 		m.strAlways("go_type", fmt.Sprintf("%T", v))
 	}

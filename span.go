@@ -267,7 +267,7 @@ func (s *Span) Cancel(reason string) {
 		s.t.illegal()
 		return
 	}
-	s.err = &ErrorInfo{Type: "cancelled", Message: reason}
+	s.err = &ErrorInfo{Type: "cancelled", Message: clipString(reason, MaxErrorMessage)}
 	s.endLocked(StatusCancelled, now)
 }
 
@@ -344,7 +344,7 @@ func (s *Span) SetResult(v any) {
 	}
 	s.result = enc.data
 	if enc.err != nil && s.payloadErr == "" {
-		s.payloadErr = enc.err.Error()
+		s.payloadErr = clipString(safeErrorString(enc.err), MaxErrorMessage)
 	}
 	if u != nil && s.usage == nil {
 		n := u.normalized()

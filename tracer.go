@@ -239,6 +239,8 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 	if spanType == "" {
 		spanType = "unknown"
 	}
+	spanType = clipString(spanType, MaxNameBytes)
+	sc.name = clipString(sc.name, MaxNameBytes)
 	hint, ok := t.types[spanType]
 	if !ok {
 		t.stats.unknownTypes.Add(1)
@@ -259,7 +261,7 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 		enc := t.encode(payload, spanType, PayloadParams, s, hint.field(PayloadParams))
 		s.payload = enc.data
 		if enc.err != nil {
-			s.payloadErr = enc.err.Error()
+			s.payloadErr = clipString(safeErrorString(enc.err), MaxErrorMessage)
 		}
 	}
 	t.stats.spans[stripe(s.id)].started.Add(1)
