@@ -163,7 +163,15 @@ func (t *Tracer) Agent() Agent {
 	return t.cfg.agent
 }
 
-func (t *Tracer) now() time.Time { return t.cfg.clock() }
+// now reads the tracer's clock; a clock given with WithClock that panics
+// or returns the zero time is replaced by time.Now for that reading
+// (counted in Stats.HookPanics when it panicked).
+func (t *Tracer) now() time.Time {
+	if !t.cfg.clockSet {
+		return t.cfg.clock()
+	}
+	return t.userNow()
+}
 
 func (t *Tracer) illegal() { t.stats.illegal.Add(1) }
 
