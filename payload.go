@@ -9,9 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // PayloadField tells a Redactor which payload of a span it is looking at.
@@ -55,49 +53,12 @@ type encoded struct {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// typeHint remembers, per registered span type and payload field, whether
-// the last payload outgrew a span's inline buffer.
-type typeHint struct {
-	params, result atomic.Bool
-}
-
-// field returns the hint for one payload field; h may be nil (an
-// unregistered type), and so may the result.
-func (h *typeHint) field(f PayloadField) *atomic.Bool {
-	switch {
-	case h == nil:
-		return nil
-	case f == PayloadResult:
-		return &h.result
-	default:
-		return &h.params
-	}
-}
-
 // encodePayload snapshots v as a JSON object of at most limit bytes. The
 // snapshot goes to s's inline buffer when it fits and the buffer is free (s
-// may be nil), and to a new slice otherwise. big (nil for none) says that
-// the last payload of this kind outgrew the inline buffer: while it is
-// unset, v is encoded straight into the buffer, with no copy.
-func encodePayload(v any, spanType string, field PayloadField, limit int, redact Redactor, s *Span, big *atomic.Bool) encoded {
+// may be nil), and to a new slice otherwise.
+func encodePayload(v any, spanType string, field PayloadField, limit int, redact Redactor, s *Span) encoded {
 	if v == nil {
 		return encoded{}
-	}
-	if big != nil && redact == nil && s != nil && !big.Load() && s.inlineTaken.CompareAndSwap(false, true) {
-		buf, err := appendValue(s.inline[:0:inlineSize], v)
-		if err == nil && len(buf) <= limit && isObject(buf) {
-			if len(buf) > 0 && unsafe.SliceData(buf) == &s.inline[0] {
-				return encoded{data: clip(buf)}
-			}
-			// It outgrew the buffer: the next payload of this kind starts
-			// in a pooled one.
-			big.Store(true)
-			s.inlineTaken.Store(false)
-			return encoded{data: clip(bytes.Clone(buf))}
-		}
-		// An error, a non-object or a payload over the limit: the general
-		// path below deals with it; the buffer is free again.
-		s.inlineTaken.Store(false)
 	}
 	bp := bufPool.Get().(*[]byte)
 	buf, err := appendValue((*bp)[:0], v)
@@ -131,9 +92,6 @@ func encodePayload(v any, spanType string, field PayloadField, limit int, redact
 		res.truncated = true
 	}
 	res.data = s.keep(out)
-	if big != nil && len(out) <= inlineSize && big.Load() {
-		big.Store(false)
-	}
 	putBuf(bp, buf)
 	return res
 }

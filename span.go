@@ -330,7 +330,7 @@ func (s *Span) SetResult(v any) {
 		s.t.illegal()
 		return
 	}
-	enc := s.t.encode(v, s.typ, PayloadResult, s, s.t.types[s.typ].field(PayloadResult))
+	enc := s.t.encode(v, s.typ, PayloadResult, s)
 	var u *Usage
 	var c *Cost
 	if uc, ok := v.(interface{ payloadUsage() (*Usage, *Cost) }); ok && !isNilPtr(v) {

@@ -14,7 +14,7 @@ import (
 // no-op. All methods are safe for concurrent use.
 type Tracer struct {
 	cfg    config
-	types  map[string]*typeHint
+	types  map[string]struct{} // names of the registered span types
 	schema *SchemaVersion
 	queues []*queue
 	stats  tracerCounters
@@ -129,9 +129,9 @@ func New(opts ...Option) (*Tracer, error) {
 		return nil, err
 	}
 	sv := newSchemaVersion(types)
-	t := &Tracer{cfg: cfg, types: make(map[string]*typeHint, len(types)), schema: &sv}
+	t := &Tracer{cfg: cfg, types: make(map[string]struct{}, len(types)), schema: &sv}
 	for name := range types {
-		t.types[name] = &typeHint{}
+		t.types[name] = struct{}{}
 	}
 	for i, e := range cfg.exporters {
 		t.queues = append(t.queues, newQueue(t, i, e))
@@ -175,8 +175,8 @@ func (t *Tracer) now() time.Time {
 
 func (t *Tracer) illegal() { t.stats.illegal.Add(1) }
 
-func (t *Tracer) encode(v any, spanType string, field PayloadField, s *Span, big *atomic.Bool) encoded {
-	enc := encodePayload(v, spanType, field, t.cfg.payloadLimit, t.cfg.redactor, s, big)
+func (t *Tracer) encode(v any, spanType string, field PayloadField, s *Span) encoded {
+	enc := encodePayload(v, spanType, field, t.cfg.payloadLimit, t.cfg.redactor, s)
 	if enc.truncated {
 		t.stats.truncated.Add(1)
 	}
@@ -249,8 +249,7 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 	}
 	spanType = clipString(spanType, MaxNameBytes)
 	sc.name = clipString(sc.name, MaxNameBytes)
-	hint, ok := t.types[spanType]
-	if !ok {
+	if _, ok := t.types[spanType]; !ok {
 		t.stats.unknownTypes.Add(1)
 	}
 	now := sc.start
@@ -266,7 +265,7 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 		s.startedAt = now
 	}
 	if payload != nil {
-		enc := t.encode(payload, spanType, PayloadParams, s, hint.field(PayloadParams))
+		enc := t.encode(payload, spanType, PayloadParams, s)
 		s.payload = enc.data
 		if enc.err != nil {
 			s.payloadErr = clipString(safeErrorString(enc.err), MaxErrorMessage)
