@@ -40,6 +40,10 @@ type Span struct {
 	// queue's mu.
 	slots [producerCoalesceQueues]queueSlot
 
+	// openPrev and openNext link the span into its instance stripe's list
+	// of open spans (countStripe.open), guarded by the stripe's end lock.
+	openPrev, openNext *Span
+
 	mu         sync.Mutex
 	status     Status
 	createdAt  time.Time
@@ -221,8 +225,8 @@ func (s *Span) End() {
 // the span's start (or, for a pending span, its creation) is clamped to it.
 // The state machine is End's: a second end does nothing, a pending span is
 // cancelled. Ordering guarantees follow the recording order, not t: a span
-// ended with EndAt after its instance ended is delivered after the
-// instance's end, whatever t says (see Instance.EndAt).
+// still open when its instance ends is ended by it, whatever t a later
+// EndAt gives (see Instance.End and Instance.EndAt).
 func (s *Span) EndAt(t time.Time) {
 	if s == nil {
 		return
@@ -307,8 +311,32 @@ func (s *Span) finish(target Status, info *ErrorInfo, explicit bool, at time.Tim
 	s.endLocked(target, now)
 }
 
-// endLocked records the final status; s.mu is held.
+// abandon ends the span because its instance ends at now: see
+// Instance.End. The stripe's end lock is held.
+func (s *Span) abandon(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status.Finished() {
+		s.inst.stripes[stripe(s.id)].unlink(s)
+		return
+	}
+	target := StatusFailed
+	start := s.startedAt
+	if s.status == StatusPending {
+		target, start = StatusCancelled, s.createdAt
+	}
+	if now.Before(start) {
+		now = start
+	}
+	s.err = &ErrorInfo{Type: ErrorTypeInstanceEnded, Message: "instance ended first: the span was still open when its instance ended"}
+	s.inst.abandoned.Add(1)
+	s.endLocked(target, now)
+}
+
+// endLocked records the final status; s.mu and the stripe's end lock are
+// held.
 func (s *Span) endLocked(target Status, now time.Time) {
+	s.inst.stripes[stripe(s.id)].unlink(s)
 	old := s.status
 	s.status = target
 	s.endedAt = now

@@ -271,9 +271,19 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 			s.payloadErr = clipString(safeErrorString(enc.err), MaxErrorMessage)
 		}
 	}
+	s.ctx = spanCtx{Context: ctx, s: s}
+	// The stripe's end lock orders this start with the instance's end:
+	// the span joins the instance before it ends, or not at all.
+	st := &inst.stripes[stripe(s.id)]
+	st.end.Lock()
+	defer st.end.Unlock()
+	if inst.ended.Load() {
+		t.illegal()
+		return ctx, nil
+	}
 	t.stats.spans[stripe(s.id)].started.Add(1)
 	inst.move(s.id, 0, status)
-	s.ctx = spanCtx{Context: ctx, s: s}
+	st.link(s)
 	t.emitSpan(SpanStarted, s) // s is not shared yet: no lock needed
 	return &s.ctx, s
 }
@@ -320,9 +330,7 @@ func (t *Tracer) newInstance(def bool, opts []InstanceOption, cancel context.Can
 	d.ID = newID(d.StartedAt)
 	d.Status = StatusActive
 	inst := &Instance{t: t, id: d.ID, base: d, status: StatusActive, cancel: cancel}
-	if t.terminable {
-		t.live.add(inst)
-	}
+	t.live.add(inst)
 	t.stats.instancesStarted.Add(1)
 	inst.mu.Lock()
 	snap := d
@@ -428,6 +436,7 @@ func (t *Tracer) shutdown(ctx context.Context) error {
 	def := t.def.Load()
 	t.defMu.Unlock()
 	def.End()
+	t.endOpenInstances()
 	for _, q := range t.queues {
 		q.close(ctx)
 	}
