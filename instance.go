@@ -241,6 +241,21 @@ func (i *Instance) dataLocked() InstanceData {
 	return d
 }
 
+// heldBytes is what an instance record holds beyond the fixed record
+// overhead (its strings, metadata and error), which the queue charges
+// against its byte cap.
+func (d *InstanceData) heldBytes() int {
+	n := len(d.Agent.Name) + len(d.Agent.Version) + len(d.Agent.ID) + len(d.Purpose) +
+		len(d.UserID) + len(d.GroupID) + len(d.Channel) + len(d.SessionID)
+	for k, v := range d.Metadata {
+		n += len(k) + len(v) + 16
+	}
+	if d.Error != nil {
+		n += len(d.Error.Type) + len(d.Error.Message)
+	}
+	return n
+}
+
 // SpanCounts counts an instance's spans by status, like the span_counts of
 // the Prefactor API. Finished = Complete + Failed + Cancelled.
 type SpanCounts struct {

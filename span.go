@@ -518,6 +518,31 @@ func (s *Span) updateInto(d *SpanData) {
 	d.PayloadError = s.payloadErr
 }
 
+// heldBytes is what the span's current state holds beyond the fixed
+// record overhead: every string and payload a record of it keeps, which
+// the queue charges against its byte cap. s.mu is held (or s is not yet
+// shared).
+func (s *Span) heldBytes() int {
+	n := len(s.typ) + len(s.name) + len(s.payload) + len(s.result) + len(s.payloadErr)
+	if s.err != nil {
+		n += len(s.err.Type) + len(s.err.Message)
+	}
+	if s.usage != nil {
+		n += detailsBytes(s.usage.Details)
+	}
+	return n
+}
+
+// detailsBytes is what a usage details map holds: its keys, its values and
+// a share of the map itself per entry.
+func detailsBytes(d map[string]int64) int {
+	n := 0
+	for k := range d {
+		n += len(k) + 8 + 16
+	}
+	return n
+}
+
 // isLLMType reports whether spans of this type are LLM calls: "llm" or a
 // namespaced "...:llm".
 func isLLMType(t string) bool {
