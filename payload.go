@@ -53,46 +53,48 @@ type encoded struct {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
+// valuePrefix wraps a payload that is not a JSON object: {"value": v}.
+const valuePrefix = `{"value":`
+
 // encodePayload snapshots v as a JSON object of at most limit bytes. The
 // snapshot goes to s's inline buffer when it fits and the buffer is free (s
-// may be nil), and to a new slice otherwise.
+// may be nil), and to a new slice otherwise. A value far over the limit is
+// cut before it is encoded (cutOversized), so that its cost is bounded by
+// the limit rather than by its size.
 func encodePayload(v any, spanType string, field PayloadField, limit int, redact Redactor, s *Span) encoded {
 	if v == nil {
 		return encoded{}
 	}
+	v, orig := cutOversized(v, limit)
 	bp := bufPool.Get().(*[]byte)
-	buf, err := appendValue((*bp)[:0], v)
+	defer putBuf(bp)
+	// Encode after room for the wrapper, so that a value that is not an
+	// object is wrapped in place.
+	buf := append((*bp)[:0], valuePrefix...)
+	buf, err := appendValue(buf, v)
+	*bp = buf
 	if err != nil {
-		*bp = buf[:0]
-		bufPool.Put(bp)
 		return encoded{data: errorMarker("encoding", err, v), err: err}
 	}
-	if !isObject(buf) {
-		wrapped := make([]byte, 0, len(buf)+10)
-		wrapped = append(wrapped, `{"value":`...)
-		wrapped = append(wrapped, buf...)
-		wrapped = append(wrapped, '}')
-		*bp = buf[:0]
-		bufPool.Put(bp)
-		buf = wrapped
-		bp = nil
+	out := buf[len(valuePrefix):]
+	if !isObject(out) {
+		buf = append(buf, '}')
+		*bp = buf
+		out = buf
 	}
-	out := buf
 	if redact != nil {
 		r, rerr := runRedactor(redact, spanType, field, out)
 		if rerr != nil {
-			putBuf(bp, buf)
 			return encoded{data: errorMarker("redaction", rerr, nil), err: rerr}
 		}
 		out = r
 	}
 	res := encoded{}
-	if len(out) > limit {
-		out = truncateJSON(out, limit)
+	if len(out) > limit || orig > 0 {
+		out = truncateJSON(out, limit, max(orig, len(out)))
 		res.truncated = true
 	}
 	res.data = s.keep(out)
-	putBuf(bp, buf)
 	return res
 }
 
@@ -106,11 +108,12 @@ func isNilPtr(v any) bool {
 	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
-func putBuf(bp *[]byte, buf []byte) {
-	if bp == nil || cap(buf) > 1<<20 {
+// putBuf returns a pooled buffer, unless it grew too large to keep.
+func putBuf(bp *[]byte) {
+	if cap(*bp) > 1<<20 {
 		return
 	}
-	*bp = buf[:0]
+	*bp = (*bp)[:0]
 	bufPool.Put(bp)
 }
 
@@ -124,7 +127,7 @@ func appendValue(b []byte, v any) (out []byte, err error) {
 	}()
 	switch x := v.(type) {
 	case appender:
-		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+		if isNilPtr(v) {
 			return append(b, "null"...), nil
 		}
 		return x.appendJSON(b, nil)
@@ -134,13 +137,12 @@ func appendValue(b []byte, v any) (out []byte, err error) {
 		return appendRaw(b, x)
 	case string:
 		return appendJSONString(b, x), nil
-	default:
-		enc, err := marshalValue(v)
-		if err != nil {
-			return b, err
-		}
-		return append(b, enc...), nil
 	}
+	enc, err := marshalValue(v)
+	if err != nil {
+		return b, err
+	}
+	return append(b, enc...), nil
 }
 
 // ErrInvalidJSON is the error recorded for a json.RawMessage or []byte
@@ -229,7 +231,7 @@ func searchMax(lo, hi int, f func(int) []byte) []byte {
 
 // previewMarker is the last resort: the marker plus the start of the
 // original text as a string, sized to fit.
-func previewMarker(in []byte, limit int) []byte {
+func previewMarker(in []byte, limit, orig int) []byte {
 	build := func(n int) []byte {
 		for n > 0 && n < len(in) && !utf8.RuneStart(in[n]) {
 			n--
@@ -238,7 +240,7 @@ func previewMarker(in []byte, limit int) []byte {
 		w.key(MarkerKey)
 		m := newObj(w.b)
 		m.boolean("truncated", true)
-		m.int("original_bytes", int64(len(in)))
+		m.int("original_bytes", int64(orig))
 		w.b = m.close()
 		w.strAlways("preview", string(in[:n]))
 		b := w.close()
