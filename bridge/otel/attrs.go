@@ -261,18 +261,33 @@ func (t *toolInput) read(b []byte) {
 	}
 }
 
+// read takes the tool result from a ToolOutput's "output". A result of
+// another shape is the tool result itself: the value agenttrace.Run
+// wrapped as {"value": v} is v, and any other object is kept whole.
 func (t *toolOutput) read(b []byte) {
+	var value []byte
+	members, found := 0, false
 	for m := newMembers(b); ; {
 		k, v, ok := m.next()
 		if !ok {
-			return
+			break
 		}
+		members++
 		switch string(k) {
 		case "output":
-			t.Output = v
+			t.Output, found = v, true
 		case "is_error":
 			t.IsError = string(v) == "true"
+		case "value":
+			value = v
 		}
+	}
+	switch {
+	case found || members == 0:
+	case members == 1 && value != nil:
+		t.Output = value
+	default:
+		t.Output = b
 	}
 }
 
