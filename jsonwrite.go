@@ -22,10 +22,9 @@ func appendJSONString(b []byte, s string) []byte { return jsonesc.AppendString(b
 
 // objWriter appends the members of one JSON object.
 type objWriter struct {
-	b     []byte
-	n     int
-	err   error
-	depth int
+	b   []byte
+	n   int
+	err error
 }
 
 func newObj(b []byte) objWriter { return objWriter{b: append(b, '{')} }

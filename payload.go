@@ -6,8 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
-	"sort"
+
 	"sync"
 	"unicode/utf8"
 )
@@ -253,13 +252,4 @@ func previewMarker(in []byte, limit, orig int) []byte {
 		return b
 	}
 	return []byte(`{"` + MarkerKey + `":{"truncated":true}}`)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return slices.Clip(keys)
 }

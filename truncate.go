@@ -3,6 +3,7 @@ package agenttrace
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -166,7 +167,7 @@ func appendAny(b []byte, v any, depth int) []byte {
 		return append(b, ']')
 	case map[string]any:
 		b = append(b, '{')
-		for i, k := range sortedKeys(x) {
+		for i, k := range slices.Sorted(maps.Keys(x)) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -296,7 +297,7 @@ func (t *truncator) fitObject(b []byte, x map[string]any, budget, depth int) []b
 	if depth+1 >= maxShrinkDepth || budget < 2 {
 		return appendAny(b, x, depth)
 	}
-	keys := sortedKeys(x)
+	keys := slices.Sorted(maps.Keys(x))
 	sizes := make([]int, len(keys))
 	costs := make([]int, len(keys))
 	for i, k := range keys {
