@@ -65,6 +65,11 @@ func encodePayload(v any, spanType string, field PayloadField, limit int, redact
 		return encoded{}
 	}
 	v, orig := cutOversized(v, limit)
+	if orig == 0 {
+		if data, ok := encodeSized(v, limit, redact); ok {
+			return encoded{data: data}
+		}
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer putBuf(bp)
 	// Encode after room for the wrapper, so that a value that is not an
@@ -95,6 +100,30 @@ func encodePayload(v any, spanType string, field PayloadField, limit int, redact
 	}
 	res.data = s.keep(out)
 	return res
+}
+
+// encodeSized encodes a large typed payload straight into a slice of its
+// estimated size, which the span then keeps: no pooled buffer and no copy.
+// It reports false, for the general path, if v gives no estimate (only the
+// LLM payloads do), the estimate is small (the inline buffer may take it)
+// or over limit, a redactor must see the payload first, or the encoding
+// fails or outgrows the limit.
+func encodeSized(v any, limit int, redact Redactor) ([]byte, bool) {
+	var n int
+	switch x := v.(type) {
+	case LLMRequest:
+		n = x.sizeHint()
+	case LLMResponse:
+		n = x.sizeHint()
+	}
+	if redact != nil || n <= inlineSize || n > limit {
+		return nil, false
+	}
+	b, err := appendValue(make([]byte, 0, n+n/8+64), v)
+	if err != nil || len(b) > limit {
+		return nil, false
+	}
+	return clip(b), true
 }
 
 // clip drops b's spare capacity, so that an append to a record's payload

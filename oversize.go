@@ -110,6 +110,25 @@ func messageSize(m *Message) int {
 	return n
 }
 
+// sizeHint estimates the encoded size of r from its strings.
+func (r LLMRequest) sizeHint() int {
+	n := len(r.Operation) + len(r.Provider) + len(r.Model) + len(r.System) + messagesSize(r.Messages) + 96
+	for i := range r.Tools {
+		n += len(r.Tools[i].Name) + len(r.Tools[i].Description) + len(r.Tools[i].Parameters) + 48
+	}
+	return n
+}
+
+// sizeHint estimates the encoded size of r from its strings.
+func (r LLMResponse) sizeHint() int {
+	n := len(r.ID) + len(r.Model) + len(r.Text) + len(r.FinishReason) + messagesSize(r.Messages) + 160
+	for i := range r.ToolCalls {
+		c := &r.ToolCalls[i]
+		n += len(c.ID) + len(c.Name) + len(c.Arguments) + 32
+	}
+	return n
+}
+
 // cutMessages keeps the leading messages of ms that fit in about limit
 // bytes (at least one, its content cut to limit), in a new slice.
 func cutMessages(ms []Message, limit int) []Message {
