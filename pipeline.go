@@ -66,7 +66,7 @@ func (t *Tracer) emitSpan(kind RecordKind, s *Span) {
 	if len(t.queues) == 0 {
 		return
 	}
-	size := recordOverhead + len(s.payload) + len(s.result)
+	size := recordOverhead + s.heldBytes()
 	for _, q := range t.queues {
 		q.pushSpan(kind, s, size)
 	}
@@ -78,7 +78,7 @@ func (t *Tracer) emitInstance(kind RecordKind, inst *Instance, d *InstanceData) 
 	if len(t.queues) == 0 {
 		return
 	}
-	rec := Record{Kind: kind, Instance: d, inst: inst, size: recordOverhead}
+	rec := Record{Kind: kind, Instance: d, inst: inst, size: recordOverhead + d.heldBytes()}
 	for _, q := range t.queues {
 		q.pushInstance(&rec, inst)
 	}

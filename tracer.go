@@ -14,7 +14,7 @@ import (
 // no-op. All methods are safe for concurrent use.
 type Tracer struct {
 	cfg    config
-	types  map[string]*typeHint
+	types  map[string]struct{} // names of the registered span types
 	schema *SchemaVersion
 	queues []*queue
 	stats  tracerCounters
@@ -129,9 +129,9 @@ func New(opts ...Option) (*Tracer, error) {
 		return nil, err
 	}
 	sv := newSchemaVersion(types)
-	t := &Tracer{cfg: cfg, types: make(map[string]*typeHint, len(types)), schema: &sv}
+	t := &Tracer{cfg: cfg, types: make(map[string]struct{}, len(types)), schema: &sv}
 	for name := range types {
-		t.types[name] = &typeHint{}
+		t.types[name] = struct{}{}
 	}
 	for i, e := range cfg.exporters {
 		t.queues = append(t.queues, newQueue(t, i, e))
@@ -163,12 +163,20 @@ func (t *Tracer) Agent() Agent {
 	return t.cfg.agent
 }
 
-func (t *Tracer) now() time.Time { return t.cfg.clock() }
+// now reads the tracer's clock; a clock given with WithClock that panics
+// or returns the zero time is replaced by time.Now for that reading
+// (counted in Stats.HookPanics when it panicked).
+func (t *Tracer) now() time.Time {
+	if !t.cfg.clockSet {
+		return t.cfg.clock()
+	}
+	return t.userNow()
+}
 
 func (t *Tracer) illegal() { t.stats.illegal.Add(1) }
 
-func (t *Tracer) encode(v any, spanType string, field PayloadField, s *Span, big *atomic.Bool) encoded {
-	enc := encodePayload(v, spanType, field, t.cfg.payloadLimit, t.cfg.redactor, s, big)
+func (t *Tracer) encode(v any, spanType string, field PayloadField, s *Span) encoded {
+	enc := encodePayload(v, spanType, field, t.cfg.payloadLimit, t.cfg.redactor, s)
 	if enc.truncated {
 		t.stats.truncated.Add(1)
 	}
@@ -239,8 +247,9 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 	if spanType == "" {
 		spanType = "unknown"
 	}
-	hint, ok := t.types[spanType]
-	if !ok {
+	spanType = clipString(spanType, MaxNameBytes)
+	sc.name = clipString(sc.name, MaxNameBytes)
+	if _, ok := t.types[spanType]; !ok {
 		t.stats.unknownTypes.Add(1)
 	}
 	now := sc.start
@@ -256,15 +265,25 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 		s.startedAt = now
 	}
 	if payload != nil {
-		enc := t.encode(payload, spanType, PayloadParams, s, hint.field(PayloadParams))
+		enc := t.encode(payload, spanType, PayloadParams, s)
 		s.payload = enc.data
 		if enc.err != nil {
-			s.payloadErr = enc.err.Error()
+			s.payloadErr = clipString(safeErrorString(enc.err), MaxErrorMessage)
 		}
+	}
+	s.ctx = spanCtx{Context: ctx, s: s}
+	// The stripe's end lock orders this start with the instance's end:
+	// the span joins the instance before it ends, or not at all.
+	st := &inst.stripes[stripe(s.id)]
+	st.end.Lock()
+	defer st.end.Unlock()
+	if inst.ended.Load() {
+		t.illegal()
+		return ctx, nil
 	}
 	t.stats.spans[stripe(s.id)].started.Add(1)
 	inst.move(s.id, 0, status)
-	s.ctx = spanCtx{Context: ctx, s: s}
+	st.link(s)
 	t.emitSpan(SpanStarted, s) // s is not shared yet: no lock needed
 	return &s.ctx, s
 }
@@ -311,9 +330,7 @@ func (t *Tracer) newInstance(def bool, opts []InstanceOption, cancel context.Can
 	d.ID = newID(d.StartedAt)
 	d.Status = StatusActive
 	inst := &Instance{t: t, id: d.ID, base: d, status: StatusActive, cancel: cancel}
-	if t.terminable {
-		t.live.add(inst)
-	}
+	t.live.add(inst)
 	t.stats.instancesStarted.Add(1)
 	inst.mu.Lock()
 	snap := d
@@ -419,6 +436,7 @@ func (t *Tracer) shutdown(ctx context.Context) error {
 	def := t.def.Load()
 	t.defMu.Unlock()
 	def.End()
+	t.endOpenInstances()
 	for _, q := range t.queues {
 		q.close(ctx)
 	}

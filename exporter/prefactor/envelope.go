@@ -1,7 +1,7 @@
 package prefactor
 
 import (
-	"github.com/agenttrace/agenttrace/exporter/prefactor/internal/jsonscan"
+	"github.com/agenttrace/agenttrace/internal/jsonscan"
 )
 
 // fastEnvelope decodes an answer with the scanner, for the common shapes:

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agenttrace/agenttrace"
-	"github.com/agenttrace/agenttrace/exporter/prefactor/internal/jsonscan"
+	"github.com/agenttrace/agenttrace/internal/jsonscan"
 )
 
 func TestBreaker(t *testing.T) {

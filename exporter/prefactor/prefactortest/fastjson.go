@@ -1,6 +1,6 @@
 package prefactortest
 
-import "github.com/agenttrace/agenttrace/exporter/prefactor/internal/jsonscan"
+import "github.com/agenttrace/agenttrace/internal/jsonscan"
 
 // A fast decoder for the bodies the server reads most: bulk requests and
 // single requests, into union. It handles the common shapes only and

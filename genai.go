@@ -2,6 +2,8 @@ package agenttrace
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strconv"
 )
 
@@ -38,7 +40,7 @@ func (u Usage) appendJSON(b []byte, err error) ([]byte, error) {
 	if len(u.Details) > 0 {
 		w.key("details")
 		d := newObj(w.b)
-		for _, k := range sortedKeys(u.Details) {
+		for _, k := range slices.Sorted(maps.Keys(u.Details)) {
 			d.anyKey(k)
 			d.b = strconv.AppendInt(d.b, u.Details[k], 10)
 		}
