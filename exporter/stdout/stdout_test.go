@@ -280,7 +280,9 @@ func TestWriteErrorIsReturned(t *testing.T) {
 	require.ErrorContains(t, err, "disk full")
 	require.Equal(t, 2, w.n, "a failed write does not stop the rest of the batch")
 	require.Equal(t, "disk full", tr.Stats().LastError)
-	require.NoError(t, tr.Shutdown(context.Background()))
+	var de *agenttrace.DeliveryError
+	require.ErrorAs(t, tr.Shutdown(context.Background()), &de)
+	require.EqualValues(t, 4, de.Failed, "two instances, started and ended")
 }
 
 func TestExportAfterShutdown(t *testing.T) {
