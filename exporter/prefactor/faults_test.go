@@ -137,6 +137,8 @@ func TestOneRejectedRecord(t *testing.T) {
 			require.Equal(t, "complete", h.srv.Instances()[0].Status)
 			es := h.exp.Stats()
 			require.EqualValues(t, 1, es.Rejected)
+			require.EqualValues(t, 1, es.Skipped, "the child of the rejected span")
+			require.Zero(t, es.GaveUp, "no deadline passed")
 			require.Contains(t, h.errs.all()[0].Error(), "validation_errors")
 			require.Contains(t, es.LastError, "skipped", "its child was not sent without it")
 			st := h.tr.Stats().Exporters[0]

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -349,4 +350,36 @@ func TestFailedInstanceAndAlteredPayload(t *testing.T) {
 │ error: context deadline exceeded
 └─ tool dump  complete  10ms  tool returned an error  payload altered (truncated or unencodable)
 `, buf.String())
+}
+
+// A record that cannot be encoded as JSON (a NaN cost) costs only itself:
+// the rest of the batch is written, and it is counted failed.
+func TestJSONLinesBadValueLosesOnlyItsRecord(t *testing.T) {
+	var buf bytes.Buffer
+	tr := newTracer(t, stdout.New(stdout.WithWriter(&buf), stdout.WithJSONLines()))
+	ctx, inst := tr.StartInstance(context.Background())
+	for i := range 50 {
+		_, s := tr.Start(ctx, "llm", nil)
+		if i == 17 {
+			s.SetCost(agenttrace.Cost{Total: math.NaN(), Currency: "USD"})
+		}
+		s.End()
+	}
+	inst.End()
+	err := tr.Flush(context.Background())
+	var pe *agenttrace.PartialError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, []int{18}, pe.Failed, "the instance start, then spans 0-16, then the NaN one")
+	require.ErrorContains(t, err, "unsupported value: NaN")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	require.Len(t, lines, 51, "52 records, one lost")
+	for _, l := range lines {
+		require.True(t, json.Valid([]byte(l)), l)
+	}
+	st := tr.Stats()
+	require.EqualValues(t, 1, st.Failed)
+	require.EqualValues(t, 51, st.Exported)
+	var de *agenttrace.DeliveryError
+	require.ErrorAs(t, tr.Shutdown(context.Background()), &de)
+	require.EqualValues(t, 1, de.Failed)
 }
