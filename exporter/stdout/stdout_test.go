@@ -272,18 +272,31 @@ func (w *failWriter) Write(p []byte) (int, error) {
 
 func TestWriteErrorIsReturned(t *testing.T) {
 	w := &failWriter{}
-	tr := newTracer(t, stdout.New(stdout.WithWriter(w)))
-	for range 2 {
-		_, inst := tr.StartInstance(context.Background())
-		inst.End()
+	exp := stdout.New(stdout.WithWriter(w))
+	// One batch with two instances, each started and ended: two trees.
+	var batch []agenttrace.Record
+	for i := range 2 {
+		d := &agenttrace.InstanceData{ID: agenttrace.ID{byte(i + 1)}, Status: agenttrace.StatusActive}
+		end := *d
+		end.Status = agenttrace.StatusComplete
+		batch = append(batch, agenttrace.Record{Kind: agenttrace.InstanceStarted, Instance: d},
+			agenttrace.Record{Kind: agenttrace.InstanceEnded, Instance: &end})
 	}
-	err := tr.Flush(context.Background())
+	err := exp.Export(context.Background(), batch)
 	require.ErrorContains(t, err, "disk full")
 	require.Equal(t, 2, w.n, "a failed write does not stop the rest of the batch")
+	require.NoError(t, exp.Shutdown(context.Background()))
+
+	// Through a tracer, the error is counted and reported.
+	w2 := &failWriter{}
+	tr := newTracer(t, stdout.New(stdout.WithWriter(w2)))
+	_, inst := tr.StartInstance(context.Background())
+	inst.End()
+	_ = tr.Flush(context.Background())
 	require.Equal(t, "disk full", tr.Stats().LastError)
 	var de *agenttrace.DeliveryError
 	require.ErrorAs(t, tr.Shutdown(context.Background()), &de)
-	require.EqualValues(t, 4, de.Failed, "two instances, started and ended")
+	require.EqualValues(t, 2, de.Failed, "the instance, started and ended")
 }
 
 func TestExportAfterShutdown(t *testing.T) {
