@@ -5,8 +5,7 @@
 //	if err != nil {
 //		return err
 //	}
-//	tracer, err := agenttrace.New(agenttrace.WithExporter(exp),
-//		agenttrace.WithExportTimeout(3*time.Minute))
+//	tracer, err := agenttrace.New(agenttrace.WithExporter(exp))
 //
 // An instance is registered (with the tracer's span types as its schema
 // version, identified by a hash of their content), started and finished;
@@ -14,24 +13,32 @@
 // they start and end within one batch window) and finished when they end.
 // The exporter chooses every ID itself (PFIDs built from the agenttrace
 // ULIDs in the agent's partition), so a child never waits for its parent's
-// answer, and batches go to the bulk endpoint, one instance's operations in
-// order, several instances at once.
+// answer, and an answer that gives one of its IDs another value is not
+// believed (ErrIDMismatch).
+//
+// The exporter is an agenttrace.AsyncExporter. Each instance has a lane:
+// its operations go in order (as bulk requests where the server has the
+// bulk endpoint), several lanes at once, so a slow instance holds up only
+// itself; each record is reported to the tracer when it is delivered,
+// refused or given up, so the tracer's Stats count what reached the server.
 //
 // Every mutating request carries an idempotency key that stays the same on
 // every retry. Network errors, timeouts, 429 and 5xx are retried with
-// exponential backoff and jitter, honouring Retry-After, within a deadline
-// per operation; a circuit breaker stops requests during an outage and lets
-// one probe through now and then. A 409 on a finish means it is finished
-// already; 401 and 403 stop the exporter with one error (recording goes
-// on; the records are counted as failed); any other 4xx drops that one
-// record, counted and logged, and the rest flows on.
+// exponential backoff and jitter, honouring Retry-After; an operation gives
+// up Retry.Deadline after it reached the exporter, and nothing else cuts it
+// short (the tracer's export timeout does not apply). A circuit breaker
+// stops requests during an outage and lets one probe through per cooldown;
+// its success releases every lane at once. A 409 on a finish means it is
+// finished already; 401 and 403 stop the exporter with one error
+// (recording goes on; the records are counted as failed); any other 4xx
+// fails that one record, counted and logged, and the rest flows on.
 //
 // The exporter is an agenttrace.Terminator: when the API says an instance
 // was terminated (a control signal on a span answer, or a poll of the
 // running instances every 30 seconds), the instance's context is cancelled
 // with an *agenttrace.TerminatedError cause.
 //
-// The token never appears in logs, errors or Stats.
+// The token never appears in logs, errors, Stats, String or GoString.
 package prefactor
 
 import (
