@@ -114,4 +114,6 @@ func waitJS(expr string) chromedp.Action[chromedp.Void] {
 }
 
 // visible waits until an element matching the CSS selector is visible.
-func visible(css string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.CSS(css)) }
+func visible(css string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS(css))
+}
