@@ -351,6 +351,8 @@ func (a *API) apply(tx Tx, o *operation) (Answer, error) {
 		return a.createSpan(tx, r)
 	case *FinishSpanRequest:
 		return a.finishSpan(tx, o.id, r)
+	case *CreateAgentRequest, *UpdateAgentRequest, *AgentActionRequest:
+		return a.applyAgent(tx, o)
 	}
 	return errAnswer(notFound("endpoint")), nil
 }

@@ -140,5 +140,8 @@ CREATE TABLE spans (
 	finishes       INTEGER NOT NULL
 );
 CREATE INDEX spans_instance ON spans(instance_id, seq);
+`, // 2: the runs of a session, for a session view.
+	`
+CREATE INDEX instances_session ON instances(agent_id, session_id, start_key, id);
 `,
 }
