@@ -30,7 +30,7 @@ func (c *call) document(b []byte) {
 		b = bytes.TrimSpace(b)
 		if len(b) > 0 && b[0] == '[' {
 			// A streamed response read as one document.
-			f := arrayFramer{c: c}
+			f := arrayFramer{emit: c.event, drop: c.dropped}
 			f.write(b)
 			ok = true
 		} else {

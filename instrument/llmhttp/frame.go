@@ -20,7 +20,8 @@ const maxEvent = 8 << 20
 // sseFramer splits text/event-stream bodies (the WHATWG algorithm: lines
 // end in LF, CRLF or CR; data lines join with LF; a blank line dispatches).
 type sseFramer struct {
-	c       *call
+	emit    func(name, data []byte)
+	drop    func()
 	partial []byte
 	event   []byte
 	data    []byte
@@ -103,9 +104,9 @@ func (f *sseFramer) line(l []byte) {
 
 func (f *sseFramer) dispatch() {
 	if f.tooBig {
-		f.c.out.parseErrors++
+		f.drop()
 	} else if f.hasData {
-		f.c.event(f.event, f.data)
+		f.emit(f.event, f.data)
 	}
 	f.event, f.data, f.hasData, f.tooBig = f.event[:0], f.data[:0], false, false
 }
@@ -127,7 +128,8 @@ func (f *sseFramer) end(eof bool) {
 // arrayFramer splits a JSON array of objects (Gemini's
 // streamGenerateContent without alt=sse) into its elements as they arrive.
 type arrayFramer struct {
-	c      *call
+	emit   func(name, data []byte)
+	drop   func()
 	depth  int
 	inStr  bool
 	esc    bool
@@ -189,9 +191,9 @@ func (f *arrayFramer) appendElem(p []byte) {
 
 func (f *arrayFramer) flush() {
 	if f.tooBig {
-		f.c.out.parseErrors++
+		f.drop()
 	} else {
-		f.c.event(nil, f.elem)
+		f.emit(nil, f.elem)
 	}
 	f.elem, f.inElem, f.tooBig = f.elem[:0], false, false
 }

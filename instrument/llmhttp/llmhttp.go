@@ -419,10 +419,10 @@ func (c *call) response(ctx context.Context, res *http.Response) {
 	ct := res.Header.Get("Content-Type")
 	switch {
 	case bytes.HasPrefix([]byte(ct), []byte("text/event-stream")):
-		c.framer = &sseFramer{c: c}
+		c.framer = &sseFramer{emit: c.event, drop: c.dropped}
 		c.stream = true
 	case c.route.api == apiGemini && c.route.stream:
-		c.framer = &arrayFramer{c: c}
+		c.framer = &arrayFramer{emit: c.event, drop: c.dropped}
 	default:
 		c.framer = &jsonFramer{c: c, max: c.cfg.maxResponse}
 	}
@@ -534,6 +534,9 @@ func (c *call) feed(p []byte) {
 	}()
 	c.framer.write(p)
 }
+
+// dropped counts an event too big to parse.
+func (c *call) dropped() { c.out.parseErrors++ }
 
 // firstToken marks the time to first token at the first content delta.
 func (c *call) firstToken() {
