@@ -47,12 +47,12 @@ import (
 //
 // Token usage is read from gen_ai.usage.input_tokens and output_tokens
 // (inclusive of cache tokens, as the conventions define them), with the
-// details cache_read (gen_ai.usage.cache_read.input_tokens),
-// cache_creation (gen_ai.usage.cache_creation.input_tokens, or the
+// details agenttrace.UsageCacheRead (gen_ai.usage.cache_read.input_tokens),
+// UsageCacheWrite (gen_ai.usage.cache_creation.input_tokens, or the
 // gen_ai.usage.cache_write.input_tokens anthropic-sdk-go emits), its
-// cache_creation_5m and cache_creation_1h parts (anthropic-sdk-go's
+// UsageCacheWrite5m and UsageCacheWrite1h parts (anthropic-sdk-go's
 // anthropic.usage.cache_creation.ephemeral_5m/1h_input_tokens) and
-// reasoning (gen_ai.usage.reasoning.output_tokens).
+// UsageReasoning (gen_ai.usage.reasoning.output_tokens).
 //
 // Times are the OTel spans': a span starts at its start time
 // (agenttrace.WithStartTime) and ends at its end time (EndAt, FailAt), its
@@ -740,12 +740,12 @@ var usageDetailKeys = []struct {
 	key  attribute.Key
 	name string
 }{
-	{KeyUsageCacheReadInputTokens, "cache_read"},
-	{KeyUsageCacheCreationInputTokens, "cache_creation"},
-	{keyUsageCacheWriteInputTokens, "cache_creation"},
-	{keyAnthropicCacheCreation5m, "cache_creation_5m"},
-	{keyAnthropicCacheCreation1h, "cache_creation_1h"},
-	{KeyUsageReasoningOutputTokens, "reasoning"},
+	{KeyUsageCacheReadInputTokens, agenttrace.UsageCacheRead},
+	{KeyUsageCacheCreationInputTokens, agenttrace.UsageCacheWrite},
+	{keyUsageCacheWriteInputTokens, agenttrace.UsageCacheWrite},
+	{keyAnthropicCacheCreation5m, agenttrace.UsageCacheWrite5m},
+	{keyAnthropicCacheCreation1h, agenttrace.UsageCacheWrite1h},
+	{KeyUsageReasoningOutputTokens, agenttrace.UsageReasoning},
 }
 
 // Usage keys read besides the conventions' (semconv.go belongs to the

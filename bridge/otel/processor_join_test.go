@@ -82,7 +82,7 @@ func TestProcessorJoinsAgenttraceSpan(t *testing.T) {
 				assert.Equal(t, agent.ID(), l.ParentID)
 				require.NotNil(t, l.Usage)
 				assert.Equal(t, agenttrace.Usage{PromptTokens: 1110, CompletionTokens: 20, TotalTokens: 1130, Details: map[string]int64{
-					"cache_read": 100, "cache_creation": 1000, "cache_creation_5m": 600, "cache_creation_1h": 400,
+					agenttrace.UsageCacheRead: 100, agenttrace.UsageCacheWrite: 1000, agenttrace.UsageCacheWrite5m: 600, agenttrace.UsageCacheWrite1h: 400,
 				}}, *l.Usage)
 				assert.JSONEq(t, `"end_turn"`, jsonField(t, l.Result, "finish_reason"))
 				assert.Equal(t, time.Millisecond, l.TimeToFirstToken())

@@ -434,10 +434,10 @@ func usageOf(prompt, completion, total, cached, reasoning int) *agenttrace.Usage
 	if cached > 0 || reasoning > 0 {
 		u.Details = map[string]int64{}
 		if cached > 0 {
-			u.Details["cache_read"] = int64(cached)
+			u.Details[agenttrace.UsageCacheRead] = int64(cached)
 		}
 		if reasoning > 0 {
-			u.Details["reasoning"] = int64(reasoning)
+			u.Details[agenttrace.UsageReasoning] = int64(reasoning)
 		}
 	}
 	return u

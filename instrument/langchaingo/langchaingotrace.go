@@ -641,10 +641,10 @@ func usage(info map[string]any) *agenttrace.Usage {
 		out, _ := n("OutputTokens")
 		u.PromptTokens, u.CompletionTokens = in+read+write, out
 		if read > 0 {
-			details["cache_read"] = read
+			details[agenttrace.UsageCacheRead] = read
 		}
 		if write > 0 {
-			details["cache_creation"] = write
+			details[agenttrace.UsageCacheWrite] = write
 		}
 	} else if in, ok := n("PromptTokens"); ok {
 		// OpenAI, Gemini, Ollama: prompt tokens include the cached ones.
@@ -652,12 +652,12 @@ func usage(info map[string]any) *agenttrace.Usage {
 		u.PromptTokens, u.CompletionTokens = in, out
 		u.TotalTokens, _ = n("TotalTokens")
 		if c, _ := n("PromptCachedTokens"); c > 0 {
-			details["cache_read"] = c
+			details[agenttrace.UsageCacheRead] = c
 		} else if c, _ := n("CachedTokens"); c > 0 {
-			details["cache_read"] = c
+			details[agenttrace.UsageCacheRead] = c
 		}
 		if r, _ := n("ReasoningTokens"); r > 0 {
-			details["reasoning"] = r
+			details[agenttrace.UsageReasoning] = r
 		}
 	} else {
 		return nil
