@@ -50,6 +50,13 @@ type Config struct {
 	// AgentID and EnvironmentID are the deployment's (Deployment) or the
 	// defaults (see RequireIDs).
 	AgentID, EnvironmentID string
+	// RequireKeys makes idempotency_key required on every single mutating
+	// request, as this project's exporter always sends one. Without it a
+	// request without a key is applied as it comes, without replay
+	// protection: the reference makes the key optional there, and the
+	// official TypeScript SDK as published (0.2.x) sends none. Bulk items
+	// always need one.
+	RequireKeys bool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -196,7 +203,7 @@ func (a *API) Do(ctx context.Context, ep Endpoint, id string, body []byte, query
 	if e != nil {
 		return errAnswer(e)
 	}
-	if ep == EndpointTerminate && o.key == nil {
+	if o.key == nil && (ep == EndpointTerminate || !a.cfg.RequireKeys) {
 		var ans Answer
 		err := a.update(ctx, func(tx Tx) error {
 			var err error

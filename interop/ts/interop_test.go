@@ -17,17 +17,21 @@ func TestOfficialSDKIntoPrefactortest(t *testing.T) {
 	t.Run("as published", func(t *testing.T) {
 		// The TypeScript SDK never sends environment_id, which an
 		// account-scoped token requires: it works with deployment tokens.
+		// As published (0.2.9, the only version on npm) it sends no
+		// idempotency keys, which the reference makes optional.
+		srv := prefactortest.NewServer(prefactortest.WithDeploymentToken(), prefactortest.WithOptionalKeys())
+		defer srv.Close()
+		sum, err := tsinterop.Run(t, srv.URL, srv.Token(), "")
+		require.NoError(t, err)
+		checkRun(t, srv, sum)
+	})
+	t.Run("refused by a server that requires keys", func(t *testing.T) {
 		srv := prefactortest.NewServer(prefactortest.WithDeploymentToken())
 		defer srv.Close()
 		sum, err := tsinterop.Run(t, srv.URL, srv.Token(), "")
-		if err != nil && rejectedForKeys(srv, sum) {
-			// A known mismatch, reported: the reference makes
-			// idempotency_key optional, prefactortest requires it, and
-			// @prefactor/core 0.2.9 (the only version on npm) sends none.
-			t.Skipf("KNOWN MISMATCH, not a pass: prefactortest (internal/prefactorapi/api.go, the idempotency_key check) answers 422 idempotency_key required to every request of @prefactor/core 0.2.9, which sends no idempotency keys (the API reference makes them optional): %v", err)
-		}
-		require.NoError(t, err)
-		checkRun(t, srv, sum)
+		require.Error(t, err)
+		require.True(t, rejectedForKeys(srv, sum), "every refusal is a 422 naming idempotency_key: %v", sum.Errors)
+		require.Empty(t, srv.Instances(), "nothing of the refused requests is stored")
 	})
 	t.Run("with idempotency keys added", func(t *testing.T) {
 		srv := prefactortest.NewServer(prefactortest.WithDeploymentToken())

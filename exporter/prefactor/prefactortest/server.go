@@ -228,6 +228,7 @@ type config struct {
 	deployment bool
 	noBulk     bool
 	partition  uint32
+	optKeys    bool
 }
 
 // Option configures NewServer.
@@ -243,6 +244,13 @@ func WithDeploymentToken() Option { return func(c *config) { c.deployment = true
 
 // WithoutBulk makes the bulk endpoint answer 404, like an older server.
 func WithoutBulk() Option { return func(c *config) { c.noBulk = true } }
+
+// WithOptionalKeys accepts single mutating requests without an
+// idempotency_key, applying them without replay protection, as the API
+// reference allows (the official TypeScript SDK 0.2.x sends none). By
+// default the server requires one, as this project's exporter always sends
+// it; bulk items need one either way.
+func WithOptionalKeys() Option { return func(c *config) { c.optKeys = true } }
 
 // WithPartition sets the account partition of the IDs the server makes
 // and of the IDs it accepts from clients (masked to 30 bits; default
@@ -296,7 +304,7 @@ func NewServer(opts ...Option) *Server {
 	s.agentID = prefactorapi.NewPFID(cfg.partition)
 	s.envID = prefactorapi.NewPFID(cfg.partition)
 	api, err := prefactorapi.New(s.store, prefactorapi.Config{AccountID: s.accountID, Deployment: cfg.deployment,
-		RequireIDs: true, AgentID: s.agentID, EnvironmentID: s.envID})
+		RequireIDs: true, RequireKeys: !cfg.optKeys, AgentID: s.agentID, EnvironmentID: s.envID})
 	if err != nil {
 		panic(err) // the account ID is made above: a PFID
 	}

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -107,12 +106,10 @@ func TestOfficialSDKIntoServer(t *testing.T) {
 			t.Run("as published", func(t *testing.T) {
 				st := sc.open(t)
 				hs := startServer(t, st)
+				// @prefactor/core 0.2.9, the only version on npm, sends no
+				// idempotency keys; the server takes them as optional, as
+				// the reference does.
 				sum, err := tsinterop.Run(t, hs.URL, token, "")
-				if err != nil && strings.Contains(strings.Join(sum.Errors, "\n"), "idempotency_key: required") {
-					insts, _ := stored(t, st)
-					require.Empty(t, insts, "nothing of the refused requests is stored")
-					t.Skipf("KNOWN MISMATCH, not a pass: the server (internal/prefactorapi/api.go, checkKey) answers 422 idempotency_key required to @prefactor/core 0.2.9, which sends no idempotency keys (the API reference makes them optional): %v", err)
-				}
 				require.NoError(t, err)
 				checkSDKRun(t, st, sum)
 			})
