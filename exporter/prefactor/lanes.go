@@ -95,6 +95,7 @@ type lane struct {
 // enqueue hands an operation to its instance's lane, starting the lane's
 // goroutine if it is idle.
 func (e *Exporter) enqueue(o *op) {
+	o.resume() // released from a deferred ancestor: a Flush waits for it now
 	o.deadline = e.clock.Now().Add(e.cfg.retry.Deadline)
 	e.lanesMu.Lock()
 	l := e.lanes[o.inst]
@@ -346,6 +347,15 @@ func (s *syncSink) Done(i int, err error) {
 		}
 	}
 	s.ack(i, 2)
+}
+
+func (s *syncSink) Resume(i int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen[i] == 1 && s.open > 0 {
+		s.seen[i] = 0
+		s.open++
+	}
 }
 
 func (s *syncSink) Hold(i int) {

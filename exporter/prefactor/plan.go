@@ -12,6 +12,7 @@ import (
 type sink interface {
 	Done(i int, err error)
 	Hold(i int)
+	Resume(i int)
 }
 
 // recRef is one record's completion: it is reported done when the last
@@ -28,6 +29,13 @@ type recRef struct {
 func (r *recRef) hold() {
 	if r.held.CompareAndSwap(false, true) {
 		r.sink.Hold(r.idx)
+	}
+}
+
+// resume reports a held record on its way again.
+func (r *recRef) resume() {
+	if r.held.Load() && r.held.CompareAndSwap(true, false) {
+		r.sink.Resume(r.idx)
 	}
 }
 
@@ -143,6 +151,15 @@ func (o *op) finish(err error) {
 	for _, r := range o.refs {
 		if r != nil {
 			r.opDone(err)
+		}
+	}
+}
+
+// resume marks the operation's held records on their way again.
+func (o *op) resume() {
+	for _, r := range o.refs {
+		if r != nil {
+			r.resume()
 		}
 	}
 }
