@@ -63,6 +63,8 @@ type op struct {
 	// chosen: the last body sent carried an ID the exporter chose, which
 	// an answer must not change.
 	chosen bool
+	// own holds the recRef of the record whose first operation this is.
+	own recRef
 }
 
 func (o *op) key() string { return string(o.appendKey(make([]byte, 0, keyLen))) }
