@@ -42,6 +42,7 @@
 package prefactor
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -392,16 +393,8 @@ func (e *Exporter) schemaJSON(sv *agenttrace.SchemaVersion) []byte {
 
 // agentVersion picks the agent name and version external identifier.
 func (e *Exporter) agentVersion(a agenttrace.Agent) (name, version string) {
-	pick := func(vals ...string) string {
-		for _, v := range vals {
-			if v != "" {
-				return v
-			}
-		}
-		return ""
-	}
-	return pick(e.cfg.agentName, a.Name, e.cfg.envAgentName, "agent"),
-		pick(e.cfg.agentVers, a.Version, e.cfg.envAgent, "v1.0.0")
+	return cmp.Or(e.cfg.agentName, a.Name, e.cfg.envAgentName, "agent"),
+		cmp.Or(e.cfg.agentVers, a.Version, e.cfg.envAgent, "v1.0.0")
 }
 
 // Shutdown waits until the lanes delivered or gave up on every operation
