@@ -173,6 +173,8 @@ type queue struct {
 	index       map[*Span]int
 	merged      []entry
 	recs        []Record // the records of a synchronous batch (worker only)
+	metas       []recMeta
+	states      []atomic.Uint32
 	lists       [][]entry
 	heads       []int
 	nextSeq     uint64 // the sequence number the next take starts at
@@ -373,27 +375,23 @@ func (q *queue) limits(kind RecordKind) (maxRecs, maxBytes int) {
 // counted.
 func (q *queue) reserveOrWait(sh *shard, kind RecordKind, size int) (queued int, ok bool) {
 	maxRecs, maxBytes := q.limits(kind)
-	var deadline *time.Timer
-	defer func() {
-		if deadline != nil {
-			deadline.Stop()
-		}
-	}()
+	queued, ok, reason := q.reserve(1, size, maxRecs, maxBytes)
+	switch {
+	case ok:
+		return queued, true
+	case q.t.cfg.blockTimeout <= 0:
+		sh.dropped[reason]++
+		return 0, false
+	}
+	deadline := time.NewTimer(q.t.cfg.blockTimeout)
+	defer deadline.Stop()
 	for {
-		queued, ok, reason := q.reserve(1, size, maxRecs, maxBytes)
-		if ok {
-			return queued, true
-		}
-		if q.t.cfg.blockTimeout <= 0 {
-			sh.dropped[reason]++
-			return 0, false
-		}
-		if deadline == nil {
-			deadline = time.NewTimer(q.t.cfg.blockTimeout)
-		}
 		if r, waited := q.waitForRoom(sh, deadline.C); !waited {
 			sh.dropped[r]++
 			return 0, false
+		}
+		if queued, ok, _ := q.reserve(1, size, maxRecs, maxBytes); ok {
+			return queued, true
 		}
 	}
 }
@@ -703,12 +701,20 @@ func (q *queue) exportAll() {
 			continue
 		}
 		if q.async != nil {
-			q.submit(q.newBatch(batch, make([]Record, len(batch))))
+			n := len(batch)
+			q.submit(q.newBatch(batch, make([]Record, n), make([]recMeta, n), make([]atomic.Uint32, n)))
 			continue
 		}
-		q.recs = slices.Grow(q.recs[:0], len(batch))[:len(batch)]
-		q.exportSync(q.newBatch(batch, q.recs[:len(batch):len(batch)]))
+		// A synchronous batch is settled before the next one is made: its
+		// buffers are the worker's, reused.
+		n := len(batch)
+		q.recs = slices.Grow(q.recs[:0], n)[:n:n]
+		q.metas = slices.Grow(q.metas[:0], n)[:n]
+		q.states = slices.Grow(q.states[:0], n)[:n]
+		clear(q.states)
+		q.exportSync(q.newBatch(batch, q.recs, q.metas, q.states))
 		clear(q.recs)
+		clear(q.metas)
 	}
 	clear(recs)
 	q.merged = recs[:0]
@@ -728,14 +734,13 @@ func (q *queue) batchEnd(recs []entry, start int) int {
 }
 
 // newBatch registers the entries as in flight, as a batch whose records
-// are copied into recs and bookkeeping kept beside them.
-func (q *queue) newBatch(entries []entry, recs []Record) *Batch {
-	meta := make([]recMeta, len(entries))
+// are copied into recs and bookkeeping into meta, beside them; state holds
+// each record's progress (all open).
+func (q *queue) newBatch(entries []entry, recs []Record, meta []recMeta, state []atomic.Uint32) *Batch {
 	for i := range entries {
 		recs[i], meta[i] = entries[i].rec, entries[i].meta
 	}
-	b := &Batch{Records: recs, meta: meta, q: q, state: make([]atomic.Uint32, len(recs)), acked: make(chan struct{}),
-		open: len(recs)}
+	b := &Batch{Records: recs, meta: meta, q: q, state: state, acked: make(chan struct{}), open: len(recs)}
 	b.left.Store(int64(len(recs)))
 	q.outstanding.Add(int64(len(recs)))
 	q.flightMu.Lock()
@@ -836,9 +841,7 @@ func (q *queue) submit(b *Batch) {
 func (q *queue) exportSync(b *Batch) {
 	err := q.export(b.Records)
 	if err == nil {
-		for i := range b.Records {
-			b.Done(i, nil)
-		}
+		b.doneAll()
 		return
 	}
 	err = safeError(err, q.name)

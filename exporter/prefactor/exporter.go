@@ -84,7 +84,7 @@ type Exporter struct {
 	lastErrV  error
 	lastErrT  time.Time
 	logged    map[string]time.Time
-	watched   map[context.Context]bool
+	watched   context.Context // the last context ExportAsync was given
 
 	// planMu serializes planning; pending holds the spans created pending
 	// on the tracer's side until they activate or are cancelled, with the
@@ -182,7 +182,6 @@ func New(opts ...Option) (*Exporter, error) {
 		running:   map[agenttrace.ID]bool{},
 		schemas:   map[*agenttrace.SchemaVersion][]byte{},
 		logged:    map[string]time.Time{},
-		watched:   map[context.Context]bool{},
 		lanes:     map[agenttrace.ID]*lane{},
 		slots:     make(chan struct{}, cfg.concurrency),
 		bigAnswer: make(chan struct{}, 1),
