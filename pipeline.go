@@ -708,11 +708,11 @@ func (q *queue) exportAll() {
 		// A synchronous batch is settled before the next one is made: its
 		// buffers are the worker's, reused.
 		n := len(batch)
-		q.recs = slices.Grow(q.recs[:0], n)[:n:n]
+		q.recs = slices.Grow(q.recs[:0], n)[:n]
 		q.metas = slices.Grow(q.metas[:0], n)[:n]
 		q.states = slices.Grow(q.states[:0], n)[:n]
 		clear(q.states)
-		q.exportSync(q.newBatch(batch, q.recs, q.metas, q.states))
+		q.exportSync(q.newBatch(batch, q.recs[:n:n], q.metas, q.states))
 		clear(q.recs)
 		clear(q.metas)
 	}
