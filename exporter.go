@@ -59,10 +59,13 @@ type Batch struct {
 	Records []Record
 
 	q     *queue
+	meta  []recMeta       // the pipeline's bookkeeping, beside Records
 	state []atomic.Uint32 // recOpen, recHeld or recDone
-	open  atomic.Int64    // records neither held nor done
 	left  atomic.Int64    // records not done
-	acked chan struct{}   // closed when open reaches 0
+
+	ackMu sync.Mutex
+	open  int           // records neither held nor done
+	acked chan struct{} // closed while open is 0
 
 	errMu  sync.Mutex
 	err    error
@@ -98,7 +101,7 @@ func (b *Batch) Done(i int, err error) {
 	if _, safe := err.(*exporterError); !safe {
 		err = safeError(err, b.q.name)
 	}
-	b.q.settle(&b.Records[i], prev == recHeld, err)
+	b.q.settle(b.Records[i].Kind, &b.meta[i], prev == recHeld, err)
 	if err != nil {
 		b.errMu.Lock()
 		if b.err == nil {
@@ -118,23 +121,80 @@ func (b *Batch) Done(i int, err error) {
 // Hold reports record i acknowledged but not delivered yet: it waits in the
 // exporter (for a pending ancestor to become active, say). Flush does not
 // wait for held records; they stay charged to the queue and are counted in
-// Stats.Held until Done.
+// Stats.Held until Done (or Resume).
 func (b *Batch) Hold(i int) {
 	if b == nil || i < 0 || i >= len(b.state) || !b.state[i].CompareAndSwap(recOpen, recHeld) {
 		return
 	}
 	b.q.held.Add(1)
-	if b.open.Add(-1) == 0 {
+	b.ackOne()
+}
+
+// Resume reports a held record on its way again (what it waited for came):
+// a Flush from now on waits for it.
+func (b *Batch) Resume(i int) {
+	if b == nil || i < 0 || i >= len(b.state) || !b.state[i].CompareAndSwap(recHeld, recOpen) {
+		return
+	}
+	b.q.held.Add(-1)
+	b.ackMu.Lock()
+	if b.open == 0 {
+		b.acked = make(chan struct{})
+	}
+	b.open++
+	b.ackMu.Unlock()
+}
+
+// ackOne counts one open record acknowledged.
+func (b *Batch) ackOne() {
+	b.ackMu.Lock()
+	if b.open--; b.open == 0 {
 		close(b.acked)
 	}
+	b.ackMu.Unlock()
+}
+
+// ackedChan returns a channel closed once no record is open.
+func (b *Batch) ackedChan() <-chan struct{} {
+	b.ackMu.Lock()
+	defer b.ackMu.Unlock()
+	return b.acked
 }
 
 func (b *Batch) finishOne(wasOpen bool) {
-	if wasOpen && b.open.Add(-1) == 0 {
-		close(b.acked)
+	if wasOpen {
+		b.ackOne()
 	}
 	if b.left.Add(-1) == 0 {
 		b.q.retire(b)
+	}
+}
+
+// doneAll reports every record still open delivered at once: the fast path
+// of a synchronous export that succeeded, with one update of each counter
+// for the batch instead of one per record.
+func (b *Batch) doneAll() {
+	n, bytes := 0, 0
+	for i := range b.state {
+		if b.state[i].CompareAndSwap(recOpen, recDone) {
+			n++
+			bytes += b.meta[i].size
+		}
+	}
+	if n == 0 {
+		return
+	}
+	q := b.q
+	q.exported.Add(uint64(n))
+	q.outstanding.Add(-int64(n))
+	q.release(n, bytes)
+	b.ackMu.Lock()
+	if b.open -= n; b.open == 0 {
+		close(b.acked)
+	}
+	b.ackMu.Unlock()
+	if b.left.Add(-int64(n)) == 0 {
+		q.retire(b)
 	}
 }
 
@@ -152,7 +212,8 @@ func (b *Batch) abandon() {
 			b.q.held.Add(-1)
 		}
 		b.q.count(DropShutdown, 1)
-		b.q.release(1, b.Records[i].size)
+		b.q.outstanding.Add(-1)
+		b.q.release(1, b.meta[i].size)
 		b.finishOne(prev == recOpen)
 	}
 }

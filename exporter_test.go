@@ -249,3 +249,27 @@ func TestAsyncExporterContract(t *testing.T) {
 	require.EqualValues(t, 1, st.Dropped.Shutdown, "p2's start, still held")
 	require.Equal(t, st.Recorded, st.Exported+st.Coalesced+st.Failed+st.Dropped.Total())
 }
+
+// WithAgentID goes on every instance; WithoutDefaultSpanTypes leaves the
+// built-in types out (a span of one is then of an unknown type, counted).
+func TestAgentIDAndNoDefaultTypes(t *testing.T) {
+	tr, rec := newTracer(t, agenttrace.WithAgentID("agent-123"), agenttrace.WithoutDefaultSpanTypes(),
+		agenttrace.WithSpanTypes(agenttrace.SpanType{Name: "mine"}))
+	ctx, run := tr.StartInstance(context.Background())
+	_, s := tr.Start(ctx, "llm", nil)
+	s.End()
+	_, m := tr.Start(ctx, "mine", nil)
+	m.End()
+	run.End()
+	flush(t, tr)
+	require.Equal(t, "agent-123", tr.Agent().ID)
+	var names []string
+	for _, st := range tr.SchemaVersion().SpanTypes {
+		names = append(names, st.Name)
+	}
+	require.Equal(t, []string{"mine"}, names)
+	require.EqualValues(t, 1, tr.Stats().UnknownSpanTypes, "llm is not registered")
+	recs := rec.Records()
+	require.NotEmpty(t, recs)
+	require.Equal(t, "agent-123", recs[0].Instance.Agent.ID)
+}

@@ -218,6 +218,15 @@ func newConfig(opts []Option) (config, error) {
 			c = o.apply(c)
 		}
 	}
+	err := errors.Join(c.validateLimits()...)
+	if c.clock == nil {
+		c.clock = newFastClock().now
+	}
+	return c, err
+}
+
+// validateLimits checks the options, returning every problem found.
+func (c *config) validateLimits() []error {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
@@ -244,6 +253,15 @@ func newConfig(opts []Option) (config, error) {
 	if c.payloadLimit > c.maxQueueBytes/4 && c.maxQueueBytes >= 1 {
 		bad("payload limit %d must be at most a quarter of the queue byte limit %d", c.payloadLimit, c.maxQueueBytes)
 	}
+	return append(errs, c.validateParts()...)
+}
+
+// validateParts checks the exporters and hooks.
+func (c *config) validateParts() []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
+	}
 	if len(c.exporters) > maxExporters {
 		bad("at most %d exporters", maxExporters)
 	}
@@ -255,10 +273,7 @@ func newConfig(opts []Option) (config, error) {
 	if c.clockSet && c.clock == nil {
 		bad("clock is nil")
 	}
-	if c.clock == nil {
-		c.clock = newFastClock().now
-	}
-	return c, errors.Join(errs...)
+	return errs
 }
 
 // log returns the logger for the tracer's messages: WithLogger's, else

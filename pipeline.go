@@ -78,10 +78,28 @@ func (t *Tracer) emitInstance(kind RecordKind, inst *Instance, d *InstanceData) 
 	if len(t.queues) == 0 {
 		return
 	}
-	rec := Record{Kind: kind, Instance: d, inst: inst, size: recordOverhead + d.heldBytes()}
+	e := entry{rec: Record{Kind: kind, Instance: d}, meta: recMeta{inst: inst, size: recordOverhead + d.heldBytes()}}
 	for _, q := range t.queues {
-		q.pushInstance(&rec, inst)
+		q.pushInstance(&e, inst)
 	}
+}
+
+// entry is a queued record with the pipeline's bookkeeping beside it:
+// exporters get the Record alone, pure data, so one that keeps a record
+// keeps no span or caller context alive.
+type entry struct {
+	rec  Record
+	meta recMeta
+}
+
+// recMeta is what the pipeline keeps about a record: the span or instance
+// it is of (for coalescing and loss marking), the bytes charged to the
+// queue, and its place in the recording order across shards.
+type recMeta struct {
+	span *Span     // nil for instance records
+	inst *Instance // set on instance records
+	size int
+	seq  uint64
 }
 
 type flushReq struct{ done chan flushResult }
@@ -153,8 +171,11 @@ type queue struct {
 
 	shutdownErr error
 	index       map[*Span]int
-	merged      []Record
-	lists       [][]Record
+	merged      []entry
+	recs        []Record // the records of a synchronous batch (worker only)
+	metas       []recMeta
+	states      []atomic.Uint32
+	lists       [][]entry
 	heads       []int
 	nextSeq     uint64 // the sequence number the next take starts at
 	// mergeFallbacks counts the takes place could not order directly
@@ -166,8 +187,8 @@ type queue struct {
 // shard is one lock's worth of a queue.
 type shard struct {
 	mu        sync.Mutex
-	recs      []Record
-	spare     []Record
+	recs      []entry
+	spare     []entry
 	gen       uint32 // bumped when the worker takes recs
 	closed    bool
 	recorded  uint64
@@ -260,17 +281,18 @@ func (q *queue) pushSpan(kind RecordKind, s *Span, size int) {
 	}
 }
 
-func (q *queue) pushInstance(rec *Record, inst *Instance) {
+func (q *queue) pushInstance(e *entry, inst *Instance) {
 	sh := q.shardOf(inst.id)
-	if q.orphaned(rec.Kind, nil, inst) {
+	kind := e.rec.Kind
+	if q.orphaned(kind, nil, inst) {
 		q.drop(sh, DropOrphaned)
 		return
 	}
-	ok := q.push(sh, rec.Kind, rec.size, nil, rec)
+	ok := q.push(sh, kind, e.meta.size, nil, e)
 	switch {
-	case !ok && rec.Kind == InstanceStarted:
+	case !ok && kind == InstanceStarted:
 		inst.dropped.Or(q.bit)
-	case ok && rec.Kind == InstanceEnded:
+	case ok && kind == InstanceEnded:
 		// A finished run is exported now, not at the next flush tick: a
 		// program that ends a run and exits soon after loses less.
 		q.nudge()
@@ -312,114 +334,197 @@ func (q *queue) reserve(n, bytes, maxRecs, maxBytes int) (int, bool, DropReason)
 }
 
 // push adds a record of kind and size to shard sh if there is room: a
-// snapshot of span s, or the instance record rec. Records that begin
+// snapshot of span s, or the instance entry in. Records that begin
 // something (span starts) get only 7/8 of the limits, so that the ends of
-// what was already queued still find room. A later record of span s whose
-// start record is still queued replaces it in place: one record, in the
-// start's position.
-func (q *queue) push(sh *shard, kind RecordKind, size int, s *Span, rec *Record) bool {
-	cfg := &q.t.cfg
-	maxRecs, maxBytes := cfg.maxQueueRecords, cfg.maxQueueBytes
+// what was already queued still find room.
+func (q *queue) push(sh *shard, kind RecordKind, size int, s *Span, in *entry) bool {
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	sh.recorded++
 	if sh.closed {
 		sh.dropped[DropShutdown]++
-		sh.mu.Unlock()
 		return false
 	}
-	if s != nil && q.slot >= 0 && kind != SpanStarted {
-		if sl := s.slots[q.slot]; sl.gen == sh.gen {
-			old := &sh.recs[sl.idx]
-			ok := size == old.size // nothing to charge
-			if !ok {
-				_, ok, _ = q.reserve(0, size-old.size, maxRecs, maxBytes)
-			}
-			if ok {
-				s.updateInto(&old.Span)
-				old.size = size
-				sh.coalesced++
-				sh.mu.Unlock()
-				return true
-			}
-		}
+	if q.coalesceQueued(sh, kind, size, s) {
+		return true
 	}
+	queued, ok := q.reserveOrWait(sh, kind, size)
+	if !ok {
+		return false
+	}
+	q.writeSlot(sh, kind, size, s, in)
+	if queued-int(q.outstanding.Load()) >= q.t.cfg.maxBatchRecords && !q.woken.Load() && q.woken.CompareAndSwap(false, true) {
+		q.nudge() // a batch is full
+	}
+	return true
+}
+
+// limits returns the queue limits for a record of kind.
+func (q *queue) limits(kind RecordKind) (maxRecs, maxBytes int) {
+	maxRecs, maxBytes = q.t.cfg.maxQueueRecords, q.t.cfg.maxQueueBytes
 	if kind == SpanStarted {
 		maxRecs -= maxRecs / 8
 		maxBytes -= maxBytes / 8
 	}
-	var deadline *time.Timer
+	return maxRecs, maxBytes
+}
+
+// reserveOrWait charges one record of size bytes, waiting for room up to
+// the block timeout (WithBlockOnFull) if there is none. sh.mu is held on
+// entry and on return (it is let go while waiting). On failure the drop is
+// counted.
+func (q *queue) reserveOrWait(sh *shard, kind RecordKind, size int) (queued int, ok bool) {
+	maxRecs, maxBytes := q.limits(kind)
+	queued, ok, reason := q.reserve(1, size, maxRecs, maxBytes)
+	switch {
+	case ok:
+		return queued, true
+	case q.t.cfg.blockTimeout <= 0:
+		sh.dropped[reason]++
+		return 0, false
+	}
+	deadline := time.NewTimer(q.t.cfg.blockTimeout)
+	defer deadline.Stop()
 	for {
-		queued, ok, reason := q.reserve(1, size, maxRecs, maxBytes)
-		if ok {
-			n := len(sh.recs)
-			if n < cap(sh.recs) {
-				sh.recs = sh.recs[:n+1]
-			} else {
-				sh.recs = append(sh.recs, Record{})
-			}
-			r := &sh.recs[n]
-			if s != nil {
-				r.Kind, r.span, r.Instance, r.inst = kind, s, nil, nil
-				s.snapshotInto(&r.Span)
-				if q.slot >= 0 && kind == SpanStarted {
-					s.slots[q.slot] = queueSlot{gen: sh.gen, idx: uint32(n)}
-				}
-			} else {
-				*r = *rec
-			}
-			r.size = size
-			r.seq = q.seq.Add(1)
-			sh.mu.Unlock()
-			if deadline != nil {
-				deadline.Stop()
-			}
-			if queued-int(q.outstanding.Load()) >= cfg.maxBatchRecords && !q.woken.Load() && q.woken.CompareAndSwap(false, true) {
-				q.nudge()
-			}
-			return true
+		if r, waited := q.waitForRoom(sh, deadline.C); !waited {
+			sh.dropped[r]++
+			return 0, false
 		}
-		if cfg.blockTimeout <= 0 {
-			sh.dropped[reason]++
-			sh.mu.Unlock()
-			return false
+		if queued, ok, _ := q.reserve(1, size, maxRecs, maxBytes); ok {
+			return queued, true
 		}
-		if deadline == nil {
-			deadline = time.NewTimer(cfg.blockTimeout)
+	}
+}
+
+// waitForRoom lets sh.mu go until the worker makes room or timeout fires,
+// and takes it back. It reports false, with the drop reason, when the wait
+// timed out or the queue closed meanwhile.
+func (q *queue) waitForRoom(sh *shard, timeout <-chan time.Time) (DropReason, bool) {
+	q.waiters.Add(1)
+	q.spaceMu.Lock()
+	space := q.space
+	q.spaceMu.Unlock()
+	sh.mu.Unlock()
+	q.nudge()
+	timedOut := false
+	select {
+	case <-space:
+	case <-timeout:
+		timedOut = true
+	}
+	q.waiters.Add(-1)
+	sh.mu.Lock()
+	switch {
+	case timedOut:
+		return DropBlockTimeout, false
+	case sh.closed:
+		return DropShutdown, false
+	}
+	return 0, true
+}
+
+// writeSlot appends the record to the shard, writing the span's snapshot
+// straight into its slot. sh.mu is held.
+func (q *queue) writeSlot(sh *shard, kind RecordKind, size int, s *Span, in *entry) {
+	n := len(sh.recs)
+	if n < cap(sh.recs) {
+		sh.recs = sh.recs[:n+1]
+	} else {
+		sh.recs = append(sh.recs, entry{})
+	}
+	e := &sh.recs[n]
+	if s != nil {
+		e.rec.Kind, e.rec.Instance = kind, nil
+		s.snapshotInto(&e.rec.Span)
+		e.meta = recMeta{span: s}
+		if q.slot >= 0 && kind == SpanStarted {
+			s.slots[q.slot] = queueSlot{gen: sh.gen, idx: uint32(n)}
 		}
-		q.waiters.Add(1)
-		q.spaceMu.Lock()
-		space := q.space
-		q.spaceMu.Unlock()
-		sh.mu.Unlock()
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
-		timedOut := false
-		select {
-		case <-space:
-		case <-deadline.C:
-			timedOut = true
-		}
-		q.waiters.Add(-1)
-		sh.mu.Lock()
-		if timedOut {
-			sh.dropped[DropBlockTimeout]++
-			sh.mu.Unlock()
-			return false
-		}
-		if sh.closed {
-			sh.dropped[DropShutdown]++
-			sh.mu.Unlock()
+	} else {
+		*e = *in
+	}
+	e.meta.size = size
+	e.meta.seq = q.seq.Add(1)
+}
+
+// Coalescing. A later record of a span (activated, ended) whose start
+// record has not been exported yet is merged into that start record, which
+// keeps its place and takes the span's latest state: one record instead of
+// two, and a span that starts and ends within one batch window is exported
+// once, final. It happens in two places, with the same effect:
+//
+//   - at push, for the first producerCoalesceQueues exporters: the span
+//     remembers its start's slot (Span.slots), and the later record
+//     rewrites the slot in place (coalesceQueued), so the queue holds one
+//     record per span;
+//   - at take, for the records still apart (other exporters, or a start
+//     whose slot was taken meanwhile): coalesce merges them.
+//
+// Both write the span's state with snapshotInto, the one field list.
+
+// coalesceQueued merges a later record of span s into its queued start
+// record, if there is one and the size change fits; sh.mu is held.
+func (q *queue) coalesceQueued(sh *shard, kind RecordKind, size int, s *Span) bool {
+	if s == nil || q.slot < 0 || kind == SpanStarted {
+		return false
+	}
+	sl := s.slots[q.slot]
+	if sl.gen != sh.gen {
+		return false
+	}
+	old := &sh.recs[sl.idx]
+	if size != old.meta.size {
+		maxRecs, maxBytes := q.limits(kind)
+		if _, ok, _ := q.reserve(0, size-old.meta.size, maxRecs, maxBytes); !ok {
 			return false
 		}
 	}
+	s.snapshotInto(&old.rec.Span)
+	old.meta.size = size
+	sh.coalesced++
+	return true
+}
+
+// coalesce merges, within recs, the later records of a span whose start is
+// also in recs into that start record, which keeps its place. It returns
+// the records left and the bytes freed.
+func (q *queue) coalesce(recs []entry) ([]entry, int) {
+	idx := q.index
+	n, freed, merged := 0, 0, 0
+	for i := range recs {
+		r := &recs[i]
+		switch r.rec.Kind {
+		case SpanStarted:
+			if !r.rec.Span.Status.Finished() {
+				idx[r.meta.span] = n
+			}
+		case SpanActivated, SpanEnded:
+			if j, ok := idx[r.meta.span]; ok {
+				freed += recs[j].meta.size
+				recs[j] = *r
+				recs[j].rec.Kind = SpanStarted
+				merged++
+				continue
+			}
+		}
+		if n != i {
+			recs[n] = *r
+		}
+		n++
+	}
+	clear(idx)
+	if merged > 0 {
+		q.coalescedW.Add(uint64(merged))
+		// The records past n were moved down: drop their references.
+		clear(recs[n:])
+	}
+	return recs[:n], freed
 }
 
 // take moves the queued records of every shard to the worker, merged in
 // recording order. All shard locks are held together, so the take is a
 // cut: a record is in it only if every record pushed before it is too.
-func (q *queue) take() []Record {
+func (q *queue) take() []entry {
 	for k := range q.shards {
 		q.shards[k].mu.Lock()
 	}
@@ -458,13 +563,13 @@ func (q *queue) take() []Record {
 // and a take holds every shard lock, so the records of one take carry the
 // consecutive numbers from q.nextSeq: each goes straight to its position.
 // Should that ever not hold, it falls back to a merge by comparison.
-func (q *queue) place(lists [][]Record, total int) []Record {
+func (q *queue) place(lists [][]entry, total int) []entry {
 	out := slices.Grow(q.merged[:0], total)[:total]
 	lo := q.nextSeq
 	for _, l := range lists {
 		for i := range l {
-			k := l[i].seq - lo
-			if k >= uint64(total) || out[k].Kind != 0 {
+			k := l[i].meta.seq - lo
+			if k >= uint64(total) || out[k].rec.Kind != 0 {
 				clear(out)
 				q.mergeFallbacks++
 				return q.mergeBySeq(lists, total)
@@ -477,7 +582,7 @@ func (q *queue) place(lists [][]Record, total int) []Record {
 }
 
 // mergeBySeq merges the shards' records by comparing sequence numbers.
-func (q *queue) mergeBySeq(lists [][]Record, total int) []Record {
+func (q *queue) mergeBySeq(lists [][]entry, total int) []entry {
 	out := q.merged[:0]
 	heads := q.heads
 	clear(heads)
@@ -485,12 +590,12 @@ func (q *queue) mergeBySeq(lists [][]Record, total int) []Record {
 	for len(out) < total {
 		best := -1
 		for k, l := range lists {
-			if heads[k] < len(l) && (best < 0 || l[heads[k]].seq < lists[best][heads[best]].seq) {
+			if heads[k] < len(l) && (best < 0 || l[heads[k]].meta.seq < lists[best][heads[best]].meta.seq) {
 				best = k
 			}
 		}
 		out = append(out, lists[best][heads[best]])
-		last = lists[best][heads[best]].seq
+		last = lists[best][heads[best]].meta.seq
 		heads[best]++
 	}
 	q.nextSeq = last + 1
@@ -567,17 +672,16 @@ func (q *queue) run() {
 // exportAll exports everything queued now, coalesced and in batches. A
 // synchronous exporter is called once per batch and its result settles the
 // batch; an AsyncExporter gets each batch and settles it as it goes.
-func (q *queue) exportAll() error {
+func (q *queue) exportAll() {
 	recs := q.take()
 	if len(recs) == 0 {
-		return nil
+		return
 	}
 	before := len(recs)
 	recs, freed := q.coalesce(recs)
 	if merged := before - len(recs); merged > 0 {
 		q.release(merged, freed)
 	}
-	var firstErr error
 	for start := 0; start < len(recs); {
 		end := q.batchEnd(recs, start)
 		batch := recs[start:end:end]
@@ -592,40 +696,51 @@ func (q *queue) exportAll() error {
 		if q.abortCtx.Err() != nil {
 			for i := range batch {
 				q.count(DropShutdown, 1)
-				q.release(1, batch[i].size)
+				q.release(1, batch[i].meta.size)
 			}
 			continue
 		}
 		if q.async != nil {
-			q.submit(q.newBatch(slices.Clone(batch)))
+			n := len(batch)
+			q.submit(q.newBatch(batch, make([]Record, n), make([]recMeta, n), make([]atomic.Uint32, n)))
 			continue
 		}
-		if err := q.exportSync(q.newBatch(batch)); err != nil && firstErr == nil {
-			firstErr = err
-		}
+		// A synchronous batch is settled before the next one is made: its
+		// buffers are the worker's, reused.
+		n := len(batch)
+		q.recs = slices.Grow(q.recs[:0], n)[:n]
+		q.metas = slices.Grow(q.metas[:0], n)[:n]
+		q.states = slices.Grow(q.states[:0], n)[:n]
+		clear(q.states)
+		q.exportSync(q.newBatch(batch, q.recs[:n:n], q.metas, q.states))
+		clear(q.recs)
+		clear(q.metas)
 	}
 	clear(recs)
 	q.merged = recs[:0]
-	return firstErr
 }
 
 // batchEnd returns the end of the batch that starts at recs[start], within
 // the batch limits.
-func (q *queue) batchEnd(recs []Record, start int) int {
+func (q *queue) batchEnd(recs []entry, start int) int {
 	cfg := &q.t.cfg
 	end, bytes := start, 0
 	for end < len(recs) && end-start < cfg.maxBatchRecords &&
-		(end == start || bytes+recs[end].size <= cfg.maxBatchBytes) {
-		bytes += recs[end].size
+		(end == start || bytes+recs[end].meta.size <= cfg.maxBatchBytes) {
+		bytes += recs[end].meta.size
 		end++
 	}
 	return end
 }
 
-// newBatch registers the records as in flight.
-func (q *queue) newBatch(recs []Record) *Batch {
-	b := &Batch{Records: recs, q: q, state: make([]atomic.Uint32, len(recs)), acked: make(chan struct{})}
-	b.open.Store(int64(len(recs)))
+// newBatch registers the entries as in flight, as a batch whose records
+// are copied into recs and bookkeeping into meta, beside them; state holds
+// each record's progress (all open).
+func (q *queue) newBatch(entries []entry, recs []Record, meta []recMeta, state []atomic.Uint32) *Batch {
+	for i := range entries {
+		recs[i], meta[i] = entries[i].rec, entries[i].meta
+	}
+	b := &Batch{Records: recs, meta: meta, q: q, state: state, acked: make(chan struct{}), open: len(recs)}
 	b.left.Store(int64(len(recs)))
 	q.outstanding.Add(int64(len(recs)))
 	q.flightMu.Lock()
@@ -692,7 +807,7 @@ func (q *queue) abandon() {
 // settle counts one record reported by the exporter and gives its room
 // back: delivered, or failed with err. A span or instance whose first
 // record failed is lost to this exporter.
-func (q *queue) settle(r *Record, wasHeld bool, err error) {
+func (q *queue) settle(kind RecordKind, m *recMeta, wasHeld bool, err error) {
 	if wasHeld {
 		q.held.Add(-1)
 	}
@@ -703,10 +818,10 @@ func (q *queue) settle(r *Record, wasHeld bool, err error) {
 		if le := q.lastErr.Load(); le == nil || le.err != err {
 			q.lastErr.Store(&exportErr{err: err, msg: errorText(err), at: time.Now()})
 		}
-		q.markLost(r)
+		q.markLost(kind, m)
 	}
 	q.outstanding.Add(-1)
-	q.release(1, r.size)
+	q.release(1, m.size)
 }
 
 // submit hands a batch to the AsyncExporter; a panic fails the batch.
@@ -723,13 +838,11 @@ func (q *queue) submit(b *Batch) {
 }
 
 // exportSync calls Export for the batch and settles it with the result.
-func (q *queue) exportSync(b *Batch) error {
+func (q *queue) exportSync(b *Batch) {
 	err := q.export(b.Records)
 	if err == nil {
-		for i := range b.Records {
-			b.Done(i, nil)
-		}
-		return nil
+		b.doneAll()
+		return
 	}
 	err = safeError(err, q.name)
 	failed, partial := partialFailures(err, len(b.Records))
@@ -740,7 +853,6 @@ func (q *queue) exportSync(b *Batch) error {
 			b.Done(i, nil)
 		}
 	}
-	return err
 }
 
 func (q *queue) count(r DropReason, n int) {
@@ -775,25 +887,25 @@ func partialFailures(err error, n int) (failed []bool, ok bool) {
 // markLost marks the span or instance whose first record the exporter
 // failed, so that its later records, and its children, are not offered to
 // it: an exporter never sees an end without its start.
-func (q *queue) markLost(r *Record) {
-	switch r.Kind {
+func (q *queue) markLost(kind RecordKind, m *recMeta) {
+	switch kind {
 	case SpanStarted:
 		q.lossy.Store(true)
-		r.span.dropped.Or(q.bit)
+		m.span.dropped.Or(q.bit)
 	case InstanceStarted:
 		q.lossy.Store(true)
-		r.inst.dropped.Or(q.bit)
+		m.inst.dropped.Or(q.bit)
 	}
 }
 
 // dropOrphans removes, in place, the records whose span, parent or instance
 // was lost, counting them and giving their room back.
-func (q *queue) dropOrphans(batch []Record) []Record {
+func (q *queue) dropOrphans(batch []entry) []entry {
 	out := batch[:0]
 	for i := range batch {
-		if r := &batch[i]; q.orphaned(r.Kind, r.span, r.inst) {
+		if e := &batch[i]; q.orphaned(e.rec.Kind, e.meta.span, e.meta.inst) {
 			q.count(DropOrphaned, 1)
-			q.release(1, r.size)
+			q.release(1, e.meta.size)
 			continue
 		}
 		out = append(out, batch[i])
@@ -824,40 +936,4 @@ func (q *queue) shutdownExporter(ctx context.Context) (err error) {
 		}
 	}()
 	return safeError(q.exp.Shutdown(ctx), q.name)
-}
-
-// coalesce merges, within recs, the later records of a span whose start is
-// also in recs into that start record, which keeps its place. It returns
-// the records left and the bytes freed.
-func (q *queue) coalesce(recs []Record) ([]Record, int) {
-	idx := q.index
-	n, freed, merged := 0, 0, 0
-	for i := range recs {
-		r := &recs[i]
-		switch r.Kind {
-		case SpanStarted:
-			if !r.Span.Status.Finished() {
-				idx[r.span] = n
-			}
-		case SpanActivated, SpanEnded:
-			if j, ok := idx[r.span]; ok {
-				freed += recs[j].size
-				recs[j] = *r
-				recs[j].Kind = SpanStarted
-				merged++
-				continue
-			}
-		}
-		if n != i {
-			recs[n] = *r
-		}
-		n++
-	}
-	clear(idx)
-	if merged > 0 {
-		q.coalescedW.Add(uint64(merged))
-		// The records past n were moved down: drop their references.
-		clear(recs[n:])
-	}
-	return recs[:n], freed
 }

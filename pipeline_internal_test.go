@@ -23,10 +23,10 @@ func (slowExporter) Export(context.Context, []Record) error {
 }
 func (slowExporter) Shutdown(context.Context) error { return nil }
 
-func seqs(recs []Record) []uint64 {
+func seqs(recs []entry) []uint64 {
 	out := make([]uint64, len(recs))
 	for i := range recs {
-		out[i] = recs[i].seq
+		out[i] = recs[i].meta.seq
 	}
 	return out
 }
@@ -35,28 +35,28 @@ func seqs(recs []Record) []uint64 {
 // directly; anything else is merged by comparison, still in order.
 func TestPlace(t *testing.T) {
 	q := newQueue(&Tracer{}, 0, discardExporter{})
-	mk := func(ns ...uint64) []Record {
-		l := make([]Record, len(ns))
+	mk := func(ns ...uint64) []entry {
+		l := make([]entry, len(ns))
 		for i, n := range ns {
-			l[i] = Record{Kind: SpanStarted, seq: n}
+			l[i] = entry{rec: Record{Kind: SpanStarted}, meta: recMeta{seq: n}}
 		}
 		return l
 	}
-	out := q.place([][]Record{mk(2, 5), mk(1, 3, 4), nil}, 5)
+	out := q.place([][]entry{mk(2, 5), mk(1, 3, 4), nil}, 5)
 	require.Equal(t, []uint64{1, 2, 3, 4, 5}, seqs(out))
 	require.Equal(t, uint64(6), q.nextSeq)
 	require.Zero(t, q.mergeFallbacks)
 	clear(out)
 
 	// A gap (7 is missing): the fallback merge keeps the order.
-	out = q.place([][]Record{mk(6, 9), mk(8)}, 3)
+	out = q.place([][]entry{mk(6, 9), mk(8)}, 3)
 	require.Equal(t, []uint64{6, 8, 9}, seqs(out))
 	require.Equal(t, uint64(10), q.nextSeq)
 	require.Equal(t, 1, q.mergeFallbacks)
 	clear(out)
 
 	// A duplicate number also falls back.
-	out = q.place([][]Record{mk(10, 11), mk(11)}, 3)
+	out = q.place([][]entry{mk(10, 11), mk(11)}, 3)
 	require.Equal(t, []uint64{10, 11, 11}, seqs(out))
 	require.Equal(t, 2, q.mergeFallbacks)
 }

@@ -70,19 +70,16 @@ func (k RecordKind) String() string {
 // MarshalText implements encoding.TextMarshaler.
 func (k RecordKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
-// Record is one immutable lifecycle change handed to exporters. Exactly one
-// of Instance (for instance kinds) and Span (for span kinds) is meaningful.
-// Exporters may keep a Record and its byte slices, which are never modified,
-// but not the slice of records passed to Export.
+// Record is one immutable lifecycle change handed to exporters: pure data
+// (the pipeline keeps its bookkeeping beside it), so an exporter that keeps
+// a Record keeps no span or caller context alive. Exactly one of Instance
+// (for instance kinds) and Span (for span kinds) is meaningful. Exporters
+// may keep a Record and its byte slices, which are never modified, but not
+// the slice of records passed to Export.
 type Record struct {
 	Kind     RecordKind    `json:"kind"`
 	Instance *InstanceData `json:"instance,omitempty"`
 	Span     SpanData      `json:"span,omitzero"`
-
-	span *Span     // identity for coalescing; nil for instance records
-	inst *Instance // set on instance records
-	size int       // bytes charged to the queue
-	seq  uint64    // recording order across queue shards
 }
 
 // SpanData is a snapshot of a span.

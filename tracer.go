@@ -368,24 +368,34 @@ func (t *Tracer) Flush(ctx context.Context) error {
 	}
 	var errs []error
 	for i, q := range t.queues {
-		var res flushResult
-		select {
-		case res = <-reqs[i].done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		for _, b := range res.batches {
-			select {
-			case <-b.acked:
-			case <-ctx.Done():
+		if err := q.awaitFlush(ctx, reqs[i].done); err != nil {
+			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-		}
-		if err := q.takeErrors(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", q.name, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// awaitFlush waits for the worker's answer to a flush and for the batches
+// it names to be acknowledged; it returns ctx's error, or the export errors
+// met since the previous flush.
+func (q *queue) awaitFlush(ctx context.Context, done <-chan flushResult) error {
+	var res flushResult
+	select {
+	case res = <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for _, b := range res.batches {
+		select {
+		case <-b.ackedChan():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return q.takeErrors()
 }
 
 // shutdownNotice is how long Shutdown waits before it logs why it is

@@ -137,13 +137,18 @@ func (e *Exporter) trustID(o *op, id agenttrace.ID, answered string) bool {
 	if !o.chosen {
 		return true
 	}
-	var sent [32]byte
-	if mine := e.appendWireID(sent[:0], id); answered != string(mine) {
+	if !e.sameWireID(id, answered) {
 		e.stats.mismatches.Add(1)
 		e.report("id_mismatch", fmt.Errorf("%w: %s of %s answered %q for %s", ErrIDMismatch, o.name(), o.key(),
-			clip(answered), mine))
+			clip(answered), e.instanceID(id)))
 	}
 	return false
+}
+
+// sameWireID reports whether s is the wire ID of id, without allocating.
+func (e *Exporter) sameWireID(id agenttrace.ID, s string) bool {
+	var buf [32]byte
+	return string(e.appendWireID(buf[:0], id)) == s
 }
 
 // terminate cancels the instance's context, once.

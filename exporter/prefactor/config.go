@@ -239,6 +239,12 @@ func newConfig(opts []Option) (config, error) {
 	if c.mode < ModeAuto || c.mode > ModeSingle {
 		return c, fmt.Errorf("%w: unknown mode %d", ErrConfig, c.mode)
 	}
+	c.defaults()
+	return c, nil
+}
+
+// defaults fills in what the options left unset.
+func (c *config) defaults() {
 	r := &c.retry
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -282,5 +288,4 @@ func newConfig(opts []Option) (config, error) {
 	if c.clock == nil {
 		c.clock = realClock{}
 	}
-	return c, nil
 }

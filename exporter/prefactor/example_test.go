@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/agenttrace/agenttrace"
 	"github.com/agenttrace/agenttrace/exporter/prefactor"
@@ -23,8 +22,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	tracer, err := agenttrace.New(agenttrace.WithExporter(exp), agenttrace.WithAgent("support-bot", "1.4.0"),
-		agenttrace.WithExportTimeout(3*time.Minute))
+	tracer, err := agenttrace.New(agenttrace.WithExporter(exp), agenttrace.WithAgent("support-bot", "1.4.0"))
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -42,6 +42,7 @@
 package prefactor
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -83,7 +84,7 @@ type Exporter struct {
 	lastErrV  error
 	lastErrT  time.Time
 	logged    map[string]time.Time
-	watched   map[context.Context]bool
+	watched   context.Context // the last context ExportAsync was given
 
 	// planMu serializes planning; pending holds the spans created pending
 	// on the tracer's side until they activate or are cancelled, with the
@@ -181,7 +182,6 @@ func New(opts ...Option) (*Exporter, error) {
 		running:   map[agenttrace.ID]bool{},
 		schemas:   map[*agenttrace.SchemaVersion][]byte{},
 		logged:    map[string]time.Time{},
-		watched:   map[context.Context]bool{},
 		lanes:     map[agenttrace.ID]*lane{},
 		slots:     make(chan struct{}, cfg.concurrency),
 		bigAnswer: make(chan struct{}, 1),
@@ -392,16 +392,8 @@ func (e *Exporter) schemaJSON(sv *agenttrace.SchemaVersion) []byte {
 
 // agentVersion picks the agent name and version external identifier.
 func (e *Exporter) agentVersion(a agenttrace.Agent) (name, version string) {
-	pick := func(vals ...string) string {
-		for _, v := range vals {
-			if v != "" {
-				return v
-			}
-		}
-		return ""
-	}
-	return pick(e.cfg.agentName, a.Name, e.cfg.envAgentName, "agent"),
-		pick(e.cfg.agentVers, a.Version, e.cfg.envAgent, "v1.0.0")
+	return cmp.Or(e.cfg.agentName, a.Name, e.cfg.envAgentName, "agent"),
+		cmp.Or(e.cfg.agentVers, a.Version, e.cfg.envAgent, "v1.0.0")
 }
 
 // Shutdown waits until the lanes delivered or gave up on every operation

@@ -225,7 +225,7 @@ func TestShutdownDeadlineHungServer(t *testing.T) {
 	start := time.Now()
 	err := h.tr.Shutdown(sctx)
 	require.Error(t, err)
-	require.Less(t, time.Since(start), 5*time.Second)
+	require.Less(t, time.Since(start), 30*time.Second, "only bounds a hang: Shutdown returns about when its context ends")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Eventually(t, func() bool { // the worker settles its accounts just after
 		st := h.tr.Stats()

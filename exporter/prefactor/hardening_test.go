@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,4 +155,51 @@ func TestHeldRecordsAreBoundedAndCounted(t *testing.T) {
 	var de *agenttrace.DeliveryError
 	require.ErrorAs(t, h.tr.Shutdown(context.Background()), &de)
 	require.True(t, strings.Contains(de.Error(), "failed"))
+}
+
+// countingTransport counts requests and the most in flight at once.
+type countingTransport struct {
+	mu               sync.Mutex
+	n, inFlight, max int
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.n++
+	c.inFlight++
+	c.max = max(c.max, c.inFlight)
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.inFlight--
+		c.mu.Unlock()
+	}()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// The options that shape requests reach the wire: the agent version, the
+// pinned-version flag, no token check, the caller's HTTP client, and one
+// lane at a time.
+func TestOptionsReachTheWire(t *testing.T) {
+	ct := &countingTransport{}
+	h := newHarness(t, nil, []prefactor.Option{prefactor.WithAgentVersion("planner", "2.0.0"),
+		prefactor.WithoutUpdateCurrentVersion(), prefactor.WithoutPing(),
+		prefactor.WithHTTPClient(&http.Client{Transport: ct}), prefactor.WithConcurrency(1)})
+	for range 4 {
+		ctx, run := h.tr.StartInstance(context.Background())
+		_, s := h.tr.Start(ctx, "tool", agenttrace.ToolInput{Name: "x"})
+		s.End()
+		run.End()
+	}
+	h.shutdown(t)
+	require.NoError(t, h.srv.Validate())
+	require.Len(t, h.srv.Instances(), 4)
+	in := h.srv.Instances()[0]
+	require.JSONEq(t, `{"external_identifier":"2.0.0","name":"planner"}`, string(in.AgentVersion))
+	require.Contains(t, string(in.Register), `"update_current_version":false`)
+	require.Zero(t, h.srv.Counts().Requests[prefactortest.EndpointPing], "WithoutPing")
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	require.Equal(t, len(h.srv.Requests()), ct.n, "every request went through the caller's client")
+	require.Equal(t, 1, ct.max, "one lane at a time")
 }

@@ -20,7 +20,8 @@ import (
 // retry deadline passed), or skipped (what it depends on was not
 // delivered). Records of spans waiting for a pending ancestor are held.
 func (e *Exporter) ExportAsync(ctx context.Context, b *agenttrace.Batch) {
-	e.submit(ctx, b.Records, b)
+	e.watch(ctx)
+	e.submit(b.Records, b)
 }
 
 // Export implements agenttrace.Exporter for callers that want to wait: it
@@ -30,7 +31,7 @@ func (e *Exporter) ExportAsync(ctx context.Context, b *agenttrace.Batch) {
 // *agenttrace.PartialError.
 func (e *Exporter) Export(ctx context.Context, recs []agenttrace.Record) error {
 	s := newSyncSink(len(recs))
-	e.submit(ctx, slices.Clone(recs), s)
+	e.submit(slices.Clone(recs), s)
 	select {
 	case <-s.acked:
 	case <-ctx.Done():
@@ -39,7 +40,7 @@ func (e *Exporter) Export(ctx context.Context, recs []agenttrace.Record) error {
 	return s.result()
 }
 
-func (e *Exporter) submit(ctx context.Context, recs []agenttrace.Record, s sink) {
+func (e *Exporter) submit(recs []agenttrace.Record, s sink) {
 	if len(recs) == 0 {
 		return
 	}
@@ -58,25 +59,25 @@ func (e *Exporter) submit(ctx context.Context, recs []agenttrace.Record, s sink)
 		}
 		return
 	}
-	e.watch(ctx)
 	e.startPoll()
 	e.planMu.Lock()
 	e.plan(recs, s)
 	e.planMu.Unlock()
 }
 
-// watch aborts the lanes when ctx (the tracer's: it ends when Shutdown's
-// context does) ends.
+// watch aborts the lanes when ctx (the tracer's, the same for every batch:
+// it ends when Shutdown's context does) ends. A synchronous Export's ctx
+// only bounds its own wait.
 func (e *Exporter) watch(ctx context.Context) {
 	if ctx.Done() == nil {
 		return
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.watched[ctx] {
+	if e.watched == ctx {
 		return
 	}
-	e.watched[ctx] = true
+	e.watched = ctx
 	context.AfterFunc(ctx, e.cancel)
 }
 
@@ -95,6 +96,7 @@ type lane struct {
 // enqueue hands an operation to its instance's lane, starting the lane's
 // goroutine if it is idle.
 func (e *Exporter) enqueue(o *op) {
+	o.resume() // released from a deferred ancestor: a Flush waits for it now
 	o.deadline = e.clock.Now().Add(e.cfg.retry.Deadline)
 	e.lanesMu.Lock()
 	l := e.lanes[o.inst]
@@ -346,6 +348,15 @@ func (s *syncSink) Done(i int, err error) {
 		}
 	}
 	s.ack(i, 2)
+}
+
+func (s *syncSink) Resume(i int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen[i] == 1 && s.open > 0 {
+		s.seen[i] = 0
+		s.open++
+	}
 }
 
 func (s *syncSink) Hold(i int) {

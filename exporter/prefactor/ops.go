@@ -63,6 +63,8 @@ type op struct {
 	// chosen: the last body sent carried an ID the exporter chose, which
 	// an answer must not change.
 	chosen bool
+	// own holds the recRef of the record whose first operation this is.
+	own recRef
 }
 
 func (o *op) key() string { return string(o.appendKey(make([]byte, 0, keyLen))) }
@@ -109,42 +111,13 @@ func (o *op) path(e *Exporter) string {
 }
 
 // fields appends the operation's body fields, without braces and without
-// the idempotency key. For bulk items it adds the path's ID.
+// the idempotency key. For bulk items it adds the path's ID. Each
+// operation's body has a function of its own.
 func (o *op) fields(e *Exporter, b []byte, bulk bool) []byte {
 	w := fieldWriter{b: b}
 	switch o.kind {
 	case opRegister:
-		d := o.idata
-		o.chosen = e.partitionKnown()
-		if o.chosen {
-			w.str("id", e.instanceID(o.inst))
-		}
-		agentID := e.cfg.agentID
-		if agentID == "" && ValidPFID(d.Agent.ID) {
-			agentID = d.Agent.ID
-		}
-		if agentID != "" {
-			w.str("agent_id", agentID)
-		}
-		if e.cfg.envID != "" {
-			w.str("environment_id", e.cfg.envID)
-		}
-		name, version := e.agentVersion(d.Agent)
-		w.key("agent_version")
-		w.b = append(w.b, '{')
-		inner := fieldWriter{b: w.b}
-		inner.str("external_identifier", version)
-		inner.str("name", name)
-		w.b = append(inner.b, '}')
-		if d.Schema != nil {
-			w.key("agent_schema_version")
-			w.b = append(w.b, e.schemaJSON(d.Schema)...)
-		}
-		if d.Purpose != "" {
-			w.str("purpose", string(d.Purpose))
-		}
-		w.key("update_current_version")
-		w.b = strconv.AppendBool(w.b, !e.cfg.noUpdateVersion)
+		o.registerBody(e, &w)
 	case opStartInstance:
 		if bulk {
 			w.str("agent_instance_id", e.instanceID(o.inst))
@@ -157,54 +130,102 @@ func (o *op) fields(e *Exporter, b []byte, bulk bool) []byte {
 		w.str("status", o.status)
 		w.time("timestamp", o.idata.EndedAt)
 	case opCreateSpan:
-		d := o.sdata
-		w.key("details")
-		w.b = append(w.b, '{')
-		in := fieldWriter{b: w.b}
-		o.chosen = true
-		in.id("id", e, o.span)
-		in.id("agent_instance_id", e, o.inst)
-		in.str("schema_name", d.Type)
-		in.str("status", o.status)
-		in.key("payload")
-		in.b = appendObject(in.b, d.Payload, d, false)
-		in.key("parent_span_id")
-		if d.ParentID.IsZero() {
-			in.b = append(in.b, "null"...)
-		} else {
-			in.b = e.appendWireID(append(in.b, '"'), d.ParentID)
-			in.b = append(in.b, '"')
-		}
-		switch o.status {
-		case "pending":
-		case "active":
-			in.time("started_at", startedAt(d))
-		default:
-			in.time("started_at", startedAt(d))
-			in.time("finished_at", d.EndedAt)
-			in.key("result_payload")
-			in.b = appendObject(in.b, d.Result, d, true)
-		}
-		if d.Sensitive != nil {
-			in.key("sensitive_encoding")
-			in.b = strconv.AppendBool(in.b, *d.Sensitive)
-		}
-		w.b = append(in.b, '}')
+		o.createSpanBody(e, &w)
 	case opFinishSpan:
-		d := o.sdata
-		if bulk {
-			w.str("agent_span_id", e.spanID(o.span))
-		}
-		w.time("timestamp", d.EndedAt)
-		w.str("status", o.status)
-		w.key("result_payload")
-		w.b = appendObject(w.b, d.Result, d, true)
-		if d.Sensitive != nil {
-			w.key("sensitive_encoding")
-			w.b = strconv.AppendBool(w.b, *d.Sensitive)
-		}
+		o.finishSpanBody(e, &w, bulk)
 	}
 	return w.b
+}
+
+// registerBody writes an instance registration: its ID when the exporter
+// can choose it, the agent, environment, agent version and schema version.
+func (o *op) registerBody(e *Exporter, w *fieldWriter) {
+	d := o.idata
+	o.chosen = e.partitionKnown()
+	if o.chosen {
+		w.str("id", e.instanceID(o.inst))
+	}
+	agentID := e.cfg.agentID
+	if agentID == "" && ValidPFID(d.Agent.ID) {
+		agentID = d.Agent.ID
+	}
+	if agentID != "" {
+		w.str("agent_id", agentID)
+	}
+	if e.cfg.envID != "" {
+		w.str("environment_id", e.cfg.envID)
+	}
+	name, version := e.agentVersion(d.Agent)
+	w.key("agent_version")
+	w.b = append(w.b, '{')
+	inner := fieldWriter{b: w.b}
+	inner.str("external_identifier", version)
+	inner.str("name", name)
+	w.b = append(inner.b, '}')
+	if d.Schema != nil {
+		w.key("agent_schema_version")
+		w.b = append(w.b, e.schemaJSON(d.Schema)...)
+	}
+	if d.Purpose != "" {
+		w.str("purpose", string(d.Purpose))
+	}
+	w.key("update_current_version")
+	w.b = strconv.AppendBool(w.b, !e.cfg.noUpdateVersion)
+}
+
+// createSpanBody writes a span creation: its details, with the ID the
+// exporter chose, the parent, and the times and result its status calls
+// for.
+func (o *op) createSpanBody(e *Exporter, w *fieldWriter) {
+	d := o.sdata
+	w.key("details")
+	w.b = append(w.b, '{')
+	in := fieldWriter{b: w.b}
+	o.chosen = true
+	in.id("id", e, o.span)
+	in.id("agent_instance_id", e, o.inst)
+	in.str("schema_name", d.Type)
+	in.str("status", o.status)
+	in.key("payload")
+	in.b = appendObject(in.b, d.Payload, d, false)
+	in.key("parent_span_id")
+	if d.ParentID.IsZero() {
+		in.b = append(in.b, "null"...)
+	} else {
+		in.b = e.appendWireID(append(in.b, '"'), d.ParentID)
+		in.b = append(in.b, '"')
+	}
+	switch o.status {
+	case "pending":
+	case "active":
+		in.time("started_at", startedAt(d))
+	default:
+		in.time("started_at", startedAt(d))
+		in.time("finished_at", d.EndedAt)
+		in.key("result_payload")
+		in.b = appendObject(in.b, d.Result, d, true)
+	}
+	if d.Sensitive != nil {
+		in.key("sensitive_encoding")
+		in.b = strconv.AppendBool(in.b, *d.Sensitive)
+	}
+	w.b = append(in.b, '}')
+}
+
+// finishSpanBody writes a span finish: the time, status and result.
+func (o *op) finishSpanBody(e *Exporter, w *fieldWriter, bulk bool) {
+	d := o.sdata
+	if bulk {
+		w.str("agent_span_id", e.spanID(o.span))
+	}
+	w.time("timestamp", d.EndedAt)
+	w.str("status", o.status)
+	w.key("result_payload")
+	w.b = appendObject(w.b, d.Result, d, true)
+	if d.Sensitive != nil {
+		w.key("sensitive_encoding")
+		w.b = strconv.AppendBool(w.b, *d.Sensitive)
+	}
 }
 
 // startedAt is when the span became active, or when it was created if it

@@ -12,6 +12,7 @@ import (
 type sink interface {
 	Done(i int, err error)
 	Hold(i int)
+	Resume(i int)
 }
 
 // recRef is one record's completion: it is reported done when the last
@@ -31,9 +32,17 @@ func (r *recRef) hold() {
 	}
 }
 
+// resume reports a held record on its way again.
+func (r *recRef) resume() {
+	if r.held.Load() && r.held.CompareAndSwap(true, false) {
+		r.sink.Resume(r.idx)
+	}
+}
+
 func (r *recRef) opDone(err error) {
 	if err != nil {
-		r.err.CompareAndSwap(nil, &err)
+		first := err // a copy: taking err's address would move it to the heap on every call
+		r.err.CompareAndSwap(nil, &first)
 	}
 	if r.left.Add(-1) == 0 {
 		var first error
@@ -52,17 +61,42 @@ var errPendingNeverResolved = errors.New("prefactor: span still pending at shutd
 // e.pending. It runs under e.planMu.
 func (e *Exporter) plan(recs []agenttrace.Record, s sink) {
 	for i := range recs {
-		ref := &recRef{sink: s, idx: i}
-		ref.left.Store(1) // released below: the record is done when its operations are
-		e.planRecord(&recs[i], ref)
-		ref.opDone(nil)
+		rr := refFor{sink: s, idx: i}
+		e.planRecord(&recs[i], &rr)
+		if rr.ref == nil {
+			s.Done(i, nil) // nothing to send
+			continue
+		}
+		rr.ref.opDone(nil) // the reservation: the record is done when its operations are
 	}
+}
+
+// refFor makes a record's recRef when its first operation (or its
+// deferral) needs it: inside that operation, so that the common record,
+// one operation, costs one allocation.
+type refFor struct {
+	sink sink
+	idx  int
+	ref  *recRef
+}
+
+// get returns the record's recRef, placing it in own if it is new.
+func (rr *refFor) get(own *recRef) *recRef {
+	if rr.ref == nil {
+		if own == nil {
+			own = &recRef{}
+		}
+		own.sink, own.idx = rr.sink, rr.idx
+		own.left.Store(1) // reserved until plan has made every operation
+		rr.ref = own
+	}
+	return rr.ref
 }
 
 // planRecord maps one record to its operations: a pure function of the
 // record and of whether its span is deferred (started pending and not
 // resolved), which e.pending tracks.
-func (e *Exporter) planRecord(r *agenttrace.Record, ref *recRef) {
+func (e *Exporter) planRecord(r *agenttrace.Record, ref *refFor) {
 	switch r.Kind {
 	case agenttrace.InstanceStarted:
 		d := r.Instance
@@ -81,7 +115,7 @@ func (e *Exporter) planRecord(r *agenttrace.Record, ref *recRef) {
 	}
 }
 
-func (e *Exporter) planSpan(kind agenttrace.RecordKind, d *agenttrace.SpanData, ref *recRef) {
+func (e *Exporter) planSpan(kind agenttrace.RecordKind, d *agenttrace.SpanData, ref *refFor) {
 	p := &e.pending
 	if kind == agenttrace.SpanStarted {
 		p.join(d.ID, d.ParentID)
@@ -96,7 +130,7 @@ func (e *Exporter) planSpan(kind agenttrace.RecordKind, d *agenttrace.SpanData, 
 	case kind == agenttrace.SpanStarted && d.Status == agenttrace.StatusPending:
 		// The API has no pending -> active transition: the span is created
 		// when it activates or is cancelled.
-		p.deferSpan(d, ref)
+		p.deferSpan(d, ref.get(nil))
 	case d.Status == agenttrace.StatusCancelled && (node != nil || kind == agenttrace.SpanStarted):
 		create := span(opCreateSpan, "pending")
 		create.pendingCreate = true
@@ -117,8 +151,9 @@ func (e *Exporter) planSpan(kind agenttrace.RecordKind, d *agenttrace.SpanData, 
 	// SpanActivated of a span created active: the API has nothing to do.
 }
 
-func newOp(k opKind, inst, span agenttrace.ID, ref *recRef) *op {
+func newOp(k opKind, inst, span agenttrace.ID, rr *refFor) *op {
 	o := &op{kind: k, inst: inst, span: span}
+	ref := rr.get(&o.own)
 	o.refs[0] = ref
 	ref.left.Add(1)
 	return o
@@ -143,6 +178,15 @@ func (o *op) finish(err error) {
 	for _, r := range o.refs {
 		if r != nil {
 			r.opDone(err)
+		}
+	}
+}
+
+// resume marks the operation's held records on their way again.
+func (o *op) resume() {
+	for _, r := range o.refs {
+		if r != nil {
+			r.resume()
 		}
 	}
 }

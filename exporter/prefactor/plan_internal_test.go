@@ -14,6 +14,7 @@ type nopSink struct{}
 
 func (nopSink) Done(int, error) {}
 func (nopSink) Hold(int)        {}
+func (nopSink) Resume(int)      {}
 
 func spanID(i int) agenttrace.ID {
 	var id agenttrace.ID

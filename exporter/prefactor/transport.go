@@ -128,6 +128,10 @@ func (e *Exporter) readBody(ctx context.Context, resp *http.Response) (b []byte,
 	}
 }
 
+// maxPooledAnswer is the largest answer buffer kept for reuse (a bulk
+// answer of 500 items, which echoes the spans, is a few hundred KiB).
+const maxPooledAnswer = 4 << 20
+
 // answerPool recycles answer bodies.
 var answerPool = sync.Pool{New: func() any { b := []byte(nil); return &b }}
 
@@ -137,7 +141,7 @@ func (e *Exporter) doneWith(resp *response) {
 	if resp == nil {
 		return
 	}
-	if b := resp.body; cap(b) > 0 && cap(b) <= smallAnswer {
+	if b := resp.body; cap(b) > 0 && cap(b) <= maxPooledAnswer {
 		b = b[:0]
 		answerPool.Put(&b)
 	}

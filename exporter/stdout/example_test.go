@@ -1,9 +1,12 @@
 package stdout_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,11 +75,36 @@ func Example() {
 // With WithJSONLines every record is one JSON object on its own line, as
 // records arrive: for tools such as jq.
 func Example_jsonLines() {
-	exp := stdout.New(stdout.WithJSONLines(), stdout.WithoutPayloads())
-	tracer, _ := agenttrace.New(agenttrace.WithExporter(exp))
+	var out bytes.Buffer // os.Stdout by default
+	exp := stdout.New(stdout.WithJSONLines(), stdout.WithoutPayloads(), stdout.WithWriter(&out))
+	tracer, _ := agenttrace.New(agenttrace.WithExporter(exp), agenttrace.WithFlushInterval(time.Hour))
 	ctx, run := tracer.StartInstance(context.Background())
 	_, span := tracer.Start(ctx, "tool", agenttrace.ToolInput{Name: "search"})
 	span.End()
 	run.End()
 	_ = tracer.Shutdown(context.Background())
+
+	// One JSON object per record; IDs and times vary, so show the rest.
+	for line := range strings.Lines(out.String()) {
+		var r struct {
+			Kind     string `json:"kind"`
+			Instance *struct {
+				Status string `json:"status"`
+			} `json:"instance"`
+			Span struct {
+				Type   string `json:"type"`
+				Status string `json:"status"`
+			} `json:"span"`
+		}
+		_ = json.Unmarshal([]byte(line), &r)
+		if r.Instance != nil {
+			fmt.Println(r.Kind, r.Instance.Status)
+		} else {
+			fmt.Println(r.Kind, r.Span.Type, r.Span.Status)
+		}
+	}
+	// Output:
+	// instance_started active
+	// span_started tool complete
+	// instance_ended complete
 }
