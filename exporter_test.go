@@ -239,8 +239,10 @@ func TestAsyncExporterContract(t *testing.T) {
 	// Held at Shutdown: dropped, counted, reported.
 	p.End() // a pending span's end cancels it
 	_, p2 := tr.StartPending(ctx, "tool", nil)
-	_ = p2
-	run.End()
+	require.NoError(t, tr.Flush(context.Background()), "p2's start is handed over and held")
+	require.Equal(t, 1, tr.Stats().Held)
+	run.End() // cancels p2, which was still pending; its start stays held
+	require.Equal(t, agenttrace.StatusCancelled, p2.Status())
 	err = tr.Shutdown(context.Background())
 	var de *agenttrace.DeliveryError
 	require.ErrorAs(t, err, &de)

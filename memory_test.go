@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"testing"
@@ -28,12 +29,17 @@ func liveHeap() uint64 {
 func TestByteCapBoundsErrorMessages(t *testing.T) {
 	const maxBytes = 8 << 20
 	g := newGate()
+	// The export timeout outlasts the test: the exporter stays stalled
+	// however slowly the loop runs.
 	tr, err := agenttrace.New(agenttrace.WithExporter(g), agenttrace.WithFlushInterval(time.Hour),
-		agenttrace.WithQueueLimits(1<<20, maxBytes))
+		agenttrace.WithQueueLimits(1<<20, maxBytes), agenttrace.WithExportTimeout(time.Hour),
+		agenttrace.WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)
 	defer func() {
 		g.open()
-		require.NoError(t, tr.Shutdown(context.Background()))
+		// What the full queue dropped is reported, and only that.
+		var de *agenttrace.DeliveryError
+		require.ErrorAs(t, tr.Shutdown(context.Background()), &de)
 	}()
 	base := errors.New(strings.Repeat("x", 64<<10))
 	before := liveHeap()
