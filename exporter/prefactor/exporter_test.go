@@ -273,13 +273,18 @@ func TestFaultMatrix(t *testing.T) {
 	if testing.Short() {
 		n = 2000
 	}
+	// The fake server applies a bulk request under one lock, so the
+	// attempt timeout must cover the lanes' requests queueing behind each
+	// other (8 lanes of 100 items, about 2 ms an item under -race on a
+	// loaded machine); slow answers outlast it, so they are lost answers
+	// the client retries.
 	h := newHarness(t, nil, []prefactor.Option{
 		prefactor.WithRetry(prefactor.Retry{Initial: 2 * time.Millisecond, Max: 40 * time.Millisecond,
-			Deadline: 2 * time.Minute, AttemptTimeout: 300 * time.Millisecond}),
-		prefactor.WithBulkLimits(500, 4<<20),
+			Deadline: 2 * time.Minute, AttemptTimeout: 4 * time.Second}),
+		prefactor.WithBulkLimits(100, 4<<20),
 	}, agenttrace.WithQueueLimits(1_000_000, 1<<30), agenttrace.WithFlushInterval(100*time.Millisecond))
 	h.srv.SetRandomFaults(prefactortest.RandomFaults{Seed: 7, Status503: 0.20, Status429: 0.05, Drop: 0.05, Slow: 0.05,
-		RetryAfter: time.Second, SlowDelay: 500 * time.Millisecond})
+		RetryAfter: time.Second, SlowDelay: 5 * time.Second})
 
 	var ctxs []context.Context
 	var runs []*agenttrace.Instance
