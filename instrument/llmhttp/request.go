@@ -150,6 +150,9 @@ func jsonString(b json.RawMessage) (string, bool) {
 }
 
 func stopList(b json.RawMessage) []string {
+	if len(b) == 0 || string(b) == "null" {
+		return nil
+	}
 	if s, ok := jsonString(b); ok {
 		return []string{s}
 	}
