@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/agenttrace/agenttrace"
 	"github.com/agenttrace/agenttrace/instrument/llmhttp"
@@ -67,6 +69,8 @@ func BenchmarkTransport(b *testing.B) {
 			client := &http.Client{Transport: rt}
 			b.Run(mode+"/"+kind, func(b *testing.B) {
 				b.ReportAllocs()
+				start := cpuTime()
+				defer func() { b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op") }()
 				for b.Loop() {
 					req, _ := http.NewRequest(http.MethodPost, "https://api.openai.com/v1/chat/completions", strings.NewReader(reqBody))
 					res, err := client.Do(req)
@@ -81,4 +85,14 @@ func BenchmarkTransport(b *testing.B) {
 			})
 		}
 	}
+}
+
+// cpuTime is the process's CPU time (user + system): on a shared machine
+// cpu-ns/op is steadier than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

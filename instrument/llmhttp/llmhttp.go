@@ -678,6 +678,7 @@ func (c *call) stop() {
 
 func (c *call) completeLocked(at time.Time) {
 	c.state = stateDone
+	c.body = nil
 	c.stop()
 	c.span.SetResult(c.result())
 	c.span.EndAt(at)
@@ -688,6 +689,7 @@ func (c *call) failLocked(err error, at time.Time) {
 		return
 	}
 	c.state = stateDone
+	c.body = nil
 	c.stop()
 	c.span.SetResult(c.result())
 	c.span.FailAt(err, at)
