@@ -431,6 +431,7 @@ func (c *call) response(ctx context.Context, res *http.Response) {
 		return
 	}
 	if res.Body == nil || res.Body == http.NoBody {
+		c.out.terminal = true // nothing to read: the call is over
 		c.endLocked(endEOF, nil)
 		return
 	}
