@@ -7,6 +7,8 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agenttrace/agenttrace"
@@ -40,8 +42,10 @@ type Price struct {
 
 // ModelPrice prices the models whose names match Pattern, from From on.
 type ModelPrice struct {
-	// Pattern is a regular expression matched against the whole model name
-	// (a "vendor/" prefix, as OpenRouter's, is removed first).
+	// Pattern is a regular expression matched against the whole model name,
+	// lower-cased, with a "vendor/" prefix (OpenRouter's) removed; a name
+	// with a dated-snapshot or alias suffix (-2024-08-06, -20250514, @...,
+	// -001, -latest, -preview-...) also matches as its base name.
 	Pattern string `json:"pattern"`
 	// Provider restricts the entry to one provider (gen_ai.provider.name);
 	// empty matches any.
@@ -57,7 +61,17 @@ type ModelPrice struct {
 type PriceTable struct {
 	entries []priceEntry // newest precedence first
 	asOf    string
+	// matches caches, per provider and model name, the entries whose
+	// pattern matches (the regular expressions run once per name).
+	matches sync.Map // matchKey -> []int
+	cached  atomic.Int64
 }
+
+type matchKey struct{ provider, model string }
+
+// maxCachedNames bounds the match cache; names beyond it are matched
+// every time.
+const maxCachedNames = 4096
 
 type priceEntry struct {
 	ModelPrice
@@ -135,17 +149,10 @@ func (t *PriceTable) Lookup(provider, model string, at time.Time) (Price, bool) 
 	if t == nil || model == "" {
 		return Price{}, false
 	}
-	m := normModel(model)
 	var best *priceEntry
-	for i := range t.entries {
+	for _, i := range t.matching(provider, model) {
 		e := &t.entries[i]
-		if e.Provider != "" && e.Provider != provider {
-			continue
-		}
 		if !e.From.IsZero() && at.Before(e.From) {
-			continue
-		}
-		if !e.re.MatchString(m) {
 			continue
 		}
 		if best == nil {
@@ -161,6 +168,34 @@ func (t *PriceTable) Lookup(provider, model string, at time.Time) (Price, bool) 
 		return Price{}, false
 	}
 	return best.Price, true
+}
+
+// snapRE splits a model name into its base and snapshot suffix.
+var snapRE = regexp.MustCompile(`^(.+?)` + snap + `$`)
+
+// matching returns the indexes of the entries that match model for
+// provider, in precedence order.
+func (t *PriceTable) matching(provider, model string) []int {
+	k := matchKey{provider, model}
+	if v, ok := t.matches.Load(k); ok {
+		return v.([]int)
+	}
+	m := normModel(model)
+	base := m
+	if sm := snapRE.FindStringSubmatch(m); sm != nil {
+		base = sm[1]
+	}
+	var idx []int
+	for i := range t.entries {
+		e := &t.entries[i]
+		if (e.Provider == "" || e.Provider == provider) && (e.re.MatchString(m) || e.re.MatchString(base)) {
+			idx = append(idx, i)
+		}
+	}
+	if t.cached.Add(1) <= maxCachedNames {
+		t.matches.Store(k, idx)
+	}
+	return idx
 }
 
 // Cost prices u for model at time at; ok is false for a model without a

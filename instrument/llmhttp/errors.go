@@ -10,11 +10,14 @@ import (
 // APIError is an error response of an LLM API, as recorded on the failed
 // span: the HTTP status and the API's own error type, code and message.
 type APIError struct {
+	// StatusCode is the HTTP status (0 for an error event in a stream).
 	StatusCode int
 	// Type is the API's error type ("rate_limit_error",
 	// "invalid_request_error", Gemini's status such as "RESOURCE_EXHAUSTED").
-	Type    string
-	Code    string
+	Type string
+	// Code is the API's error code, when it has one ("rate_limit_exceeded").
+	Code string
+	// Message is the API's error message.
 	Message string
 }
 
@@ -68,8 +71,11 @@ var (
 // Reason is ErrStreamCut or ErrClosedEarly, or the context's cause when the
 // context was cancelled; Err is the read error, if any.
 type StreamError struct {
+	// Reason is ErrStreamCut, ErrClosedEarly, ErrIncompleteBody or the
+	// context's cause.
 	Reason error
-	Err    error
+	// Err is the read error that ended the body, if any.
+	Err error
 }
 
 // Error describes the reason and the read error.

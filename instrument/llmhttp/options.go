@@ -132,9 +132,12 @@ func WithProvider(name string) Option {
 	return optionFunc(func(c *config) { c.provider = name })
 }
 
-// WithRetryWait sets how long a failed attempt that the SDK marks as
-// retryable (X-Stainless-Retry-Count) waits for the SDK's next attempt
-// before its span ends as failed. d <= 0 keeps the default.
+// WithRetryWait sets how long a failed attempt the SDK may retry waits for
+// the SDK's next attempt before its span ends as failed: an error response
+// with a retryable status (408, 409, 429, 5xx) whose body the SDK closed
+// unread, as openai-go, anthropic-sdk-go and genai do before retrying, or a
+// transport error of a request marked X-Stainless-Retry-Count. An error
+// body read to its end ends the span at once. d <= 0 keeps the default.
 func WithRetryWait(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d > 0 {

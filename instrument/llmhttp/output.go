@@ -205,24 +205,30 @@ func (c *call) result() agenttrace.LLMResponse {
 	u := o.prior
 	u.add(o.usage)
 	r.Usage = u.public()
-	md := map[string]any{}
+	var md map[string]any
+	set := func(k string, v any) {
+		if md == nil {
+			md = make(map[string]any, 2)
+		}
+		md[k] = v
+	}
 	if c.attempts > 1 {
-		md["attempts"] = c.attempts
-		md["attempt_errors"] = c.attemptErrs
+		set("attempts", c.attempts)
+		set("attempt_errors", c.attemptErrs)
 	}
 	if c.hops > 1 {
-		md["requests"] = c.hops
+		set("requests", c.hops)
 	}
 	if o.truncated || c.reqTruncated {
-		md["content_truncated"] = true
+		set("content_truncated", true)
 		stats.contentTruncated.Add(1)
 	}
 	if o.parseErrors > 0 {
-		md["parse_errors"] = o.parseErrors
+		set("parse_errors", o.parseErrors)
 		stats.parseErrors.Add(uint64(o.parseErrors))
 	}
 	if r.Usage == nil && c.status < 400 {
-		md["usage_missing"] = true
+		set("usage_missing", true)
 		stats.usageMissing.Add(1)
 	}
 	if r.Usage != nil {
@@ -233,20 +239,17 @@ func (c *call) result() agenttrace.LLMResponse {
 		switch {
 		case u.costSeen:
 			r.Cost = &agenttrace.Cost{Total: u.cost, Currency: "USD"}
-			md["cost_source"] = "provider"
+			set("cost_source", "provider")
 		default:
 			if cost, ok := c.cfg.prices.cost(c.route.provider, model, u, c.started); ok {
-				r.Cost = &cost
-				md["cost_source"] = "price_table"
+				r.Cost = &cost // from the price table (the usual case: not marked)
 			} else {
-				md["cost_unknown"] = true
+				set("cost_unknown", true)
 				stats.costUnknown.Add(1)
 			}
 		}
 	}
-	if len(md) > 0 {
-		r.Metadata = md
-	}
+	r.Metadata = md
 	return r
 }
 

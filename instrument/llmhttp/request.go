@@ -142,6 +142,9 @@ func jsonString(b json.RawMessage) (string, bool) {
 	if len(b) == 0 || b[0] != '"' {
 		return "", false
 	}
+	if n := len(b); n >= 2 && b[n-1] == '"' && bytes.IndexByte(b[1:n-1], '\\') < 0 && bytes.IndexByte(b[1:n-1], '"') < 0 {
+		return string(b[1 : n-1]), true // no escapes: the common case
+	}
 	var s string
 	if json.Unmarshal(b, &s) != nil {
 		return "", false
@@ -150,6 +153,9 @@ func jsonString(b json.RawMessage) (string, bool) {
 }
 
 func stopList(b json.RawMessage) []string {
+	if len(b) == 0 || string(b) == "null" {
+		return nil
+	}
 	if s, ok := jsonString(b); ok {
 		return []string{s}
 	}

@@ -1,6 +1,7 @@
 package llmhttp
 
 import (
+	"bytes"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -17,6 +18,9 @@ type scanner struct {
 }
 
 func (s *scanner) ws() {
+	if s.i < len(s.b) && s.b[s.i] > ' ' { // compact JSON: no white space
+		return
+	}
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
 		case ' ', '\t', '\n', '\r':
@@ -115,30 +119,31 @@ func (s *scanner) array(elem func(i int)) bool {
 }
 
 // rawString reads a string and returns its bytes between the quotes, still
-// escaped.
+// escaped. It looks for the closing quote with bytes.IndexByte (strings are
+// most of an event's bytes) and does not validate what is inside.
 func (s *scanner) rawString() ([]byte, bool) {
 	if s.peek() != '"' {
 		return nil, false
 	}
 	s.i++
 	start := s.i
-	for s.i < len(s.b) {
-		switch c := s.b[s.i]; {
-		case c == '"':
-			r := s.b[start:s.i]
-			s.i++
-			return r, true
-		case c == '\\':
-			s.i += 2
-		case c < 0x20:
+	for {
+		k := bytes.IndexByte(s.b[s.i:], '"')
+		if k < 0 {
 			s.fail()
 			return nil, false
-		default:
-			s.i++
+		}
+		end := s.i + k
+		// The quote is escaped if an odd number of backslashes precede it.
+		n := 0
+		for j := end - 1; j >= start && s.b[j] == '\\'; j-- {
+			n++
+		}
+		s.i = end + 1
+		if n%2 == 0 {
+			return s.b[start:end], true
 		}
 	}
-	s.fail()
-	return nil, false
 }
 
 // appendString reads a string and appends its unescaped value to dst; a
