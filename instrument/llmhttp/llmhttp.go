@@ -195,18 +195,22 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 	if in := agenttrace.InstanceFromContext(ctx); in != nil {
 		key.inst = in.ID()
 	}
-	if attempt > 0 {
-		k := key
-		k.hash = hashBody(body)
-		if c = co.resume(k); c != nil {
-			c.attempts++
-		}
-	} else if parsed.contToken != "" {
+	marked := req.Header.Get(retryHeader) != ""
+	if parsed.contToken != "" {
 		k := key
 		k.token = parsed.contToken
 		if c = co.resume(k); c != nil {
 			c.hops++
 			hop = true
+		}
+	}
+	// A retry: an SDK that marks its retries says so; any other request
+	// may be one if an identical call is waiting.
+	if c == nil && (attempt > 0 || !marked && co.anyWaiting()) {
+		k := key
+		k.hash = hashBody(body)
+		if c = co.resume(k); c != nil {
+			c.attempts++
 		}
 	}
 	if c == nil {
@@ -226,7 +230,7 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 	}
 	c.key = key
 	c.attemptCtx = ctx
-	c.marker = req.Header.Get(retryHeader) != ""
+	c.marker = marked
 	c.body = body
 	if hop {
 		c.nextHop()
@@ -254,6 +258,12 @@ func hashBody(b []byte) uint64 {
 	return h.Sum64()
 }
 
+func (co *core) anyWaiting() bool {
+	co.mu.Lock()
+	defer co.mu.Unlock()
+	return len(co.waiting) > 0
+}
+
 // resume takes the call waiting under k, if any.
 func (co *core) resume(k waitKey) *call {
 	co.mu.Lock()
@@ -277,6 +287,14 @@ func (co *core) resume(k waitKey) *call {
 // wait parks c under k until the next attempt or hop, or the wait runs
 // out; c.mu is held.
 func (co *core) wait(c *call, k waitKey, failWith error, at time.Time) {
+	co.waitFor(c, k, failWith, at, co.cfg.retryWait)
+}
+
+// continuationWait is how long a Gemini stream that ended with a
+// continuation token waits for the SDK's next request.
+const continuationWait = 15 * time.Second
+
+func (co *core) waitFor(c *call, k waitKey, failWith error, at time.Time, d time.Duration) {
 	c.stop()
 	c.state = stateWaiting
 	co.mu.Lock()
@@ -286,7 +304,7 @@ func (co *core) wait(c *call, k waitKey, failWith error, at time.Time) {
 	}
 	co.waiting[k] = c
 	co.mu.Unlock()
-	c.timer = time.AfterFunc(co.cfg.retryWait, func() { c.expireWith(k, failWith, at) })
+	c.timer = time.AfterFunc(d, func() { c.expireWith(k, failWith, at) })
 	if failWith != nil && c.attemptCtx != nil {
 		// The SDK gave up (or its caller did) while waiting to retry.
 		c.stopCtx = context.AfterFunc(c.attemptCtx, func() { c.expireWith(k, failWith, at) })
@@ -567,8 +585,10 @@ func (c *call) endLocked(kind endKind, err error) {
 	if c.status >= 400 {
 		ae := c.out.apiErr
 		c.attemptErrs = append(c.attemptErrs, ae.Error())
-		if kind == endClosed && c.retryable && c.marker {
-			// The SDK closes an error body unread when it retries.
+		if kind == endClosed && c.retryable {
+			// SDKs close an error body unread when they retry it
+			// (openai-go, anthropic-sdk-go, genai); the span waits for the
+			// retry a while.
 			k := c.key
 			k.hash = hashBody(c.body)
 			c.core.wait(c, k, ae, now)
@@ -587,7 +607,7 @@ func (c *call) endLocked(kind endKind, err error) {
 		k := c.key
 		k.token = c.contTok
 		c.out.terminal = true
-		c.core.wait(c, k, nil, now)
+		c.core.waitFor(c, k, nil, now, continuationWait)
 		return
 	}
 	if c.out.terminal {
