@@ -3,6 +3,7 @@ package otelbridge_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -122,4 +123,24 @@ func jsonField(t *testing.T, payload []byte, field string) string {
 	var m map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal(payload, &m))
 	return string(m[field])
+}
+
+// Local roots that start and never end stay bounded: beyond the trace
+// limit the oldest is evicted (nothing to replay yet), and a span ending
+// later under it is counted as dropped, never kept.
+func TestProcessorUnendedRootsBounded(t *testing.T) {
+	tp, tr, rec, p := newProcessorFixture(t, otelbridge.WithTraceLimits(2, 10))
+	otr := tp.Tracer("app")
+	var children []trace.Span
+	for i := range 3 {
+		ctx, _ := otr.Start(context.Background(), fmt.Sprintf("invoke_agent %d", i), trace.WithAttributes(otelbridge.KeyOperationName.String("invoke_agent")))
+		_, c := otr.Start(ctx, "chat m", trace.WithAttributes(otelbridge.KeyOperationName.String("chat"), otelbridge.KeyRequestModel.String("m")))
+		children = append(children, c)
+	}
+	children[0].End()
+	assert.Equal(t, uint64(1), p.Dropped(), "its root was evicted")
+	children[2].End()
+	require.NoError(t, tp.ForceFlush(context.Background()))
+	require.NoError(t, tr.Flush(context.Background()))
+	assert.Len(t, rec.SpansOfType(agenttrace.TypeLLM), 1, "the live root's child, replayed by ForceFlush")
 }

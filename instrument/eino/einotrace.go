@@ -19,7 +19,8 @@
 // with the concatenated message as its result.
 //
 // Spans join the instance in the context of the run (tracer.StartInstance),
-// or the tracer's default instance.
+// or the tracer's default instance. Register the handler once: globally or
+// per run, not both, or every component is recorded twice.
 package einotrace
 
 import (
@@ -127,18 +128,14 @@ func (h *handler) start(ctx context.Context, info *callbacks.RunInfo, input call
 	if info == nil {
 		info = &callbacks.RunInfo{}
 	}
-	parent := ours(ctx)
-	typ := h.cfg.spanType(info, parent != nil && parent.span != nil || parentSkipped(ctx))
+	// Inside a component this handler saw (traced or skipped) is nested.
+	typ := h.cfg.spanType(info, ours(ctx) != nil)
 	if typ == "" {
 		return context.WithValue(ctx, spanKey{}, &current{})
 	}
 	ctx, span := h.tracer.Start(ctx, typ, h.payload(ctx, typ, info, input), agenttrace.WithName(spanName(info)))
 	return context.WithValue(ctx, spanKey{}, &current{span: span, typ: typ})
 }
-
-// parentSkipped reports whether ctx is inside a component this handler
-// skipped, which still counts as nesting.
-func parentSkipped(ctx context.Context) bool { return ours(ctx) != nil }
 
 func spanName(info *callbacks.RunInfo) string {
 	switch {
@@ -190,7 +187,10 @@ func (h *handler) OnError(ctx context.Context, _ *callbacks.RunInfo, err error) 
 // OnEndWithStreamOutput implements callbacks.Handler: it reads its copy of
 // the output stream on a goroutine of its own and ends the span when the
 // stream ends: complete at io.EOF, failed at an error. A chat model's first
-// chunk with content marks the first token.
+// chunk with content marks the first token. As with any eino handler that
+// reads its copy, the goroutine lives as long as the component's stream:
+// the span ends when the stream does, not when the application stops
+// reading or closes its own copy.
 func (h *handler) OnEndWithStreamOutput(ctx context.Context, info *callbacks.RunInfo, output *schema.StreamReader[callbacks.CallbackOutput]) context.Context {
 	c := ours(ctx)
 	if output == nil {

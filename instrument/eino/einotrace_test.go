@@ -324,3 +324,50 @@ func jsonField(t *testing.T, payload []byte, field string) string {
 	require.NoError(t, json.Unmarshal(payload, &m))
 	return string(m[field])
 }
+
+// plainModel does not report its callbacks: the graph node reports them
+// with the model's own input and output (messages), and the usage comes
+// from the message's ResponseMeta.
+type plainModel struct{ fakeModel }
+
+func (m *plainModel) IsCallbacksEnabled() bool { return false }
+
+func (m *plainModel) WithTools(tools []*schema.ToolInfo) (model.ToolCallingChatModel, error) {
+	return &plainModel{fakeModel{tools: tools}}, nil
+}
+
+func (m *plainModel) Generate(_ context.Context, in []*schema.Message, _ ...model.Option) (*schema.Message, error) {
+	u := usage(in)
+	meta := &schema.ResponseMeta{FinishReason: "stop", Usage: &schema.TokenUsage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}}
+	if !answered(in) {
+		meta.FinishReason = "tool_calls"
+		return &schema.Message{Role: schema.Assistant, ResponseMeta: meta, ToolCalls: []schema.ToolCall{
+			toolCall(0, "call_w", "weather", `{"city":"Paris"}`), toolCall(1, "call_c", "clock", `{"city":"Paris"}`),
+		}}, nil
+	}
+	return &schema.Message{Role: schema.Assistant, Content: "Sunny, 21:00 in Paris.", ResponseMeta: meta}, nil
+}
+
+func TestGraphInjectedCallbacks(t *testing.T) {
+	tr, rec := agenttracetest.New(t)
+	a, err := react.NewAgent(context.Background(), &react.AgentConfig{
+		ToolCallingModel: &plainModel{},
+		ToolsConfig: compose.ToolsNodeConfig{ExecuteSequentially: true, Tools: []tool.BaseTool{
+			fakeTool{name: "weather", out: `{"sky":"sunny"}`, tracer: tr},
+			fakeTool{name: "clock", out: `{"time":"21:00"}`, tracer: tr},
+		}},
+	})
+	require.NoError(t, err)
+	ctx, inst := tr.StartInstance(context.Background())
+	out, err := a.Generate(ctx, []*schema.Message{schema.UserMessage("Weather in Paris?")},
+		agent.WithComposeOptions(compose.WithCallbacks(einotrace.NewHandler(tr))))
+	require.NoError(t, err)
+	assert.Equal(t, "Sunny, 21:00 in Paris.", out.Content)
+	inst.End()
+	require.NoError(t, tr.Flush(context.Background()))
+	assert.Equal(t, wantTree, rec.Tree(inst.ID()))
+	llms := rec.SpansOfType(agenttrace.TypeLLM)
+	require.Len(t, llms, 2)
+	assert.Equal(t, agenttrace.Usage{PromptTokens: 100, CompletionTokens: 20, TotalTokens: 120}, *llms[0].Usage)
+	assert.JSONEq(t, `"tool_calls"`, jsonField(t, llms[0].Result, "finish_reason"))
+}

@@ -3,6 +3,7 @@ package langchaingotrace_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -18,7 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tmc/langchaingo/agents"
 	"github.com/tmc/langchaingo/chains"
+	"github.com/tmc/langchaingo/llms"
 	"github.com/tmc/langchaingo/llms/openai"
+	"github.com/tmc/langchaingo/schema"
 	"github.com/tmc/langchaingo/tools"
 	"go.uber.org/goleak"
 )
@@ -283,4 +286,63 @@ func TestUnkeyableContext(t *testing.T) {
 type unkeyable struct {
 	context.Context
 	tags []string
+}
+
+// Usage is normalised per provider from the GenerationInfo keys the
+// langchaingo LLMs set: Anthropic's InputTokens exclude the cache tokens,
+// OpenAI's PromptTokens include PromptCachedTokens.
+func TestUsageByProvider(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		info map[string]any
+		want agenttrace.Usage
+	}{
+		{"anthropic", map[string]any{"InputTokens": 20, "OutputTokens": 30, "CacheCreationInputTokens": 100, "CacheReadInputTokens": 1000},
+			agenttrace.Usage{PromptTokens: 1120, CompletionTokens: 30, TotalTokens: 1150, Details: map[string]int64{agenttrace.UsageCacheRead: 1000, agenttrace.UsageCacheWrite: 100}}},
+		{"openai", map[string]any{"PromptTokens": 1120, "CompletionTokens": 30, "TotalTokens": 1150, "PromptCachedTokens": 1000, "ReasoningTokens": 12},
+			agenttrace.Usage{PromptTokens: 1120, CompletionTokens: 30, TotalTokens: 1150, Details: map[string]int64{agenttrace.UsageCacheRead: 1000, agenttrace.UsageReasoning: 12}}},
+		{"googleai", map[string]any{"PromptTokens": int32(50), "CompletionTokens": int32(5), "TotalTokens": int32(55), "CachedTokens": int32(40)},
+			agenttrace.Usage{PromptTokens: 50, CompletionTokens: 5, TotalTokens: 55, Details: map[string]int64{agenttrace.UsageCacheRead: 40}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, rec := agenttracetest.New(t)
+			h := langchaingotrace.NewHandler(tr, langchaingotrace.WithModel(tc.name, "m"))
+			ctx, inst := tr.StartInstance(context.Background())
+			h.HandleLLMGenerateContentStart(ctx, []llms.MessageContent{llms.TextParts(llms.ChatMessageTypeHuman, "hi")})
+			h.HandleLLMGenerateContentEnd(ctx, &llms.ContentResponse{Choices: []*llms.ContentChoice{{Content: "hello", StopReason: "end_turn", GenerationInfo: tc.info}}})
+			inst.End()
+			require.NoError(t, tr.Flush(context.Background()))
+			llm := rec.SpansOfType(agenttrace.TypeLLM)[0]
+			assert.Equal(t, agenttrace.StatusComplete, llm.Status)
+			assert.Equal(t, tc.want, *llm.Usage)
+			assert.Equal(t, "end_turn", jsonString(t, llm.Result, "finish_reason"))
+		})
+	}
+}
+
+// An anthropic LLM reports its errors (HandleLLMError): the span fails
+// with that error, and a tool left open inside a failing chain fails too.
+func TestErrorCallbacks(t *testing.T) {
+	tr, rec := agenttracetest.New(t)
+	h := langchaingotrace.NewHandler(tr)
+	ctx, inst := tr.StartInstance(context.Background())
+	h.HandleChainStart(ctx, map[string]any{"input": "x"})
+	h.HandleLLMGenerateContentStart(ctx, nil)
+	h.HandleLLMError(ctx, errors.New("overloaded"))
+	h.HandleAgentAction(ctx, schema.AgentAction{Tool: "search", ToolID: "t1", ToolInput: "q"})
+	h.HandleChainError(ctx, errors.New("tool exploded"))
+	inst.End()
+	require.NoError(t, tr.Flush(context.Background()))
+	assert.Equal(t, "agent failed\n  llm failed\n  tool search failed\n", rec.Tree(inst.ID()))
+	tool := rec.SpansOfType(agenttrace.TypeTool)[0]
+	assert.Equal(t, "tool exploded", tool.Error.Message)
+	assert.Equal(t, "overloaded", rec.SpansOfType(agenttrace.TypeLLM)[0].Error.Message)
+}
+
+func jsonString(t *testing.T, payload []byte, field string) string {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(payload, &m))
+	s, _ := m[field].(string)
+	return s
 }

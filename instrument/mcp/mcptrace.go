@@ -11,7 +11,9 @@
 //	server.AddReceivingMiddleware(mcptrace.ServerMiddleware(tracer))
 //
 // The client's tool span is a child of the span in the call's context and
-// joins its instance. Its trace context (the OTel identity the
+// joins its instance. When that span is itself an active tool span (a
+// framework's tool that calls MCP), the client records no second span, as
+// the conventions ask, and sends the outer span's trace context. Its trace context (the OTel identity the
 // OpenTelemetry bridge gives it, otelbridge.SpanContext) is injected into
 // the request's params._meta as unprefixed traceparent, tracestate and
 // baggage keys (SEP-414, the OpenTelemetry MCP semantic conventions); the
@@ -127,6 +129,16 @@ func ClientMiddleware(tracer *agenttrace.Tracer, opts ...Option) mcp.Middleware 
 			if params == nil {
 				return next(ctx, method, req)
 			}
+			// Send a copy of the params with the span's trace context in
+			// _meta: the caller's value stays as it was.
+			sent := *params
+			if outer := agenttrace.SpanFromContext(ctx); outer != nil && outer.Type() == agenttrace.TypeTool && !outer.Status().Finished() {
+				// A framework already records this tool call (an eino or
+				// langchaingo tool that calls MCP): as the conventions ask,
+				// no second span; the server nests under the outer one.
+				sent.Meta = cfg.inject(ctx, params.Meta)
+				return next(ctx, method, with(&sent))
+			}
 			in := toolPayload{Name: params.Name, Method: method, Side: "client"}
 			if session != nil {
 				in.SessionID = session.ID()
@@ -135,9 +147,6 @@ func ClientMiddleware(tracer *agenttrace.Tracer, opts ...Option) mcp.Middleware 
 				in.Arguments = params.Arguments
 			}
 			ctx, span := tracer.Start(ctx, agenttrace.TypeTool, in, agenttrace.WithName(method+" "+params.Name))
-			// Send a copy of the params with the span's trace context in
-			// _meta: the caller's value stays as it was.
-			sent := *params
 			sent.Meta = cfg.inject(ctx, params.Meta)
 			res, err := next(ctx, method, with(&sent))
 			finish(span, params.Name, res, err, cfg.content)

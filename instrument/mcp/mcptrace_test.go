@@ -234,3 +234,29 @@ func jsonField(t *testing.T, payload []byte, field string) string {
 	require.NoError(t, json.Unmarshal(payload, &m))
 	return string(m[field])
 }
+
+// A tool span already open around the call (a framework's tool calling MCP)
+// is not doubled: the server nests under it.
+func TestOuterToolSpan(t *testing.T) {
+	ctx := context.Background()
+	clientTr, clientRec := agenttracetest.New(t)
+	serverTr, serverRec := agenttracetest.New(t)
+	seen := &seenMeta{}
+	client := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil)
+	client.AddSendingMiddleware(mcptrace.ClientMiddleware(clientTr))
+	cs := connect(t, ctx, newServer(serverTr, seen), client)
+	ctx, inst := clientTr.StartInstance(ctx)
+	tctx, tool := clientTr.Start(ctx, agenttrace.TypeTool, agenttrace.ToolInput{Name: "weather"}, agenttrace.WithName("weather"))
+	_, err := cs.CallTool(tctx, &mcp.CallToolParams{Name: "weather", Arguments: cityArgs{City: "Lima"}})
+	require.NoError(t, err)
+	tool.End()
+	inst.End()
+	require.NoError(t, clientTr.Flush(ctx))
+	require.NoError(t, serverTr.Flush(ctx))
+	assert.Equal(t, "tool weather complete\n", clientRec.Tree(inst.ID()))
+	require.Len(t, seen.meta, 1)
+	assert.Equal(t, "00-"+otelbridge.TraceID(inst.ID()).String()+"-"+otelbridge.SpanID(tool.ID()).String()+"-01", seen.meta[0]["traceparent"])
+	sinsts := serverRec.Instances()
+	require.Len(t, sinsts, 1)
+	assert.Equal(t, otelbridge.SpanID(tool.ID()), trace.SpanID(sinsts[0].TraceParent.SpanID))
+}
