@@ -2,6 +2,7 @@ package agenttrace
 
 import (
 	"context"
+	"maps"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -31,9 +32,10 @@ type Instance struct {
 	endedAt time.Time
 	err     *ErrorInfo
 	ttft    time.Duration
-	ttftAt  time.Time // start of the span ttft was measured on
-	curr    string    // currency of the cost totals
-	mixed   bool      // costs in more than one currency were seen
+	ttftAt  time.Time        // start of the span ttft was measured on
+	curr    string           // currency of the cost totals
+	mixed   bool             // costs in more than one currency were seen
+	details map[string]int64 // summed Usage.Details of the finished spans
 
 	// Span counts are striped over cache lines (by span ID) so that spans
 	// ending on different cores do not contend on one counter.
@@ -284,8 +286,8 @@ type Summary struct {
 	Spans   SpanCounts `json:"span_counts"`
 	// LLMCalls counts finished spans of type "llm" (or "<ns>:llm").
 	LLMCalls int64 `json:"llm_calls"`
-	// Usage sums the token usage of the instance's finished spans; nil if
-	// none reported usage. A child agent's rolled-up totals are never added
+	// Usage sums the token usage of the instance's finished spans, their
+	// Details key by key; nil if none reported usage. A child agent's rolled-up totals are never added
 	// again: each LLM call counts once, at its own span.
 	Usage *Usage `json:"token_usage,omitempty"`
 	// Cost sums the cost of the instance's finished spans; nil if none
@@ -353,6 +355,7 @@ func (i *Instance) summaryLocked() Summary {
 			PromptTokens:     i.promptTokens.Load(),
 			CompletionTokens: i.completionTokens.Load(),
 			TotalTokens:      i.totalTokens.Load(),
+			Details:          maps.Clone(i.details),
 		}
 	}
 	if i.costSeen.Load() {
@@ -449,6 +452,16 @@ func (i *Instance) rollup(s *Span) {
 		i.promptTokens.Add(u.PromptTokens)
 		i.completionTokens.Add(u.CompletionTokens)
 		i.totalTokens.Add(u.TotalTokens)
+		if len(u.Details) > 0 {
+			i.mu.Lock()
+			if i.details == nil {
+				i.details = make(map[string]int64, len(u.Details))
+			}
+			for k, v := range u.Details {
+				i.details[k] += v
+			}
+			i.mu.Unlock()
+		}
 		i.usageSeen.Store(true)
 	}
 	if c := s.cost; c != nil {

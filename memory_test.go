@@ -33,7 +33,8 @@ func TestByteCapBoundsErrorMessages(t *testing.T) {
 	require.NoError(t, err)
 	defer func() {
 		g.open()
-		require.NoError(t, tr.Shutdown(context.Background()))
+		var de *agenttrace.DeliveryError
+		require.ErrorAs(t, tr.Shutdown(context.Background()), &de, "the drops are reported")
 	}()
 	base := errors.New(strings.Repeat("x", 64<<10))
 	before := liveHeap()

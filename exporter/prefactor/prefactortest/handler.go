@@ -1,105 +1,35 @@
 package prefactortest
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
+
+	"github.com/agenttrace/agenttrace/internal/prefactorapi"
 )
 
-// answer is a response: a status and a JSON body, and the error code of an
-// error answer.
-type answer struct {
-	status int
-	code   string
-	body   []byte
-	buf    *bytes.Buffer // pooled buffer behind body, recycled once written
+// errorBody is the API's error envelope, for the fault and auth answers.
+func errorBody(code, msg string) []byte {
+	b, _ := json.Marshal(struct {
+		Status  string `json:"status"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}{"error", code, msg})
+	return b
 }
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-type errorBody struct {
-	Status  string              `json:"status"`
-	Code    string              `json:"code"`
-	Message string              `json:"message"`
-	Errors  map[string][]string `json:"errors,omitempty"`
-}
-
-func errorAnswer(status int, code, msg string, fields map[string][]string) answer {
-	b, _ := json.Marshal(errorBody{Status: "error", Code: code, Message: msg, Errors: fields})
-	return answer{status: status, code: code, body: b}
-}
-
-// invalid is a 422 validation_errors answer about one field.
-func invalid(field, msg string) answer {
-	return errorAnswer(http.StatusUnprocessableEntity, "validation_errors", field+": "+msg, map[string][]string{field: {msg}})
-}
-
-func notFound(what string) answer {
-	return errorAnswer(http.StatusNotFound, "not_found", what+" not found", nil)
-}
-
-func invalidAction(msg string) answer {
-	return errorAnswer(http.StatusConflict, "invalid_action", msg, nil)
-}
-
-func badRequest(msg string) answer {
-	return errorAnswer(http.StatusBadRequest, "bad_request", msg, nil)
-}
-
-// success builds {"status":"success","details":...[,"control":...]}.
-func success(details []byte, control []byte) answer {
-	b := make([]byte, 0, len(details)+len(control)+48)
-	b = append(b, `{"status":"success","details":`...)
-	b = append(b, details...)
-	if control != nil {
-		b = append(b, `,"control":`...)
-		b = append(b, control...)
-	}
-	b = append(b, '}')
-	return answer{status: http.StatusOK, body: b}
-}
-
-var pingAnswer = answer{status: http.StatusOK, body: []byte(`{"status":"success"}`)}
-
-// route names the endpoint of a request and the ID in its path.
+// route names the endpoint of a request and the ID in its path: the
+// endpoints prefactorapi serves but the fake server does not (lists) are
+// EndpointOther.
 func route(method, path string) (Endpoint, string) {
-	p, ok := strings.CutPrefix(path, "/api/v1/")
-	if !ok {
+	ep, id := prefactorapi.Route(method, path)
+	switch ep {
+	case prefactorapi.EndpointListInstances, prefactorapi.EndpointListSpans:
 		return EndpointOther, ""
 	}
-	p = strings.TrimSuffix(p, "/")
-	switch {
-	case method == http.MethodGet && p == "ping":
-		return EndpointPing, ""
-	case method == http.MethodPost && p == "bulk":
-		return EndpointBulk, ""
-	case method == http.MethodPost && p == "agent_instance/register":
-		return EndpointRegister, ""
-	case method == http.MethodPost && p == "agent_spans":
-		return EndpointCreateSpan, ""
-	}
-	parts := strings.Split(p, "/")
-	switch {
-	case len(parts) == 3 && parts[0] == "agent_instance" && method == http.MethodPost:
-		switch parts[2] {
-		case "start":
-			return EndpointStart, parts[1]
-		case "finish":
-			return EndpointFinishInstance, parts[1]
-		case "terminate":
-			return EndpointTerminate, parts[1]
-		}
-	case len(parts) == 2 && parts[0] == "agent_instance" && method == http.MethodGet && parts[1] != "register":
-		return EndpointGetInstance, parts[1]
-	case len(parts) == 3 && parts[0] == "agent_spans" && parts[2] == "finish" && method == http.MethodPost:
-		return EndpointFinishSpan, parts[1]
-	}
-	return EndpointOther, ""
+	return Endpoint(ep), id
 }
 
 const maxBodies = 10_000
@@ -149,41 +79,59 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	var ans answer
-	replayed := false
+	var ans prefactorapi.Answer
 	switch auth := r.Header.Get("Authorization"); {
 	case auth == "":
-		ans = errorAnswer(http.StatusUnauthorized, "not_authenticated", "missing bearer token", nil)
+		ans = prefactorapi.Answer{Status: http.StatusUnauthorized, Code: "not_authenticated", Body: errorBody("not_authenticated", "missing bearer token")}
 	case auth != "Bearer "+s.cfg.token:
-		ans = errorAnswer(http.StatusUnauthorized, "bad_authtoken", "Token invalid or expired", nil)
+		ans = prefactorapi.Answer{Status: http.StatusUnauthorized, Code: "bad_authtoken", Body: errorBody("bad_authtoken", "Token invalid or expired")}
+	case ep == EndpointBulk && s.cfg.noBulk, ep == EndpointOther:
+		ans = prefactorapi.Answer{Status: http.StatusNotFound, Code: "not_found", Body: errorBody("not_found", "endpoint not found")}
 	default:
-		ans, replayed = s.process(ep, id, body)
+		ans = s.api.Do(r.Context(), prefactorapi.Endpoint(ep), id, body, nil)
+		s.countItems(ans)
 	}
 	if hasFault && fault.AfterProcessing {
 		if fault.answers() {
-			s.recycle(ans)
-			s.applyFault(w, r, idx, replayed, fault)
+			s.applyFault(w, r, idx, ans.Replayed, fault)
 			return
 		}
 		if !s.wait(r, fault.Delay) {
-			s.recycle(ans)
-			s.record(idx, 0, replayed, "")
+			s.record(idx, 0, ans.Replayed, "")
 			abort(w)
 		}
 	}
-	s.record(idx, ans.status, replayed, ans.code)
+	s.record(idx, ans.Status, ans.Replayed, ans.Code)
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(ans.body)))
-	w.WriteHeader(ans.status)
-	_, _ = w.Write(ans.body)
-	s.recycle(ans)
+	w.Header().Set("Content-Length", strconv.Itoa(len(ans.Body)))
+	w.WriteHeader(ans.Status)
+	_, _ = w.Write(ans.Body)
 }
 
-// recycle returns a written (or discarded) bulk answer's buffer.
-func (s *Server) recycle(ans answer) {
-	if ans.buf != nil && ans.buf.Cap() <= 16<<20 {
-		bufPool.Put(ans.buf)
+// countItems counts a bulk answer's items and replays.
+func (s *Server) countItems(ans prefactorapi.Answer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ep := range ans.Items {
+		s.counts.Items[Endpoint(ep)]++
 	}
+	if ans.ItemError != "" {
+		s.counts.Rejected[ans.ItemError]++
+	}
+	if ans.Replayed {
+		s.counts.Replays += replays(ans)
+	}
+}
+
+// replays counts the replayed operations of an answer: 1 for a single
+// request; for bulk, the outputs the API marked replayed are not
+// itemised, so each replayed bulk answer counts its applied items that
+// were replays.
+func replays(ans prefactorapi.Answer) int {
+	if len(ans.Items) == 0 {
+		return 1
+	}
+	return ans.ReplayedItems
 }
 
 // record completes a request's record before its answer is sent, so that
@@ -270,7 +218,7 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, idx int, rep
 		if status < 500 {
 			code = "unknown"
 		}
-		body = errorAnswer(status, code, "injected fault: "+http.StatusText(status), nil).body
+		body = errorBody(code, "injected fault: "+http.StatusText(status))
 	}
 	ct := f.ContentType
 	if ct == "" {

@@ -61,8 +61,7 @@
 package prefactortest
 
 import (
-	"crypto/rand"
-	"encoding/binary"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,6 +70,8 @@ import (
 	"net/http/httptest"
 	"sync"
 	"time"
+
+	"github.com/agenttrace/agenttrace/internal/prefactorapi"
 )
 
 // Endpoint names an API operation, for fault injection and counts.
@@ -259,72 +260,24 @@ type Server struct {
 	once   sync.Once
 
 	accountID, agentID, envID string
-	partition                 string // the 6 characters of the partition in a PFID
 
-	mu          sync.Mutex
-	instances   map[string]*instance
-	instOrder   []string
-	spans       map[string]*span
-	spanOrder   []string
-	versions    map[string]string         // agent + external identifier -> agent version ID
-	schemas     map[string]*schemaVersion // agent + external identifier -> schema version
-	deployments map[string]string         // agent + environment -> deployment ID
-	idem        map[string]idemEntry
-	names       map[string]string // span type names, interned (see intern)
-	requests    []Request
-	counts      Counts
-	failNext    map[Endpoint][]Fault
-	random      RandomFaults
-	rng         *mrand.Rand
-	dropFlip    bool
-	downUntil   time.Time
-	down        bool
-	latency     time.Duration
+	api   *prefactorapi.API
+	store *prefactorapi.MemoryStore
+
+	mu        sync.Mutex
+	requests  []Request
+	counts    Counts
+	failNext  map[Endpoint][]Fault
+	random    RandomFaults
+	rng       *mrand.Rand
+	dropFlip  bool
+	downUntil time.Time
+	down      bool
+	latency   time.Duration
 }
 
-// intern returns the stored copy of a span type name, storing one the
-// first time: there are few names, and many spans.
-func (s *Server) intern(name string) string {
-	if v, ok := s.names[name]; ok {
-		return v
-	}
-	v := keep(name)
-	s.names[v] = v
-	return v
-}
-
-// instance is a stored instance.
-type instance struct {
-	Instance
-	schema                  *schemaVersion // nil: any span type
-	versionID, deploymentID string
-	counts                  [numSpanStatuses]int
-	inserted, updated       time.Time
-	spans                   []string // IDs in creation order
-}
-
-// schemaVersion is a stored schema version: immutable once stored, like
-// the API's.
-type schemaVersion struct {
-	id     string
-	titles map[string]string // span type name -> title
-}
-
-// span is a stored span.
-type span struct {
-	Span
-	agentID           string
-	title             string
-	inserted, updated time.Time
-}
-
-type idemEntry struct {
-	hash   uint64
-	status int
-	body   []byte
-}
-
-// NewServer starts a server on a loopback port (127.0.0.1).
+// NewServer starts a server on a loopback port (127.0.0.1). The protocol
+// is prefactorapi's, over an in-memory store.
 func NewServer(opts ...Option) *Server {
 	cfg := config{token: "pf-test-token", partition: 123456789}
 	for _, o := range opts {
@@ -333,22 +286,21 @@ func NewServer(opts ...Option) *Server {
 		}
 	}
 	s := &Server{
-		cfg:         cfg,
-		closed:      make(chan struct{}),
-		instances:   map[string]*instance{},
-		spans:       map[string]*span{},
-		versions:    map[string]string{},
-		schemas:     map[string]*schemaVersion{},
-		deployments: map[string]string{},
-		idem:        map[string]idemEntry{},
-		names:       map[string]string{},
-		counts:      Counts{Requests: map[Endpoint]int{}, Items: map[Endpoint]int{}, Rejected: map[string]int{}},
-		failNext:    map[Endpoint][]Fault{},
+		cfg:      cfg,
+		closed:   make(chan struct{}),
+		store:    prefactorapi.NewMemoryStore(),
+		counts:   Counts{Requests: map[Endpoint]int{}, Items: map[Endpoint]int{}, Rejected: map[string]int{}},
+		failNext: map[Endpoint][]Fault{},
 	}
-	s.accountID = s.newPFID()
-	s.partition = s.accountID[10:16]
-	s.agentID = s.newPFID()
-	s.envID = s.newPFID()
+	s.accountID = prefactorapi.NewPFID(cfg.partition)
+	s.agentID = prefactorapi.NewPFID(cfg.partition)
+	s.envID = prefactorapi.NewPFID(cfg.partition)
+	api, err := prefactorapi.New(s.store, prefactorapi.Config{AccountID: s.accountID, Deployment: cfg.deployment,
+		RequireIDs: true, AgentID: s.agentID, EnvironmentID: s.envID})
+	if err != nil {
+		panic(err) // the account ID is made above: a PFID
+	}
+	s.api = api
 	s.hs = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.hs.URL
 	return s
@@ -430,85 +382,118 @@ var ErrInvalidAction = errors.New("prefactortest: invalid action")
 // would: later span answers for it carry control.terminate with the
 // reason, and GET shows it terminated.
 func (s *Server) Terminate(instanceID, reason string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.terminate(instanceID, reason)
+	err := s.api.Terminate(context.Background(), instanceID, reason)
+	var e *prefactorapi.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &e) && e.Code == prefactorapi.CodeNotFound:
+		return fmt.Errorf("%w: no instance %q", ErrNotFound, instanceID)
+	case errors.As(err, &e) && e.Code == prefactorapi.CodeInvalidAction:
+		return fmt.Errorf("%w: %s", ErrInvalidAction, e.Message)
+	}
+	return err
 }
 
-// terminate terminates an instance; s.mu is held.
-func (s *Server) terminate(instanceID, reason string) error {
-	in, ok := s.instances[instanceID]
-	if !ok {
-		return fmt.Errorf("%w: no instance %q", ErrNotFound, instanceID)
+// view reads the store.
+func (s *Server) view(fn func(tx prefactorapi.ReadTx) error) {
+	_ = s.store.View(context.Background(), fn) // the memory store fails only once closed
+}
+
+func instanceOf(r *prefactorapi.InstanceRecord) Instance {
+	in := Instance{ID: r.ID, AgentID: r.AgentID, EnvironmentID: r.EnvironmentID, Purpose: r.Purpose, Status: r.Status,
+		TerminationReason: r.TerminationReason, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Register: r.Register}
+	var reg struct {
+		AgentVersion       json.RawMessage `json:"agent_version"`
+		AgentSchemaVersion json.RawMessage `json:"agent_schema_version"`
 	}
-	if terminal(in.Status) {
-		return fmt.Errorf("%w: instance %q is %s", ErrInvalidAction, instanceID, in.Status)
+	_ = json.Unmarshal(r.Register, &reg)
+	if string(reg.AgentVersion) != "null" {
+		in.AgentVersion = reg.AgentVersion
 	}
-	now := time.Now().UTC()
-	in.Status, in.TerminationReason, in.FinishedAt, in.updated = "terminated", keep(reason), now, now
-	return nil
+	if string(reg.AgentSchemaVersion) != "null" {
+		in.SchemaVersion = reg.AgentSchemaVersion
+	}
+	return in
+}
+
+func spanOf(r *prefactorapi.SpanRecord) Span {
+	return Span{ID: r.ID, InstanceID: r.InstanceID, ParentID: r.ParentID, SchemaName: r.SchemaName, Status: r.Status,
+		Payload: r.Payload, ResultPayload: r.ResultPayload, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+		SensitiveEncoding: r.SensitiveEncoding, Creates: r.Creates, Finishes: r.Finishes}
 }
 
 // Instances returns the accepted instances in registration order. The
 // raw JSON fields share bytes the server never changes: do not modify
 // them.
 func (s *Server) Instances() []Instance {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Instance, 0, len(s.instOrder))
-	for _, id := range s.instOrder {
-		out = append(out, s.instances[id].Instance)
-	}
+	out := []Instance{}
+	s.view(func(tx prefactorapi.ReadTx) error {
+		recs, _, err := tx.ListInstances(prefactorapi.InstanceQuery{})
+		for i := range recs {
+			out = append(out, instanceOf(&recs[i]))
+		}
+		return err
+	})
 	return out
 }
 
 // Instance returns one accepted instance.
 func (s *Server) Instance(id string) (Instance, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	in, ok := s.instances[id]
-	if !ok {
-		return Instance{}, false
-	}
-	return in.Instance, true
+	var in Instance
+	found := false
+	s.view(func(tx prefactorapi.ReadTx) error {
+		r, ok, err := tx.Instance(id)
+		if ok {
+			in, found = instanceOf(&r), true
+		}
+		return err
+	})
+	return in, found
 }
 
 // Spans returns an instance's accepted spans in creation order.
 func (s *Server) Spans(instanceID string) []Span {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	in, ok := s.instances[instanceID]
-	if !ok {
-		return []Span{}
+	out := []Span{}
+	if instanceID == "" {
+		return out
 	}
-	out := make([]Span, 0, len(in.spans))
-	for _, id := range in.spans {
-		out = append(out, s.spans[id].Span)
-	}
+	s.view(func(tx prefactorapi.ReadTx) error {
+		recs, err := tx.ListSpans(instanceID)
+		for i := range recs {
+			out = append(out, spanOf(&recs[i]))
+		}
+		return err
+	})
 	return out
 }
 
 // AllSpans returns every accepted span in creation order. The raw JSON
 // fields share bytes the server never changes: do not modify them.
 func (s *Server) AllSpans() []Span {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Span, 0, len(s.spanOrder))
-	for _, id := range s.spanOrder {
-		out = append(out, s.spans[id].Span)
-	}
+	out := []Span{}
+	s.view(func(tx prefactorapi.ReadTx) error {
+		recs, err := tx.ListSpans("")
+		for i := range recs {
+			out = append(out, spanOf(&recs[i]))
+		}
+		return err
+	})
 	return out
 }
 
 // Span returns one accepted span.
 func (s *Server) Span(id string) (Span, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sp, ok := s.spans[id]
-	if !ok {
-		return Span{}, false
-	}
-	return sp.Span, true
+	var sp Span
+	found := false
+	s.view(func(tx prefactorapi.ReadTx) error {
+		r, ok, err := tx.Span(id)
+		if ok {
+			sp, found = spanOf(&r), true
+		}
+		return err
+	})
+	return sp, found
 }
 
 // Requests returns every request received, in order of arrival.
@@ -545,24 +530,41 @@ func (s *Server) Counts() Counts {
 }
 
 // Validate cross-checks what was stored: every span's instance exists, its
-// parent exists in the same instance and was created before it, and no
-// span was created or finished more than once. It returns the problems
-// joined (nil if none).
+// parent exists in the same instance and was created before it, no span
+// was created or finished more than once, and no span is still pending or
+// active under a finished (complete, failed or cancelled) instance. It
+// returns the problems joined (nil if none).
 func (s *Server) Validate() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var errs []error
-	pos := make(map[string]int, len(s.spanOrder))
-	for i, id := range s.spanOrder {
-		pos[id] = i
+	var spans []Span
+	instances := map[string]Instance{}
+	for _, in := range s.Instances() {
+		instances[in.ID] = in
 	}
-	for i, id := range s.spanOrder {
-		sp := s.spans[id]
-		if _, ok := s.instances[sp.InstanceID]; !ok {
+	spans = s.AllSpans()
+	return validate(instances, spans)
+}
+
+// validate checks spans (in creation order) against their instances.
+func validate(instances map[string]Instance, spans []Span) error {
+	var errs []error
+	pos := make(map[string]int, len(spans))
+	byID := make(map[string]*Span, len(spans))
+	for i := range spans {
+		pos[spans[i].ID] = i
+		byID[spans[i].ID] = &spans[i]
+	}
+	for i := range spans {
+		sp := &spans[i]
+		id := sp.ID
+		in, ok := instances[sp.InstanceID]
+		if !ok {
 			errs = append(errs, fmt.Errorf("span %s: unknown instance %s", id, sp.InstanceID))
+		} else if (in.Status == "complete" || in.Status == "failed" || in.Status == "cancelled") &&
+			(sp.Status == "pending" || sp.Status == "active") {
+			errs = append(errs, fmt.Errorf("span %s: still %s under instance %s, which is %s", id, sp.Status, in.ID, in.Status))
 		}
 		if sp.ParentID != "" {
-			p, ok := s.spans[sp.ParentID]
+			p, ok := byID[sp.ParentID]
 			switch {
 			case !ok:
 				errs = append(errs, fmt.Errorf("span %s: unknown parent %s", id, sp.ParentID))
@@ -580,63 +582,4 @@ func (s *Server) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
-
-var isCrockford = func() (t [256]bool) {
-	for i := range len(crockford) {
-		t[crockford[i]] = true
-	}
-	return t
-}()
-
-// newPFID makes a PFID now, in the account partition.
-func (s *Server) newPFID() string {
-	var b [20]byte
-	ms := uint64(time.Now().UnixMilli())
-	binary.BigEndian.PutUint16(b[0:2], uint16(ms>>32))
-	binary.BigEndian.PutUint32(b[2:6], uint32(ms))
-	binary.BigEndian.PutUint32(b[6:10], s.cfg.partition)
-	_, _ = rand.Read(b[10:])
-	return encodePFID(&b)
-}
-
-// encodePFID encodes 20 bytes: 48 bits of time in 10 characters, the two
-// padding bits skipped, 30 bits of partition in 6, 80 random bits in 16.
-func encodePFID(b *[20]byte) string {
-	var out [32]byte
-	hi := uint64(b[0])<<40 | uint64(b[1])<<32 | uint64(binary.BigEndian.Uint32(b[2:6]))
-	for i := range 10 {
-		out[i] = crockford[(hi>>uint(45-5*i))&31]
-	}
-	p := binary.BigEndian.Uint32(b[6:10]) & (1<<30 - 1)
-	for i := range 6 {
-		out[10+i] = crockford[(p>>uint(25-5*i))&31]
-	}
-	var r uint64
-	bits, n := 0, 16
-	for _, c := range b[10:] {
-		r = r<<8 | uint64(c)
-		bits += 8
-		for bits >= 5 {
-			bits -= 5
-			out[n] = crockford[(r>>uint(bits))&31]
-			n++
-		}
-	}
-	return string(out[:])
-}
-
-// validPFID checks the canonical form: ^[0-7][0-9abcdefghjkmnpqrstvwxyz]{31}$.
-func validPFID(v string) bool {
-	if len(v) != 32 || v[0] < '0' || v[0] > '7' {
-		return false
-	}
-	for i := 1; i < 32; i++ {
-		if !isCrockford[v[i]] {
-			return false
-		}
-	}
-	return true
 }

@@ -1,0 +1,114 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/sqlitestore"
+	"github.com/agenttrace/agenttrace/internal/prefactorapi"
+)
+
+func userVersion(t *testing.T, path string) int {
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	defer db.Close()
+	var v int
+	require.NoError(t, db.QueryRow("PRAGMA user_version").Scan(&v))
+	return v
+}
+
+// A database of the previous schema is migrated, its data kept.
+func TestMigrateFromPreviousSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := sqlitestore.OpenVersion(ctx, path, sqlitestore.SchemaVersion-1)
+	require.NoError(t, err)
+	api, err := prefactorapi.New(old, prefactorapi.Config{AccountID: prefactorapi.NewPFID(1), EnvironmentID: prefactorapi.NewPFID(1)})
+	require.NoError(t, err)
+	ans := api.Do(ctx, prefactorapi.EndpointRegister, "", []byte(`{"idempotency_key":"k1"}`), nil)
+	require.Equal(t, 200, ans.Status, string(ans.Body))
+	require.NoError(t, old.Close())
+	require.Equal(t, sqlitestore.SchemaVersion-1, userVersion(t, path))
+
+	s := open(t, path)
+	defer s.Close()
+	require.Equal(t, sqlitestore.SchemaVersion, userVersion(t, path))
+	require.NoError(t, s.View(ctx, func(tx prefactorapi.ReadTx) error {
+		ins, total, err := tx.ListInstances(prefactorapi.InstanceQuery{})
+		require.Equal(t, 1, total)
+		require.Equal(t, "pending", ins[0].Status)
+		r, ok, _ := tx.Idempotency("k1")
+		require.True(t, ok)
+		require.Equal(t, 200, r.Status)
+		return err
+	}))
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	defer db.Close()
+	var n int
+	require.NoError(t, db.QueryRow("SELECT count(*) FROM sqlite_master WHERE type='index' AND name='instances_session'").Scan(&n))
+	require.Equal(t, 1, n, "migration 2 ran")
+	// Opening again changes nothing.
+	require.NoError(t, s.Close())
+	s2 := open(t, path)
+	require.NoError(t, s2.Close())
+	require.Equal(t, sqlitestore.SchemaVersion, userVersion(t, path))
+}
+
+// A database written by a newer program is refused, untouched.
+func TestRefuseNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new.db")
+	s := open(t, path)
+	require.NoError(t, s.Close())
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	_, err = db.Exec("PRAGMA user_version = 99")
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	_, err = sqlitestore.Open(context.Background(), path, sqlitestore.Options{})
+	require.ErrorIs(t, err, sqlitestore.ErrNewerSchema)
+	require.Equal(t, 99, userVersion(t, path))
+}
+
+func TestRetain(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "r.db"))
+	defer s.Close()
+	api, err := prefactorapi.New(s, prefactorapi.Config{AccountID: prefactorapi.NewPFID(1), EnvironmentID: prefactorapi.NewPFID(1)})
+	require.NoError(t, err)
+	var ids []string
+	for i := range 30 {
+		ans := api.Do(ctx, prefactorapi.EndpointRegister, "", []byte(`{"idempotency_key":"reg-`+string(rune('a'+i))+`"}`), nil)
+		require.Equal(t, 200, ans.Status)
+		var r struct{ Details struct{ ID string } }
+		require.NoError(t, jsonUnmarshal(ans.Body, &r))
+		ids = append(ids, r.Details.ID)
+		big := `{"details":{"agent_instance_id":"` + r.Details.ID + `","schema_name":"llm","status":"active","payload":{"x":"` + string(make([]byte, 0)) + pad(20000) + `"}},"idempotency_key":"span-` + r.Details.ID + `"}`
+		require.Equal(t, 200, api.Do(ctx, prefactorapi.EndpointCreateSpan, "", []byte(big), nil).Status)
+	}
+	used, err := s.UsedBytes(ctx)
+	require.NoError(t, err)
+	n, err := s.Retain(ctx, 0, used/2)
+	require.NoError(t, err)
+	require.Greater(t, n, 0)
+	after, err := s.UsedBytes(ctx)
+	require.NoError(t, err)
+	require.LessOrEqual(t, after, used/2)
+	require.NoError(t, s.View(ctx, func(tx prefactorapi.ReadTx) error {
+		_, ok, _ := tx.Instance(ids[0])
+		require.False(t, ok, "the oldest went first")
+		_, ok, _ = tx.Instance(ids[29])
+		require.True(t, ok, "the newest stays")
+		spans, err := tx.ListSpans(ids[0])
+		require.Empty(t, spans, "with its spans")
+		return err
+	}))
+	// By age: nothing finished, nothing deleted.
+	n, err = s.Retain(ctx, 1, 0)
+	require.NoError(t, err)
+	require.Zero(t, n)
+}

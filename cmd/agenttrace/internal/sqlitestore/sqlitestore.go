@@ -1,0 +1,658 @@
+// Package sqlitestore is the SQLite prefactorapi.Store: one file in WAL
+// mode, versioned migrations, an index for every listing filter, FTS5 for
+// name search, and retention by age and size. Updates run in BEGIN
+// IMMEDIATE transactions on one connection, so they are serializable in a
+// process and across processes (which wait on the file lock for up to
+// the busy timeout).
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+
+	"github.com/agenttrace/agenttrace/internal/prefactorapi"
+)
+
+// SchemaVersion is the schema version this package writes.
+var SchemaVersion = len(migrations)
+
+// ErrNewerSchema is returned by Open for a database written by a newer
+// version of the program.
+var ErrNewerSchema = errors.New("sqlitestore: the database has a newer schema than this program knows")
+
+// Options configure Open.
+type Options struct {
+	// Synchronous is SQLite's synchronous setting: "NORMAL" (default:
+	// a commit survives the process being killed; the last commits may be
+	// lost if the machine loses power) or "FULL" (a commit survives that
+	// too, at one fsync per commit).
+	Synchronous string
+	// BusyTimeout is how long a writer waits for another process's write
+	// to finish (default 30 s).
+	BusyTimeout time.Duration
+}
+
+// Store is the SQLite store.
+type Store struct {
+	path  string
+	write *sql.DB // one connection: BEGIN IMMEDIATE transactions
+	read  *sql.DB // read-only connections for View
+	stmts map[string]*sql.Stmt
+}
+
+func dsn(path string, o Options, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+o.Synchronous+")")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (creating it if needed) the database at path and brings its
+// schema up to date. It refuses a database of a newer schema.
+func Open(ctx context.Context, path string, o Options) (*Store, error) {
+	if o.Synchronous == "" {
+		o.Synchronous = "NORMAL"
+	}
+	switch strings.ToUpper(o.Synchronous) {
+	case "NORMAL", "FULL", "EXTRA", "OFF":
+	default:
+		return nil, fmt.Errorf("sqlitestore: synchronous %q: want NORMAL or FULL", o.Synchronous)
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 30 * time.Second
+	}
+	w, err := sql.Open("sqlite", dsn(path, o, false))
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	s := &Store{path: path, write: w, stmts: map[string]*sql.Stmt{}}
+	if err := s.migrate(ctx); err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn(path, o, true))
+	if err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(4)
+	s.read = r
+	return s, nil
+}
+
+// migrate applies the missing migrations, each in its own transaction.
+func (s *Store) migrate(ctx context.Context) error {
+	for {
+		tx, err := s.write.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: open %s: %w", s.path, err)
+		}
+		var v int
+		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("sqlitestore: read the schema version: %w", err)
+		}
+		if v > len(migrations) {
+			_ = tx.Rollback()
+			return fmt.Errorf("%w (database %d, program %d)", ErrNewerSchema, v, len(migrations))
+		}
+		if v == len(migrations) {
+			return tx.Commit()
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("sqlitestore: migrate to schema %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close implements prefactorapi.Store.
+func (s *Store) Close() error {
+	for _, st := range s.stmts {
+		_ = st.Close()
+	}
+	return errors.Join(s.read.Close(), s.write.Close())
+}
+
+// Update implements prefactorapi.Store.
+func (s *Store) Update(ctx context.Context, fn func(prefactorapi.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: begin: %w", err)
+	}
+	t := &sqlTx{s: s, q: tx, ctx: ctx, write: true}
+	if err := fn(t); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := t.flush(); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitestore: commit: %w", err)
+	}
+	return nil
+}
+
+// View implements prefactorapi.Store.
+func (s *Store) View(ctx context.Context, fn func(prefactorapi.ReadTx) error) error {
+	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	return fn(&sqlTx{s: s, q: tx, ctx: ctx})
+}
+
+// sqlTx is a transaction. Instances are cached for the transaction and
+// written once at its end: a bulk request updates its instance many times.
+type sqlTx struct {
+	s     *Store
+	q     *sql.Tx
+	ctx   context.Context
+	write bool
+	inst  map[string]*cachedInstance
+	order []string
+}
+
+type cachedInstance struct {
+	rec   prefactorapi.InstanceRecord
+	ok    bool
+	dirty bool
+}
+
+func (t *sqlTx) exec(query string, args ...any) error {
+	_, err := t.q.ExecContext(t.ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: %w", err)
+	}
+	return nil
+}
+
+// micro stores a time as Unix microseconds; the zero time is NULL.
+func micro(tm time.Time) any {
+	if tm.IsZero() {
+		return nil
+	}
+	return tm.UnixMicro()
+}
+
+func fromMicro(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMicro(v.Int64).UTC()
+}
+
+func blob(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+func nilIfEmpty(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return nil
+	}
+	return json.RawMessage(b)
+}
+
+func found(err error) (bool, error) {
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sqlitestore: %w", err)
+	}
+	return true, nil
+}
+
+func (t *sqlTx) Idempotency(key string) (prefactorapi.IdempotencyRecord, bool, error) {
+	r := prefactorapi.IdempotencyRecord{Key: key}
+	err := t.q.QueryRowContext(t.ctx, "SELECT hash, status, body FROM idempotency WHERE key = ?", key).Scan(&r.Hash, &r.Status, &r.Body)
+	ok, err := found(err)
+	return r, ok, err
+}
+
+func (t *sqlTx) PutIdempotency(r prefactorapi.IdempotencyRecord) error {
+	return t.exec("INSERT OR REPLACE INTO idempotency(key, hash, status, body, inserted_at) VALUES (?, ?, ?, ?, ?)",
+		r.Key, r.Hash, r.Status, r.Body, time.Now().UnixMicro())
+}
+
+const instanceCols = `id, agent_id, environment_id, version_id, schema_version_id, deployment_id, purpose, status,
+	termination_reason, started_at, finished_at, inserted_at, updated_at, register, spans_pending, spans_active,
+	spans_complete, spans_failed, spans_cancelled, name, user_id, group_id, channel, session_id, ip_address, user_agent,
+	version_number, prompt_tokens, completion_tokens, total_tokens, cost_prompt, cost_completion, cost_services,
+	cost_total, currency, ttft_ms, ttft_from`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanInstance(sc scanner) (prefactorapi.InstanceRecord, error) {
+	var r prefactorapi.InstanceRecord
+	var started, finished, inserted, updated, ttftFrom sql.NullInt64
+	var register []byte
+	c, run := &r.SpanCounts, &r.Run
+	err := sc.Scan(&r.ID, &r.AgentID, &r.EnvironmentID, &r.VersionID, &r.SchemaVersionID, &r.DeploymentID, &r.Purpose,
+		&r.Status, &r.TerminationReason, &started, &finished, &inserted, &updated, &register, &c.Pending, &c.Active,
+		&c.Complete, &c.Failed, &c.Cancelled, &run.Name, &run.UserID, &run.GroupID, &run.Channel, &run.SessionID,
+		&run.IPAddress, &run.UserAgent, &run.VersionNumber, &run.PromptTokens, &run.CompletionTokens, &run.TotalTokens,
+		&run.CostPrompt, &run.CostCompletion, &run.CostServices, &run.CostTotal, &run.Currency, &run.TTFTMillis, &ttftFrom)
+	r.StartedAt, r.FinishedAt, r.InsertedAt, r.UpdatedAt = fromMicro(started), fromMicro(finished), fromMicro(inserted), fromMicro(updated)
+	run.TTFTFrom = fromMicro(ttftFrom)
+	r.Register = nilIfEmpty(register)
+	return r, err
+}
+
+func (t *sqlTx) Instance(id string) (prefactorapi.InstanceRecord, bool, error) {
+	if c, ok := t.inst[id]; ok {
+		return c.rec, c.ok, nil
+	}
+	r, err := scanInstance(t.q.QueryRowContext(t.ctx, "SELECT "+instanceCols+" FROM instances WHERE id = ?", id))
+	ok, err := found(err)
+	if err != nil {
+		return r, false, err
+	}
+	if t.write {
+		t.cache(id, r, ok, false)
+	}
+	return r, ok, nil
+}
+
+func (t *sqlTx) cache(id string, r prefactorapi.InstanceRecord, ok, dirty bool) {
+	if t.inst == nil {
+		t.inst = map[string]*cachedInstance{}
+	}
+	c, had := t.inst[id]
+	if !had {
+		c = &cachedInstance{}
+		t.inst[id] = c
+	}
+	if dirty && !c.dirty {
+		t.order = append(t.order, id)
+	}
+	c.rec, c.ok, c.dirty = r, ok, c.dirty || dirty
+}
+
+func (t *sqlTx) PutInstance(r prefactorapi.InstanceRecord) error {
+	t.cache(r.ID, r, true, true)
+	return nil
+}
+
+// flush writes the instances changed in the transaction, in the order
+// they were first changed (registration order for new ones).
+func (t *sqlTx) flush() error {
+	for _, id := range t.order {
+		if err := t.writeInstance(&t.inst[id].rec); err != nil {
+			return err
+		}
+	}
+	t.order = t.order[:0]
+	return nil
+}
+
+// flushed makes listings see the transaction's own instance changes.
+func (t *sqlTx) flushed() error {
+	if !t.write {
+		return nil
+	}
+	return t.flush()
+}
+
+func (t *sqlTx) writeInstance(r *prefactorapi.InstanceRecord) error {
+	c, run := &r.SpanCounts, &r.Run
+	return t.exec(`INSERT INTO instances(`+instanceCols+`, start_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(id) DO UPDATE SET agent_id=excluded.agent_id, environment_id=excluded.environment_id,
+		version_id=excluded.version_id, schema_version_id=excluded.schema_version_id, deployment_id=excluded.deployment_id,
+		purpose=excluded.purpose, status=excluded.status, termination_reason=excluded.termination_reason,
+		started_at=excluded.started_at, finished_at=excluded.finished_at, inserted_at=excluded.inserted_at,
+		updated_at=excluded.updated_at, register=excluded.register, spans_pending=excluded.spans_pending,
+		spans_active=excluded.spans_active, spans_complete=excluded.spans_complete, spans_failed=excluded.spans_failed,
+		spans_cancelled=excluded.spans_cancelled, name=excluded.name, user_id=excluded.user_id, group_id=excluded.group_id,
+		channel=excluded.channel, session_id=excluded.session_id, ip_address=excluded.ip_address,
+		user_agent=excluded.user_agent, version_number=excluded.version_number, prompt_tokens=excluded.prompt_tokens,
+		completion_tokens=excluded.completion_tokens, total_tokens=excluded.total_tokens, cost_prompt=excluded.cost_prompt,
+		cost_completion=excluded.cost_completion, cost_services=excluded.cost_services, cost_total=excluded.cost_total,
+		currency=excluded.currency, ttft_ms=excluded.ttft_ms, ttft_from=excluded.ttft_from, start_key=excluded.start_key`,
+		r.ID, r.AgentID, r.EnvironmentID, r.VersionID, r.SchemaVersionID, r.DeploymentID, r.Purpose, r.Status,
+		r.TerminationReason, micro(r.StartedAt), micro(r.FinishedAt), micro(r.InsertedAt), micro(r.UpdatedAt), blob(r.Register),
+		c.Pending, c.Active, c.Complete, c.Failed, c.Cancelled, run.Name, run.UserID, run.GroupID, run.Channel, run.SessionID,
+		run.IPAddress, run.UserAgent, run.VersionNumber, run.PromptTokens, run.CompletionTokens, run.TotalTokens,
+		run.CostPrompt, run.CostCompletion, run.CostServices, run.CostTotal, run.Currency, run.TTFTMillis, micro(run.TTFTFrom),
+		r.StartKey().UnixMicro())
+}
+
+const spanCols = `id, instance_id, agent_id, parent_id, schema_name, status, payload, result_payload, started_at,
+	finished_at, inserted_at, updated_at, sensitive, creates, finishes`
+
+func scanSpan(sc scanner) (prefactorapi.SpanRecord, error) {
+	var r prefactorapi.SpanRecord
+	var started, finished, inserted, updated, sensitive sql.NullInt64
+	var payload, result []byte
+	err := sc.Scan(&r.ID, &r.InstanceID, &r.AgentID, &r.ParentID, &r.SchemaName, &r.Status, &payload, &result, &started,
+		&finished, &inserted, &updated, &sensitive, &r.Creates, &r.Finishes)
+	r.StartedAt, r.FinishedAt, r.InsertedAt, r.UpdatedAt = fromMicro(started), fromMicro(finished), fromMicro(inserted), fromMicro(updated)
+	r.Payload, r.ResultPayload = nilIfEmpty(payload), nilIfEmpty(result)
+	if sensitive.Valid {
+		b := sensitive.Int64 != 0
+		r.SensitiveEncoding = &b
+	}
+	return r, err
+}
+
+func (t *sqlTx) Span(id string) (prefactorapi.SpanRecord, bool, error) {
+	r, err := scanSpan(t.q.QueryRowContext(t.ctx, "SELECT "+spanCols+" FROM spans WHERE id = ?", id))
+	ok, err := found(err)
+	return r, ok, err
+}
+
+func (t *sqlTx) PutSpan(r prefactorapi.SpanRecord) error {
+	var sensitive any
+	if r.SensitiveEncoding != nil {
+		sensitive = 0
+		if *r.SensitiveEncoding {
+			sensitive = 1
+		}
+	}
+	return t.exec(`INSERT INTO spans(`+spanCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(id) DO UPDATE SET instance_id=excluded.instance_id, agent_id=excluded.agent_id,
+		parent_id=excluded.parent_id, schema_name=excluded.schema_name, status=excluded.status, payload=excluded.payload,
+		result_payload=excluded.result_payload, started_at=excluded.started_at, finished_at=excluded.finished_at,
+		inserted_at=excluded.inserted_at, updated_at=excluded.updated_at, sensitive=excluded.sensitive,
+		creates=excluded.creates, finishes=excluded.finishes`,
+		r.ID, r.InstanceID, r.AgentID, r.ParentID, r.SchemaName, r.Status, blob(r.Payload), blob(r.ResultPayload),
+		micro(r.StartedAt), micro(r.FinishedAt), micro(r.InsertedAt), micro(r.UpdatedAt), sensitive, r.Creates, r.Finishes)
+}
+
+func (t *sqlTx) ListSpans(instanceID string) ([]prefactorapi.SpanRecord, error) {
+	q, args := "SELECT "+spanCols+" FROM spans ORDER BY seq", []any{}
+	if instanceID != "" {
+		q, args = "SELECT "+spanCols+" FROM spans WHERE instance_id = ? ORDER BY seq", []any{instanceID}
+	}
+	rows, err := t.q.QueryContext(t.ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	defer rows.Close()
+	out := []prefactorapi.SpanRecord{}
+	for rows.Next() {
+		r, err := scanSpan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+const agentCols = `id, name, description, external_id, environment_id, status, current_version_id, current_schema_version_id, inserted_at, updated_at`
+
+func scanAgent(sc scanner) (prefactorapi.AgentRecord, error) {
+	var r prefactorapi.AgentRecord
+	var inserted, updated sql.NullInt64
+	err := sc.Scan(&r.ID, &r.Name, &r.Description, &r.ExternalID, &r.EnvironmentID, &r.Status, &r.CurrentVersionID,
+		&r.CurrentSchemaVersion, &inserted, &updated)
+	r.InsertedAt, r.UpdatedAt = fromMicro(inserted), fromMicro(updated)
+	return r, err
+}
+
+func (t *sqlTx) Agent(id string) (prefactorapi.AgentRecord, bool, error) {
+	r, err := scanAgent(t.q.QueryRowContext(t.ctx, "SELECT "+agentCols+" FROM agents WHERE id = ?", id))
+	ok, err := found(err)
+	return r, ok, err
+}
+
+func (t *sqlTx) AgentByExternalID(ext string) (prefactorapi.AgentRecord, bool, error) {
+	r, err := scanAgent(t.q.QueryRowContext(t.ctx, "SELECT "+agentCols+" FROM agents WHERE external_id = ? ORDER BY seq LIMIT 1", ext))
+	ok, err := found(err)
+	return r, ok, err
+}
+
+func (t *sqlTx) PutAgent(r prefactorapi.AgentRecord) error {
+	return t.exec(`INSERT INTO agents(`+agentCols+`) VALUES (?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(id) DO UPDATE SET name=excluded.name, description=excluded.description, external_id=excluded.external_id,
+		environment_id=excluded.environment_id, status=excluded.status, current_version_id=excluded.current_version_id,
+		current_schema_version_id=excluded.current_schema_version_id, inserted_at=excluded.inserted_at, updated_at=excluded.updated_at`,
+		r.ID, r.Name, r.Description, r.ExternalID, r.EnvironmentID, r.Status, r.CurrentVersionID, r.CurrentSchemaVersion,
+		micro(r.InsertedAt), micro(r.UpdatedAt))
+}
+
+func (t *sqlTx) DeleteAgent(id string) error { return t.exec("DELETE FROM agents WHERE id = ?", id) }
+
+func (t *sqlTx) ListAgents() ([]prefactorapi.AgentRecord, error) {
+	rows, err := t.q.QueryContext(t.ctx, "SELECT "+agentCols+" FROM agents ORDER BY seq")
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	defer rows.Close()
+	out := []prefactorapi.AgentRecord{}
+	for rows.Next() {
+		r, err := scanAgent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+const versionCols = "id, agent_id, external_id, name, description, number, inserted_at"
+
+func scanVersion(sc scanner) (prefactorapi.AgentVersionRecord, error) {
+	var r prefactorapi.AgentVersionRecord
+	var inserted sql.NullInt64
+	err := sc.Scan(&r.ID, &r.AgentID, &r.ExternalID, &r.Name, &r.Description, &r.Number, &inserted)
+	r.InsertedAt = fromMicro(inserted)
+	return r, err
+}
+
+func (t *sqlTx) version(where string, args ...any) (prefactorapi.AgentVersionRecord, bool, error) {
+	r, err := scanVersion(t.q.QueryRowContext(t.ctx, "SELECT "+versionCols+" FROM agent_versions WHERE "+where, args...))
+	ok, err := found(err)
+	return r, ok, err
+}
+
+func (t *sqlTx) AgentVersion(id string) (prefactorapi.AgentVersionRecord, bool, error) {
+	return t.version("id = ?", id)
+}
+
+func (t *sqlTx) AgentVersionByExternalID(agentID, ext string) (prefactorapi.AgentVersionRecord, bool, error) {
+	return t.version("agent_id = ? AND external_id = ?", agentID, ext)
+}
+
+func (t *sqlTx) AgentVersionByNumber(agentID string, n int) (prefactorapi.AgentVersionRecord, bool, error) {
+	return t.version("agent_id = ? AND number = ?", agentID, n)
+}
+
+func (t *sqlTx) CountAgentVersions(agentID string) (int, error) {
+	var n int
+	err := t.q.QueryRowContext(t.ctx, "SELECT count(*) FROM agent_versions WHERE agent_id = ?", agentID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: %w", err)
+	}
+	return n, nil
+}
+
+func (t *sqlTx) PutAgentVersion(r prefactorapi.AgentVersionRecord) error {
+	return t.exec("INSERT OR REPLACE INTO agent_versions("+versionCols+") VALUES (?,?,?,?,?,?,?)",
+		r.ID, r.AgentID, r.ExternalID, r.Name, r.Description, r.Number, micro(r.InsertedAt))
+}
+
+func (t *sqlTx) schema(where string, args ...any) (prefactorapi.SchemaVersionRecord, bool, error) {
+	var r prefactorapi.SchemaVersionRecord
+	var types string
+	var body []byte
+	var inserted sql.NullInt64
+	err := t.q.QueryRowContext(t.ctx, "SELECT id, agent_id, external_id, span_types, body, inserted_at FROM schema_versions WHERE "+where,
+		args...).Scan(&r.ID, &r.AgentID, &r.ExternalID, &types, &body, &inserted)
+	ok, err := found(err)
+	if !ok || err != nil {
+		return r, ok, err
+	}
+	r.InsertedAt, r.Body = fromMicro(inserted), nilIfEmpty(body)
+	if err := json.Unmarshal([]byte(types), &r.SpanTypes); err != nil {
+		return r, false, fmt.Errorf("sqlitestore: schema version %s: %w", r.ID, err)
+	}
+	return r, true, nil
+}
+
+func (t *sqlTx) SchemaVersion(id string) (prefactorapi.SchemaVersionRecord, bool, error) {
+	return t.schema("id = ?", id)
+}
+
+func (t *sqlTx) SchemaVersionByExternalID(agentID, ext string) (prefactorapi.SchemaVersionRecord, bool, error) {
+	return t.schema("agent_id = ? AND external_id = ?", agentID, ext)
+}
+
+func (t *sqlTx) PutSchemaVersion(r prefactorapi.SchemaVersionRecord) error {
+	types, err := json.Marshal(r.SpanTypes)
+	if err != nil {
+		return err
+	}
+	if r.SpanTypes == nil {
+		types = []byte("{}")
+	}
+	return t.exec("INSERT OR REPLACE INTO schema_versions(id, agent_id, external_id, span_types, body, inserted_at) VALUES (?,?,?,?,?,?)",
+		r.ID, r.AgentID, r.ExternalID, string(types), blob(r.Body), micro(r.InsertedAt))
+}
+
+func (t *sqlTx) Deployment(agentID, envID string) (prefactorapi.DeploymentRecord, bool, error) {
+	r := prefactorapi.DeploymentRecord{AgentID: agentID, EnvironmentID: envID}
+	err := t.q.QueryRowContext(t.ctx, "SELECT id FROM deployments WHERE agent_id = ? AND environment_id = ?", agentID, envID).Scan(&r.ID)
+	ok, err := found(err)
+	return r, ok, err
+}
+
+func (t *sqlTx) PutDeployment(r prefactorapi.DeploymentRecord) error {
+	return t.exec("INSERT OR REPLACE INTO deployments(id, agent_id, environment_id) VALUES (?,?,?)", r.ID, r.AgentID, r.EnvironmentID)
+}
+
+func (t *sqlTx) InstanceCounts(agentID string) (prefactorapi.StatusCounts, error) {
+	var c prefactorapi.StatusCounts
+	if err := t.flushed(); err != nil {
+		return c, err
+	}
+	rows, err := t.q.QueryContext(t.ctx, "SELECT status, count(*) FROM instances WHERE agent_id = ? GROUP BY status", agentID)
+	if err != nil {
+		return c, fmt.Errorf("sqlitestore: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		var n int64
+		if err := rows.Scan(&s, &n); err != nil {
+			return c, fmt.Errorf("sqlitestore: %w", err)
+		}
+		c.Add(s, n)
+	}
+	return c, rows.Err()
+}
+
+// ftsQuery quotes each word of at least 3 characters as an FTS5 string
+// (trigram: a substring); shorter words are matched with LIKE.
+func ftsQuery(search string) (match string, short []string) {
+	var parts []string
+	for _, w := range strings.Fields(search) {
+		if utf8.RuneCountInString(w) < 3 {
+			short = append(short, w)
+			continue
+		}
+		parts = append(parts, `"`+strings.ReplaceAll(w, `"`, `""`)+`"`)
+	}
+	return strings.Join(parts, " AND "), short
+}
+
+func likeEscape(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(s) + "%"
+}
+
+func (t *sqlTx) ListInstances(q prefactorapi.InstanceQuery) ([]prefactorapi.InstanceRecord, int, error) {
+	if err := t.flushed(); err != nil {
+		return nil, 0, err
+	}
+	var where []string
+	var args []any
+	add := func(cond string, v any) { where, args = append(where, cond), append(args, v) }
+	if q.AgentID != "" {
+		add("agent_id = ?", q.AgentID)
+	}
+	if q.VersionID != "" {
+		add("version_id = ?", q.VersionID)
+	}
+	if q.UserID != "" {
+		add("user_id = ?", q.UserID)
+	}
+	if q.GroupID != "" {
+		add("group_id = ?", q.GroupID)
+	}
+	match, short := ftsQuery(q.Search)
+	if match != "" {
+		add("seq IN (SELECT rowid FROM instance_names WHERE instance_names MATCH ?)", match)
+	}
+	for _, w := range short {
+		add(`name LIKE ? ESCAPE '\'`, likeEscape(w))
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	var total int
+	if err := t.q.QueryRowContext(t.ctx, "SELECT count(*) FROM instances"+cond, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("sqlitestore: %w", err)
+	}
+	order := " ORDER BY seq"
+	switch q.Order {
+	case prefactorapi.ByStartDesc:
+		order = " ORDER BY start_key DESC, id DESC"
+	case prefactorapi.ByStartAsc:
+		order = " ORDER BY start_key, id"
+	}
+	limit := -1
+	if q.Limit > 0 {
+		limit = q.Limit
+	}
+	rows, err := t.q.QueryContext(t.ctx, "SELECT "+instanceCols+" FROM instances"+cond+order+" LIMIT ? OFFSET ?",
+		append(args, limit, max(q.Offset, 0))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlitestore: %w", err)
+	}
+	defer rows.Close()
+	out := []prefactorapi.InstanceRecord{}
+	for rows.Next() {
+		r, err := scanInstance(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("sqlitestore: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, total, rows.Err()
+}

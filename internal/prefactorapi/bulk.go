@@ -1,0 +1,167 @@
+package prefactorapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+// bulk answers POST /api/v1/bulk: {"items":[{"_type":...,
+// "idempotency_key":...,...}]}. The request as a whole is checked first
+// (at least one item, each an object with a key of 8 to 64 characters,
+// the keys unique): a failure there is the answer and nothing runs. Then
+// the items run in order, each like its single request under its own key,
+// until the first that fails, which is the last output; the ones before it
+// stay applied. The answer, {"status":"success","outputs":{key: output}},
+// is sent after the items' changes committed, in one transaction: should
+// the store fail, nothing is kept and the answer is 500.
+func (a *API) bulk(ctx context.Context, body []byte) Answer {
+	var req BulkRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return errAnswer(decodeError(err, ""))
+	}
+	if req.Items == nil {
+		return errAnswer(invalid("items", "required"))
+	}
+	if len(req.Items) == 0 {
+		return errAnswer(invalid("items", "at least one item"))
+	}
+	heads := make([]bulkHead, len(req.Items))
+	seen := make(map[string]struct{}, len(req.Items))
+	for i, raw := range req.Items {
+		if !isObject(raw) {
+			return errAnswer(invalid("items", "item "+strconv.Itoa(i)+" is not an object"))
+		}
+		_ = json.Unmarshal(raw, &heads[i])
+		k := heads[i].IdempotencyKey
+		if k == nil || len(*k) < 8 || len(*k) > 64 {
+			return errAnswer(invalid("items", "item "+strconv.Itoa(i)+": idempotency_key must have 8 to 64 characters"))
+		}
+		if _, dup := seen[*k]; dup {
+			return errAnswer(invalid("items", "duplicate idempotency_key "+strconv.Quote(*k)))
+		}
+		seen[*k] = struct{}{}
+	}
+	var out bytes.Buffer
+	var result Answer
+	err := a.update(ctx, func(tx Tx) error {
+		out.Reset()
+		result = Answer{Status: http.StatusOK}
+		out.WriteString(`{"status":"success","outputs":{`)
+		for i, raw := range req.Items {
+			o, e := decodeItem(heads[i].Type, raw)
+			var ans Answer
+			if e != nil {
+				ans = errAnswer(e)
+			} else {
+				var err error
+				if ans, err = a.idempotent(tx, o); err != nil {
+					return err
+				}
+				result.Items = append(result.Items, o.ep)
+				if ans.Replayed {
+					result.Replayed = true
+					result.ReplayedItems++
+				}
+			}
+			if i > 0 {
+				out.WriteByte(',')
+			}
+			k, _ := json.Marshal(*heads[i].IdempotencyKey)
+			out.Write(k)
+			out.WriteByte(':')
+			out.Write(ans.Body)
+			if ans.Status >= 300 {
+				result.ItemError = ans.Code
+				break
+			}
+		}
+		out.WriteString("}}")
+		return nil
+	})
+	if err != nil {
+		return storeFailure(err)
+	}
+	result.Body = out.Bytes()
+	return result
+}
+
+// decodeItem decodes a bulk item by its _type into its single-request form.
+// The item types of instance start and finish and of span finish are not
+// documented by the API; they follow the documented
+// "agent_instances/register" and "agent_spans/create", with the ID of the
+// single request's path as a field.
+func decodeItem(typ *string, raw []byte) (*operation, *Error) {
+	t := ""
+	if typ != nil {
+		t = *typ
+	}
+	o := &operation{bulk: true}
+	var err error
+	switch t {
+	case "agent_instances/register":
+		var it bulkRegister
+		err = decodeStrict(raw, &it)
+		r := it.RegisterRequest
+		o.ep, o.key, r.IdempotencyKey, o.req = EndpointRegister, r.IdempotencyKey, nil, &r
+	case "agent_instances/start":
+		var it bulkStart
+		err = decodeStrict(raw, &it)
+		r := it.StartRequest
+		o.ep, o.id, o.key, r.IdempotencyKey, o.req = EndpointStart, deref(it.AgentInstanceID), r.IdempotencyKey, nil, &r
+	case "agent_instances/finish":
+		var it bulkFinishInstance
+		err = decodeStrict(raw, &it)
+		r := it.FinishInstanceRequest
+		o.ep, o.id, o.key, r.IdempotencyKey, o.req = EndpointFinishInstance, deref(it.AgentInstanceID), r.IdempotencyKey, nil, &r
+	case "agent_spans/create":
+		var it bulkCreateSpan
+		err = decodeStrict(raw, &it)
+		d := it.Details
+		flat := it.SpanDetailsInput
+		flat.IdempotencyKey = nil
+		if d == nil && !isZeroDetails(&flat) {
+			d = &flat
+		} else if d != nil && !isZeroDetails(&flat) {
+			var m map[string]json.RawMessage
+			_ = json.Unmarshal(raw, &m)
+			e := badRequest("agent_spans/create: with details, the span's fields are unknown fields of the item")
+			e.Fields = map[string][]string{}
+			for k := range m {
+				if k != "_type" && k != "idempotency_key" && k != "details" {
+					e.Fields[k] = []string{"unknown field"}
+				}
+			}
+			return nil, e
+		}
+		if d != nil {
+			d.IdempotencyKey = nil
+		}
+		o.ep, o.key, o.req = EndpointCreateSpan, it.IdempotencyKey, &CreateSpanRequest{Details: d}
+	case "agent_spans/finish":
+		var it bulkFinishSpan
+		err = decodeStrict(raw, &it)
+		r := it.FinishSpanRequest
+		o.ep, o.id, o.key, r.IdempotencyKey, o.req = EndpointFinishSpan, deref(it.AgentSpanID), r.IdempotencyKey, nil, &r
+	default:
+		return nil, invalid("_type", "unknown item type "+strconv.Quote(t))
+	}
+	if err != nil {
+		return nil, decodeError(err, "")
+	}
+	return o, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func isZeroDetails(d *SpanDetailsInput) bool {
+	return d.AgentInstanceID == nil && d.SchemaName == nil && d.Status == nil && d.Payload == nil && d.ResultPayload == nil &&
+		d.ID == nil && d.ParentSpanID == nil && d.StartedAt == nil && d.FinishedAt == nil && d.SensitiveEncoding == nil
+}

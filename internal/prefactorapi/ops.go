@@ -1,0 +1,546 @@
+package prefactorapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// register registers an instance: its agent, agent version, schema
+// version and deployment are found or created.
+func (a *API) register(tx Tx, o *operation, r *RegisterRequest) (Answer, error) {
+	var c checker
+	in := InstanceRecord{}
+	in.ID = c.pfid("id", r.ID, false)
+	if in.ID != "" && ValidPFID(in.ID) && !a.inPartition(in.ID) {
+		c.bad("id", "must carry the account partition "+a.partition)
+	}
+	required := a.cfg.RequireIDs && !a.cfg.Deployment
+	in.AgentID = c.pfid("agent_id", r.AgentID, required)
+	in.EnvironmentID = c.pfid("environment_id", r.EnvironmentID, required)
+	in.Purpose = c.enum("purpose", r.Purpose, purposes, false, "live")
+	avRaw := c.object("agent_version", r.AgentVersion, false)
+	svRaw := c.object("agent_schema_version", r.AgentSchemaVersion, false)
+	if e := c.failed(); e != nil {
+		return errAnswer(e), nil
+	}
+	var av AgentVersionInput
+	if avRaw != nil {
+		if err := decodeStrict(avRaw, &av); err != nil {
+			return errAnswer(decodeError(err, "agent_version.")), nil
+		}
+	}
+	var sv SchemaVersionInput
+	var types map[string]SpanTypeInfo
+	if svRaw != nil {
+		if err := decodeStrict(svRaw, &sv); err != nil {
+			return errAnswer(decodeError(err, "agent_schema_version.")), nil
+		}
+		types = checkSchemaVersion(&c, &sv)
+	}
+	if e := c.failed(); e != nil {
+		return errAnswer(e), nil
+	}
+	if a.cfg.Deployment {
+		if (in.AgentID != "" && in.AgentID != a.cfg.AgentID) || (in.EnvironmentID != "" && in.EnvironmentID != a.cfg.EnvironmentID) {
+			return errAnswer(&Error{Status: http.StatusForbidden, Code: CodeNotPermitted, Message: "the token is scoped to another agent deployment"}), nil
+		}
+		in.AgentID, in.EnvironmentID = a.cfg.AgentID, a.cfg.EnvironmentID
+	}
+	if in.EnvironmentID == "" {
+		in.EnvironmentID = a.cfg.EnvironmentID
+	}
+	now := a.now()
+	if in.ID == "" {
+		in.ID = a.NewID()
+	}
+	if _, dup, err := tx.Instance(in.ID); err != nil || dup {
+		if err != nil {
+			return Answer{}, err
+		}
+		return errAnswer(invalidAction("agent instance " + in.ID + " exists")), nil
+	}
+	// The agent: by ID, else (no agent_id) by the version's name.
+	name := "agent"
+	if av.Name != nil && *av.Name != "" {
+		name = *av.Name
+	}
+	var agent AgentRecord
+	var found bool
+	var err error
+	if in.AgentID != "" {
+		agent, found, err = tx.Agent(in.AgentID)
+	} else {
+		agent, found, err = tx.AgentByExternalID(name)
+	}
+	if err != nil {
+		return Answer{}, err
+	}
+	if found && agent.Status == "retired" {
+		return errAnswer(invalidAction("agent " + agent.ID + " is retired")), nil
+	}
+	if !found {
+		agent = AgentRecord{ID: in.AgentID, Name: name, EnvironmentID: in.EnvironmentID, InsertedAt: now}
+		if agent.ID == "" {
+			agent.ID, agent.ExternalID = a.NewID(), name
+		}
+		if av.Description != nil {
+			agent.Description = *av.Description
+		}
+	}
+	in.AgentID = agent.ID
+	agent.Status, agent.UpdatedAt = "active", now
+	// The agent version, immutable once stored.
+	ext := ""
+	if av.ExternalIdentifier != nil {
+		ext = *av.ExternalIdentifier
+	}
+	ver, found, err := tx.AgentVersionByExternalID(agent.ID, ext)
+	if err != nil {
+		return Answer{}, err
+	}
+	if !found {
+		n, err := tx.CountAgentVersions(agent.ID)
+		if err != nil {
+			return Answer{}, err
+		}
+		ver = AgentVersionRecord{ID: a.NewID(), AgentID: agent.ID, ExternalID: ext, Number: n + 1, InsertedAt: now}
+		if av.Name != nil {
+			ver.Name = *av.Name
+		}
+		if av.Description != nil {
+			ver.Description = *av.Description
+		}
+		if err := tx.PutAgentVersion(ver); err != nil {
+			return Answer{}, err
+		}
+	}
+	in.VersionID, in.Run.VersionNumber = ver.ID, ver.Number
+	if r.UpdateCurrentVersion == nil || *r.UpdateCurrentVersion || agent.CurrentVersionID == "" {
+		agent.CurrentVersionID = ver.ID
+	}
+	if types != nil {
+		sext := *sv.ExternalIdentifier
+		schema, found, err := tx.SchemaVersionByExternalID(agent.ID, sext)
+		if err != nil {
+			return Answer{}, err
+		}
+		if !found {
+			schema = SchemaVersionRecord{ID: a.NewID(), AgentID: agent.ID, ExternalID: sext, SpanTypes: types,
+				Body: clone(svRaw), InsertedAt: now}
+			if err := tx.PutSchemaVersion(schema); err != nil {
+				return Answer{}, err
+			}
+		}
+		in.SchemaVersionID = schema.ID
+		agent.CurrentSchemaVersion = schema.ID
+	}
+	if err := tx.PutAgent(agent); err != nil {
+		return Answer{}, err
+	}
+	dep, found, err := tx.Deployment(agent.ID, in.EnvironmentID)
+	if err != nil {
+		return Answer{}, err
+	}
+	if !found {
+		dep = DeploymentRecord{ID: a.NewID(), AgentID: agent.ID, EnvironmentID: in.EnvironmentID}
+		if err := tx.PutDeployment(dep); err != nil {
+			return Answer{}, err
+		}
+	}
+	in.DeploymentID = dep.ID
+	if o.raw != nil {
+		in.Register = clone(o.raw)
+	} else {
+		in.Register, _ = json.Marshal(r)
+	}
+	in.Status, in.InsertedAt, in.UpdatedAt = "pending", now, now
+	if err := tx.PutInstance(in); err != nil {
+		return Answer{}, err
+	}
+	return okAnswer(successBody(a.instanceDetails(&in), nil)), nil
+}
+
+// checkSchemaVersion validates a schema version and returns its span types.
+// With span_type_schemas the legacy maps are ignored; an empty result
+// accepts any span type name.
+func checkSchemaVersion(c *checker, sv *SchemaVersionInput) map[string]SpanTypeInfo {
+	const p = "agent_schema_version."
+	if sv.ExternalIdentifier == nil || *sv.ExternalIdentifier == "" {
+		c.bad(p+"external_identifier", "required")
+	}
+	types := map[string]SpanTypeInfo{}
+	for i, st := range sv.SpanTypeSchemas {
+		q := p + "span_type_schemas[" + strconv.Itoa(i) + "]."
+		name := c.str(q+"name", st.Name, true)
+		if _, dup := types[name]; dup && name != "" {
+			c.bad(q+"name", "duplicate span type "+strconv.Quote(name))
+		}
+		c.object(q+"params_schema", st.ParamsSchema, true)
+		c.object(q+"result_schema", st.ResultSchema, false)
+		if raw := c.object(q+"data_risk", st.DataRisk, false); raw != nil {
+			checkDataRisk(c, q+"data_risk.", raw)
+		}
+		info := SpanTypeInfo{Title: name}
+		if st.Title != nil && *st.Title != "" {
+			info.Title = *st.Title
+		}
+		if st.Template != nil {
+			info.Template = *st.Template
+		}
+		if name != "" {
+			types[name] = info
+		}
+	}
+	for name, raw := range sv.SpanSchemas {
+		c.object(p+"span_schemas."+name, raw, true)
+		if sv.SpanTypeSchemas == nil {
+			types[name] = SpanTypeInfo{Title: name}
+		}
+	}
+	for name, raw := range sv.SpanResultSchemas {
+		c.object(p+"span_result_schemas."+name, raw, true)
+		if sv.SpanSchemas == nil {
+			c.bad(p+"span_result_schemas", "only valid with span_schemas")
+		}
+	}
+	for i, raw := range sv.QualitySchemas {
+		c.object(p+"quality_schemas["+strconv.Itoa(i)+"]", raw, true)
+	}
+	return types
+}
+
+// checkDataRisk validates a data_risk object: all three parts, every field
+// with a valid value.
+func checkDataRisk(c *checker, p string, raw json.RawMessage) {
+	var dr DataRiskInput
+	if err := decodeStrict(raw, &dr); err != nil {
+		c.bad(strings.TrimSuffix(p, "."), "malformed: "+err.Error())
+		return
+	}
+	part := func(name string, m map[string]*string, fields []string, set map[string]bool, extra string) {
+		if m == nil {
+			c.bad(p+name, "required")
+			return
+		}
+		known := map[string]bool{extra: extra != ""}
+		for _, f := range fields {
+			known[f] = true
+			if v := m[f]; v == nil || !set[*v] {
+				c.bad(p+name+"."+f, "required: one of "+strings.Join(sortedKeys(set), ", "))
+			}
+		}
+		for f := range m {
+			if !known[f] {
+				c.bad(p+name+"."+f, "unknown field")
+			}
+		}
+	}
+	part("action_profile", dr.ActionProfile, actionFields, risks, "")
+	for _, cat := range []struct {
+		name string
+		m    map[string]*string
+	}{{"params_data_categories", dr.ParamsDataCategories}, {"result_data_categories", dr.ResultDataCategories}} {
+		part(cat.name, cat.m, categoryFields, inclusions, "classification")
+		if cat.m != nil {
+			if v := cat.m["classification"]; v == nil || !classes[*v] {
+				c.bad(p+cat.name+".classification", "required: one of "+strings.Join(sortedKeys(classes), ", "))
+			}
+		}
+	}
+}
+
+// loadInstance checks the path's ID and loads the instance.
+func loadInstance(tx Tx, id string) (InstanceRecord, *Error, error) {
+	var c checker
+	c.pfid("agent_instance_id", &id, true)
+	if e := c.failed(); e != nil {
+		return InstanceRecord{}, e, nil
+	}
+	in, ok, err := tx.Instance(id)
+	if err != nil {
+		return in, nil, err
+	}
+	if !ok {
+		return in, notFound("agent instance"), nil
+	}
+	return in, nil, nil
+}
+
+// startInstance: pending -> active.
+func (a *API) startInstance(tx Tx, id string, r *StartRequest) (Answer, error) {
+	var c checker
+	c.pfid("agent_instance_id", &id, true)
+	ts, tsOK := c.time("timestamp", r.Timestamp)
+	if e := c.failed(); e != nil {
+		return errAnswer(e), nil
+	}
+	in, e, err := loadInstance(tx, id)
+	if err != nil || e != nil {
+		return maybeErr(e), err
+	}
+	if in.Status != "pending" {
+		return errAnswer(invalidAction("agent instance is " + in.Status + "; only a pending instance can be started")), nil
+	}
+	now := a.now()
+	in.Status, in.StartedAt, in.UpdatedAt = "active", orNow(ts, tsOK, now), now
+	if err := tx.PutInstance(in); err != nil {
+		return Answer{}, err
+	}
+	return okAnswer(successBody(a.instanceDetails(&in), nil)), nil
+}
+
+func maybeErr(e *Error) Answer {
+	if e == nil {
+		return Answer{}
+	}
+	return errAnswer(e)
+}
+
+// finishInstance: active -> complete | failed; pending -> cancelled.
+func (a *API) finishInstance(tx Tx, id string, r *FinishInstanceRequest) (Answer, error) {
+	var c checker
+	c.pfid("agent_instance_id", &id, true)
+	ts, tsOK := c.time("timestamp", r.Timestamp)
+	status := c.enum("status", r.Status, finishStatuses, false, "complete")
+	if e := c.failed(); e != nil {
+		return errAnswer(e), nil
+	}
+	in, e, err := loadInstance(tx, id)
+	if err != nil || e != nil {
+		return maybeErr(e), err
+	}
+	switch {
+	case Terminal(in.Status):
+		return errAnswer(invalidAction("agent instance is already " + in.Status)), nil
+	case status == "cancelled" && in.Status != "pending":
+		return errAnswer(invalidAction("agent instance is " + in.Status + "; only a pending instance can be cancelled")), nil
+	case status != "cancelled" && in.Status != "active":
+		return errAnswer(invalidAction("agent instance is " + in.Status + "; only an active instance can be " + status)), nil
+	}
+	now := a.now()
+	in.Status, in.FinishedAt, in.UpdatedAt = status, orNow(ts, tsOK, now), now
+	if status == "cancelled" {
+		in.StartedAt = in.FinishedAt
+	}
+	if err := tx.PutInstance(in); err != nil {
+		return Answer{}, err
+	}
+	return okAnswer(successBody(a.instanceDetails(&in), nil)), nil
+}
+
+// terminate: pending | active -> terminated, as an operator would.
+func (a *API) terminate(tx Tx, id string, r *TerminateRequest) (Answer, error) {
+	in, e, err := loadInstance(tx, id)
+	if err != nil || e != nil {
+		return maybeErr(e), err
+	}
+	if Terminal(in.Status) {
+		return errAnswer(invalidAction("instance " + strconv.Quote(id) + " is " + in.Status)), nil
+	}
+	now := a.now()
+	in.Status, in.FinishedAt, in.UpdatedAt = "terminated", now, now
+	if r.Reason != nil {
+		in.TerminationReason = *r.Reason
+	}
+	if err := tx.PutInstance(in); err != nil {
+		return Answer{}, err
+	}
+	return okAnswer(successBody(a.instanceDetails(&in), nil)), nil
+}
+
+// Terminate terminates an instance outside any request. It returns a
+// not_found or invalid_action *Error, or a store error.
+func (a *API) Terminate(ctx context.Context, id, reason string) error {
+	if !ValidPFID(id) {
+		return notFound("agent instance")
+	}
+	var ans Answer
+	err := a.update(ctx, func(tx Tx) error {
+		var err error
+		ans, err = a.terminate(tx, id, &TerminateRequest{Reason: &reason})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if ans.Status != http.StatusOK {
+		var e struct{ Code, Message string }
+		_ = json.Unmarshal(ans.Body, &e)
+		return &Error{Status: ans.Status, Code: e.Code, Message: e.Message}
+	}
+	return nil
+}
+
+// spanTypes returns the span types of an instance's schema version (nil:
+// any name).
+func spanTypes(tx ReadTx, in *InstanceRecord) (map[string]SpanTypeInfo, error) {
+	if in.SchemaVersionID == "" {
+		return nil, nil
+	}
+	sv, ok, err := tx.SchemaVersion(in.SchemaVersionID)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return sv.SpanTypes, nil
+}
+
+// createSpan creates a span in any state but cancelled.
+func (a *API) createSpan(tx Tx, r *CreateSpanRequest) (Answer, error) {
+	var c checker
+	d := r.Details
+	if d == nil {
+		c.bad("details", "required")
+		return errAnswer(c.failed()), nil
+	}
+	sp := SpanRecord{Creates: 1}
+	sp.InstanceID = c.pfid("agent_instance_id", d.AgentInstanceID, true)
+	sp.SchemaName = c.str("schema_name", d.SchemaName, true)
+	sp.Status = c.enum("status", d.Status, spanStatuses, true, "")
+	sp.Payload = c.object("payload", d.Payload, true)
+	sp.ResultPayload = c.object("result_payload", d.ResultPayload, false)
+	sp.ID = c.pfid("id", d.ID, false)
+	if sp.ID != "" && ValidPFID(sp.ID) && !a.inPartition(sp.ID) {
+		c.bad("id", "must carry the account partition "+a.partition)
+	}
+	sp.ParentID = c.pfid("parent_span_id", d.ParentSpanID, false)
+	started, startedOK := c.time("started_at", d.StartedAt)
+	fin, finOK := c.time("finished_at", d.FinishedAt)
+	sp.SensitiveEncoding = d.SensitiveEncoding
+	switch {
+	case sp.Status == "cancelled":
+		c.bad("status", "a span is cancelled by finishing it while pending")
+	case sp.Status == "pending" && startedOK:
+		c.bad("started_at", "not valid for a pending span")
+	}
+	if sp.ResultPayload != nil && !Terminal(sp.Status) {
+		c.bad("result_payload", "only valid when status is complete, failed or cancelled")
+	}
+	if finOK && !Terminal(sp.Status) {
+		c.bad("finished_at", "only valid when status is complete, failed or cancelled")
+	}
+	if e := c.failed(); e != nil {
+		return errAnswer(e), nil
+	}
+	in, ok, err := tx.Instance(sp.InstanceID)
+	if err != nil {
+		return Answer{}, err
+	}
+	if !ok {
+		return errAnswer(notFound("agent instance")), nil
+	}
+	if Terminal(in.Status) && in.Status != "terminated" {
+		return errAnswer(invalidAction("agent instance is " + in.Status)), nil
+	}
+	types, err := spanTypes(tx, &in)
+	if err != nil {
+		return Answer{}, err
+	}
+	if len(types) > 0 {
+		if _, ok := types[sp.SchemaName]; !ok {
+			return errAnswer(invalid("schema_name", "not a span type of the instance's schema version: "+strconv.Quote(sp.SchemaName))), nil
+		}
+	}
+	if sp.ParentID != "" {
+		p, ok, err := tx.Span(sp.ParentID)
+		if err != nil {
+			return Answer{}, err
+		}
+		if !ok || p.InstanceID != sp.InstanceID {
+			return errAnswer(invalid("parent_span_id", "no such span in agent instance "+sp.InstanceID)), nil
+		}
+	}
+	if sp.ID == "" {
+		sp.ID = a.NewID()
+	} else if _, dup, err := tx.Span(sp.ID); err != nil || dup {
+		if err != nil {
+			return Answer{}, err
+		}
+		return errAnswer(invalidAction("agent span " + sp.ID + " exists")), nil
+	}
+	now := a.now()
+	if sp.Status != "pending" {
+		sp.StartedAt = orNow(started, startedOK, now)
+	}
+	if Terminal(sp.Status) {
+		sp.FinishedAt = orNow(fin, finOK, now)
+	}
+	sp.AgentID, sp.InsertedAt, sp.UpdatedAt = in.AgentID, now, now
+	sp.Payload, sp.ResultPayload = clone(sp.Payload), clone(sp.ResultPayload)
+	in.SpanCounts.Add(sp.Status, 1)
+	in.UpdatedAt = now
+	deriveOnCreate(&in.Run, &sp)
+	if Terminal(sp.Status) {
+		deriveOnFinish(&in.Run, &sp)
+	}
+	if err := tx.PutSpan(sp); err != nil {
+		return Answer{}, err
+	}
+	if err := tx.PutInstance(in); err != nil {
+		return Answer{}, err
+	}
+	return okAnswer(successBody(a.spanDetails(&sp, types), control(&in))), nil
+}
+
+// finishSpan: active -> complete | failed; pending -> cancelled.
+func (a *API) finishSpan(tx Tx, id string, r *FinishSpanRequest) (Answer, error) {
+	var c checker
+	c.pfid("agent_span_id", &id, true)
+	ts, tsOK := c.time("timestamp", r.Timestamp)
+	status := c.enum("status", r.Status, finishStatuses, false, "complete")
+	result := c.object("result_payload", r.ResultPayload, false)
+	if e := c.failed(); e != nil {
+		return errAnswer(e), nil
+	}
+	sp, ok, err := tx.Span(id)
+	if err != nil {
+		return Answer{}, err
+	}
+	if !ok {
+		return errAnswer(notFound("agent span")), nil
+	}
+	switch {
+	case Terminal(sp.Status):
+		return errAnswer(invalidAction("agent span is already " + sp.Status)), nil
+	case status == "cancelled" && sp.Status != "pending":
+		return errAnswer(invalidAction("agent span is " + sp.Status + "; only a pending span can be cancelled")), nil
+	case status != "cancelled" && sp.Status != "active":
+		return errAnswer(invalidAction("agent span is " + sp.Status + "; only an active span can be " + status)), nil
+	}
+	in, ok, err := tx.Instance(sp.InstanceID)
+	if err != nil {
+		return Answer{}, err
+	}
+	if !ok {
+		return errAnswer(notFound("agent instance")), nil
+	}
+	now := a.now()
+	in.SpanCounts.Add(sp.Status, -1)
+	sp.Status, sp.FinishedAt = status, orNow(ts, tsOK, now)
+	if status == "cancelled" {
+		sp.StartedAt = sp.FinishedAt
+	}
+	if result != nil {
+		sp.ResultPayload = clone(result)
+	}
+	if r.SensitiveEncoding != nil {
+		sp.SensitiveEncoding = r.SensitiveEncoding
+	}
+	sp.Finishes++
+	sp.UpdatedAt, in.UpdatedAt = now, now
+	in.SpanCounts.Add(status, 1)
+	deriveOnFinish(&in.Run, &sp)
+	types, err := spanTypes(tx, &in)
+	if err != nil {
+		return Answer{}, err
+	}
+	if err := tx.PutSpan(sp); err != nil {
+		return Answer{}, err
+	}
+	if err := tx.PutInstance(in); err != nil {
+		return Answer{}, err
+	}
+	return okAnswer(successBody(a.spanDetails(&sp, types), control(&in))), nil
+}
