@@ -107,6 +107,9 @@ func (a *attrs) usage(u *agenttrace.Usage) {
 		total = u.PromptTokens + u.CompletionTokens
 	}
 	a.int(KeyTotalTokens, total)
+	if len(u.Details) == 0 {
+		return
+	}
 	for _, k := range slices.Sorted(maps.Keys(u.Details)) {
 		v := u.Details[k]
 		switch k {
