@@ -12,7 +12,7 @@ import (
 	"github.com/agenttrace/agenttrace/internal/jsonesc"
 )
 
-// This file holds the small JSON writer used by the typed payloads, so the
+// This file holds the small JSON object writer used by the typed payloads, so the
 // common payloads encode without reflection. Every string goes through
 // appendJSONString, which also repairs invalid UTF-8.
 

@@ -1,6 +1,7 @@
 package agenttrace
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -179,63 +180,18 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 	if t == nil {
 		return ctx, nil
 	}
-	if t.shut.Load() {
-		t.stats.afterShutdown.Add(1)
-		return ctx, nil
-	}
-	parent, inst := fromContext(ctx)
-	if parent != nil && parent.t != t {
-		// A span of another tracer: start a root span here.
-		parent, inst = nil, nil
-	}
-	if inst != nil && inst.t != t {
-		inst = nil
-	}
+	parent, inst := t.startIn(ctx)
 	if inst == nil {
-		if inst = t.defaultInstance(); inst == nil {
-			t.stats.afterShutdown.Add(1)
-			return ctx, nil
-		}
-	}
-	if inst.ended.Load() {
-		// The instance is over: a span cannot join it any more.
-		t.illegal()
 		return ctx, nil
 	}
-	var sc spanConfig
-	for _, o := range opts {
-		if o != nil {
-			sc = o.applySpan(sc)
-		}
-	}
-	if spanType == "" {
-		spanType = "unknown"
-	}
-	spanType = clipString(spanType, MaxNameBytes)
-	sc.name = clipString(sc.name, MaxNameBytes)
-	if _, ok := t.types[spanType]; !ok {
-		t.stats.unknownTypes.Add(1)
-	}
-	now := sc.start
-	if now.IsZero() {
-		now = t.now()
-	}
-	s := &Span{
-		t: t, inst: inst, parent: parent, id: newID(now), typ: spanType, name: sc.name,
-		status: status, createdAt: now, sensitive: sc.sensitive,
-		traceParent: t.extractParent(ctx),
-	}
-	if status == StatusActive {
-		s.startedAt = now
-	}
+	s := t.newSpan(ctx, inst, parent, spanType, status, opts)
 	if payload != nil {
-		enc := t.encode(payload, spanType, PayloadParams, s)
+		enc := t.encode(payload, s.typ, PayloadParams, s)
 		s.payload = enc.data
 		if enc.err != nil {
 			s.payloadErr = clipString(safeErrorString(enc.err), MaxErrorMessage)
 		}
 	}
-	s.ctx = spanCtx{Context: ctx, s: s}
 	// The stripe's end lock orders this start with the instance's end:
 	// the span joins the instance before it ends, or not at all.
 	st := &inst.stripes[stripe(s.id)]
@@ -250,6 +206,66 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 	st.link(s)
 	t.emitSpan(SpanStarted, s) // s is not shared yet: no lock needed
 	return &s.ctx, s
+}
+
+// startIn returns the parent and the instance of a span started in ctx:
+// the span and instance of ctx if they are this tracer's, else no parent
+// and the default instance. A nil instance (counted) means no span can
+// start: the tracer is shut down or the instance has ended.
+func (t *Tracer) startIn(ctx context.Context) (*Span, *Instance) {
+	if t.shut.Load() {
+		t.stats.afterShutdown.Add(1)
+		return nil, nil
+	}
+	parent, inst := fromContext(ctx)
+	if parent != nil && parent.t != t {
+		// A span of another tracer: start a root span here.
+		parent, inst = nil, nil
+	}
+	if inst != nil && inst.t != t {
+		inst = nil
+	}
+	if inst == nil {
+		if inst = t.defaultInstance(); inst == nil {
+			t.stats.afterShutdown.Add(1)
+			return nil, nil
+		}
+	}
+	if inst.ended.Load() {
+		// The instance is over: a span cannot join it any more.
+		t.illegal()
+		return nil, nil
+	}
+	return parent, inst
+}
+
+// newSpan makes the span Start records, not yet shared: its options
+// applied, its type and name clipped, its times read before any encoding.
+func (t *Tracer) newSpan(ctx context.Context, inst *Instance, parent *Span, spanType string, status Status, opts []SpanOption) *Span {
+	var sc spanConfig
+	for _, o := range opts {
+		if o != nil {
+			sc = o.applySpan(sc)
+		}
+	}
+	spanType = clipString(cmp.Or(spanType, "unknown"), MaxNameBytes)
+	if _, ok := t.types[spanType]; !ok {
+		t.stats.unknownTypes.Add(1)
+	}
+	now := sc.start
+	if now.IsZero() {
+		now = t.now()
+	}
+	s := &Span{
+		t: t, inst: inst, parent: parent, id: newID(now), typ: spanType, name: clipString(sc.name, MaxNameBytes),
+		status: status, createdAt: now, sensitive: sc.sensitive,
+		traceParent: t.extractParent(ctx),
+	}
+	if status == StatusActive {
+		s.startedAt = now
+	}
+	s.ctx = spanCtx{Context: ctx, s: s}
+	return s
 }
 
 // StartInstance starts an instance (one agent run) and returns a context

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agenttrace/agenttrace"
+	"github.com/agenttrace/agenttrace/internal/jsonscan"
 	"go.opentelemetry.io/otel/attribute"
 )
 
@@ -106,6 +107,9 @@ func (a *attrs) usage(u *agenttrace.Usage) {
 		total = u.PromptTokens + u.CompletionTokens
 	}
 	a.int(KeyTotalTokens, total)
+	if len(u.Details) == 0 {
+		return
+	}
 	for _, k := range slices.Sorted(maps.Keys(u.Details)) {
 		v := u.Details[k]
 		switch k {
@@ -192,12 +196,55 @@ func decode(b []byte, v any) bool {
 // The read methods pick the mapped fields from a payload without
 // reflection; fields that do not decode are left zero.
 
-func (r *llmRequestMeta) read(b []byte) {
-	for m := newMembers(b); ; {
-		k, v, ok := m.next()
-		if !ok {
-			return
+// members calls f with the key and the raw value of each member of the
+// JSON object b, read by the exporter's scanner, up to the first fault
+// (or key with escapes, which no mapped field has).
+func members(b []byte, f func(k, v []byte)) {
+	s := jsonscan.Scanner{B: b}
+	s.Object(func(k []byte) bool {
+		var v []byte
+		if !s.Raw(&v) {
+			return false
 		}
+		f(k, v)
+		return true
+	})
+}
+
+// jsonString returns the string a raw JSON value holds, or "" if it is not
+// a string.
+func jsonString(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	inner := raw[1 : len(raw)-1]
+	if !bytes.ContainsAny(inner, "\\") && !hasControl(inner) {
+		return string(inner)
+	}
+	var str string
+	if json.Unmarshal(raw, &str) != nil {
+		return ""
+	}
+	return str
+}
+
+func hasControl(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonInt returns the integer a raw JSON number holds.
+func jsonInt(raw []byte) (int64, bool) {
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	return n, err == nil
+}
+
+func (r *llmRequestMeta) read(b []byte) {
+	members(b, func(k, v []byte) {
 		switch string(k) {
 		case "operation":
 			r.Operation = jsonString(v)
@@ -213,15 +260,11 @@ func (r *llmRequestMeta) read(b []byte) {
 				r.Settings = &s
 			}
 		}
-	}
+	})
 }
 
 func (r *llmResponseMeta) read(b []byte) {
-	for m := newMembers(b); ; {
-		k, v, ok := m.next()
-		if !ok {
-			return
-		}
+	members(b, func(k, v []byte) {
 		switch string(k) {
 		case "id":
 			r.ID = jsonString(v)
@@ -230,15 +273,11 @@ func (r *llmResponseMeta) read(b []byte) {
 		case "finish_reason":
 			r.FinishReason = jsonString(v)
 		}
-	}
+	})
 }
 
 func (t *toolInput) read(b []byte) {
-	for m := newMembers(b); ; {
-		k, v, ok := m.next()
-		if !ok {
-			return
-		}
+	members(b, func(k, v []byte) {
 		switch string(k) {
 		case "tool_name":
 			t.Name = jsonString(v)
@@ -247,7 +286,7 @@ func (t *toolInput) read(b []byte) {
 		case "arguments":
 			t.Arguments = v
 		}
-	}
+	})
 }
 
 // read takes the tool result from a ToolOutput's "output". A result of
@@ -255,13 +294,9 @@ func (t *toolInput) read(b []byte) {
 // wrapped as {"value": v} is v, and any other object is kept whole.
 func (t *toolOutput) read(b []byte) {
 	var value []byte
-	members, found := 0, false
-	for m := newMembers(b); ; {
-		k, v, ok := m.next()
-		if !ok {
-			break
-		}
-		members++
+	count, found := 0, false
+	members(b, func(k, v []byte) {
+		count++
 		switch string(k) {
 		case "output":
 			t.Output, found = v, true
@@ -270,10 +305,10 @@ func (t *toolOutput) read(b []byte) {
 		case "value":
 			value = v
 		}
-	}
+	})
 	switch {
-	case found || members == 0:
-	case members == 1 && value != nil:
+	case found || count == 0:
+	case count == 1 && value != nil:
 		t.Output = value
 	default:
 		t.Output = b
@@ -281,11 +316,7 @@ func (t *toolOutput) read(b []byte) {
 }
 
 func (a *agentInput) read(b []byte) {
-	for m := newMembers(b); ; {
-		k, v, ok := m.next()
-		if !ok {
-			return
-		}
+	members(b, func(k, v []byte) {
 		switch string(k) {
 		case "agent_name":
 			a.Name = jsonString(v)
@@ -296,15 +327,11 @@ func (a *agentInput) read(b []byte) {
 		case "input":
 			a.Input = v
 		}
-	}
+	})
 }
 
 func (a *agentOutput) read(b []byte) {
-	for m := newMembers(b); ; {
-		k, v, ok := m.next()
-		if !ok {
-			return
-		}
+	members(b, func(k, v []byte) {
 		switch string(k) {
 		case "output":
 			a.Output = v
@@ -318,7 +345,7 @@ func (a *agentOutput) read(b []byte) {
 				a.Usage = &u
 			}
 		}
-	}
+	})
 }
 
 // spanName returns the OTel name of a span and its GenAI operation.
