@@ -8,15 +8,14 @@ package sqlitestore
 
 import (
 	"context"
-	"sync"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
-	"unicode/utf8"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 
@@ -497,7 +496,7 @@ func (t *sqlTx) PutAgent(r prefactorapi.AgentRecord) error {
 func (t *sqlTx) DeleteAgent(id string) error { return t.exec("DELETE FROM agents WHERE id = ?", id) }
 
 func (t *sqlTx) ListAgents() ([]prefactorapi.AgentRecord, error) {
-	rows, err := t.stmt("SELECT "+agentCols+" FROM agents ORDER BY seq").QueryContext(t.ctx)
+	rows, err := t.stmt("SELECT " + agentCols + " FROM agents ORDER BY seq").QueryContext(t.ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
@@ -632,23 +631,18 @@ func (t *sqlTx) InstanceCounts(agentID string) (prefactorapi.StatusCounts, error
 	return c, rows.Err()
 }
 
-// ftsQuery quotes each word of at least 3 characters as an FTS5 string
-// (trigram: a substring); shorter words are matched with LIKE.
-func ftsQuery(search string) (match string, short []string) {
-	var parts []string
-	for _, w := range strings.Fields(search) {
-		if utf8.RuneCountInString(w) < 3 {
-			short = append(short, w)
-			continue
-		}
-		parts = append(parts, `"`+strings.ReplaceAll(w, `"`, `""`)+`"`)
+// ftsQuery makes an FTS5 query of the search words (prefix queries, all
+// required); ok is false when the search has no word at all.
+func ftsQuery(search string) (match string, ok bool) {
+	words := prefactorapi.SearchWords(search)
+	if len(words) == 0 {
+		return "", false
 	}
-	return strings.Join(parts, " AND "), short
-}
-
-func likeEscape(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return "%" + r.Replace(s) + "%"
+	parts := make([]string, len(words))
+	for i, w := range words {
+		parts[i] = `"` + strings.ReplaceAll(w, `"`, `""`) + `"*`
+	}
+	return strings.Join(parts, " AND "), true
 }
 
 func (t *sqlTx) ListInstances(q prefactorapi.InstanceQuery) ([]prefactorapi.InstanceRecord, int, error) {
@@ -670,12 +664,12 @@ func (t *sqlTx) ListInstances(q prefactorapi.InstanceQuery) ([]prefactorapi.Inst
 	if q.GroupID != "" {
 		add("group_id = ?", q.GroupID)
 	}
-	match, short := ftsQuery(q.Search)
-	if match != "" {
+	if strings.TrimSpace(q.Search) != "" {
+		match, ok := ftsQuery(q.Search)
+		if !ok {
+			return []prefactorapi.InstanceRecord{}, 0, nil
+		}
 		add("seq IN (SELECT rowid FROM instance_names WHERE instance_names MATCH ?)", match)
-	}
-	for _, w := range short {
-		add(`name LIKE ? ESCAPE '\'`, likeEscape(w))
 	}
 	cond := ""
 	if len(where) > 0 {
@@ -696,8 +690,10 @@ func (t *sqlTx) ListInstances(q prefactorapi.InstanceQuery) ([]prefactorapi.Inst
 	if q.Limit > 0 {
 		limit = q.Limit
 	}
-	rows, err := t.stmt("SELECT "+instanceCols+" FROM instances"+cond+order+" LIMIT ? OFFSET ?").QueryContext(t.ctx,
-		append(args, limit, max(q.Offset, 0))...)
+	// The page's rows are chosen on the index alone (a deep offset skips
+	// index entries, not rows), then read.
+	rows, err := t.stmt("SELECT "+instanceCols+" FROM instances WHERE seq IN (SELECT seq FROM instances"+cond+order+
+		" LIMIT ? OFFSET ?)"+order).QueryContext(t.ctx, append(args, limit, max(q.Offset, 0))...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlitestore: %w", err)
 	}
