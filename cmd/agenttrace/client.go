@@ -62,13 +62,13 @@ func (f *readerFlags) open(ctx context.Context) (*reader, error) {
 	if f.server != "" {
 		tok := f.token
 		if tok == "" {
-			if b, err := os.ReadFile(tokenPath(f.db)); err == nil {
+			if b, err := os.ReadFile(tokenPath(f.tokenFile())); err == nil {
 				tok = strings.TrimSpace(string(b))
 			}
 		}
 		return &reader{base: strings.TrimRight(f.server, "/"), token: tok, hc: &http.Client{Timeout: 30 * time.Second}, close: func() {}}, nil
 	}
-	if _, err := os.Stat(f.db); err != nil {
+	if _, err := os.Stat(f.db); err != nil && !isPostgres(f.db) {
 		return nil, fmt.Errorf("no database at %s (start the server with \"agenttrace serve\", or pass --db or --server)", f.db)
 	}
 	st, err := f.storeFlags.open(ctx)

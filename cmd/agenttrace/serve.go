@@ -12,15 +12,21 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/agenttrace/agenttrace"
+	"github.com/agenttrace/agenttrace/bridge/otel/otlpreceiver"
+	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/pgstore"
 	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/server"
 	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/sqlitestore"
+	"github.com/agenttrace/agenttrace/exporter/prefactor"
 	"github.com/agenttrace/agenttrace/internal/prefactorapi"
 )
 
@@ -82,15 +88,56 @@ type storeFlags struct {
 }
 
 func (f *storeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.db, "db", defaultDB(), "the SQLite database file")
+	fs.StringVar(&f.db, "db", defaultDB(), "the SQLite database file, or a postgres:// URL for PostgreSQL")
 	fs.StringVar(&f.sync, "sync", "normal", "SQLite synchronous mode: normal (a commit survives the process being killed) or full (also power loss)")
 }
 
-func (f *storeFlags) open(ctx context.Context) (*sqlitestore.Store, error) {
+// store is what the commands need of a store: the protocol's, plus
+// retention.
+type store interface {
+	prefactorapi.Store
+	Retain(ctx context.Context, maxAge time.Duration, maxBytes int64) (int, error)
+}
+
+// isPostgres reports whether db names a PostgreSQL database (a URL) rather
+// than a SQLite file.
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+// open opens the SQLite file (made with its directory if missing) or, for a
+// postgres:// URL, the PostgreSQL database.
+func (f *storeFlags) open(ctx context.Context) (store, error) {
+	if isPostgres(f.db) {
+		return pgstore.Open(ctx, f.db)
+	}
 	if err := os.MkdirAll(filepath.Dir(f.db), 0o700); err != nil {
 		return nil, err
 	}
 	return sqlitestore.Open(ctx, f.db, sqlitestore.Options{Synchronous: strings.ToUpper(f.sync)})
+}
+
+// tokenFile is where the generated token is kept: beside a SQLite file, or
+// under the default state directory for PostgreSQL.
+func (f *storeFlags) tokenFile() string {
+	if isPostgres(f.db) {
+		return defaultDB()
+	}
+	return f.db
+}
+
+// describe names the database for a log line, without a PostgreSQL URL's
+// password.
+func (f *storeFlags) describe() string {
+	if !isPostgres(f.db) {
+		return f.db
+	}
+	if u, err := url.Parse(f.db); err == nil {
+		u.User = nil
+		u.RawQuery = ""
+		return "PostgreSQL " + u.Redacted()
+	}
+	return "PostgreSQL"
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -118,21 +165,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *token == "" && !isLoopback(*addr) {
 		return fmt.Errorf("listening on %s (not loopback) needs a token: pass --token or set AGENTTRACE_TOKEN", *addr)
 	}
+	if *retainMB > 0 && isPostgres(sf.db) {
+		return errors.New("--retain-mb is for SQLite: PostgreSQL's files do not shrink when rows are deleted; use --retain-age")
+	}
 	st, err := sf.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	if *token == "" {
-		tok, created, err := loadOrCreateToken(sf.db)
+		tok, created, err := loadOrCreateToken(sf.tokenFile())
 		if err != nil {
 			return fmt.Errorf("token: %w", err)
 		}
 		*token = tok
 		if created {
-			fmt.Fprintf(stdout, "agenttrace: generated a token, saved to %s (mode 0600):\n  %s\n", tokenPath(sf.db), tok)
+			fmt.Fprintf(stdout, "agenttrace: generated a token, saved to %s (mode 0600):\n  %s\n", tokenPath(sf.tokenFile()), tok)
 		} else {
-			fmt.Fprintf(stdout, "agenttrace: using the token saved in %s\n", tokenPath(sf.db))
+			fmt.Fprintf(stdout, "agenttrace: using the token saved in %s\n", tokenPath(sf.tokenFile()))
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
@@ -140,16 +190,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *ingest != "" {
 		ingestTokens = []string{*ingest}
 	}
-	srv, err := server.New(server.Config{Store: st, Token: *token, IngestTokens: ingestTokens, MaxBody: *maxBody, Logger: log})
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
+	otlp, stopOTLP, err := otlpIngest(ln.Addr().String(), *token, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopOTLP()
+	srv, err := server.New(server.Config{Store: st, Token: *token, IngestTokens: ingestTokens, MaxBody: *maxBody, Logger: log, OTLP: otlp})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	fmt.Fprintf(stdout, "agenttrace: serving http://%s (database %s)\n", ln.Addr(), sf.db)
+	fmt.Fprintf(stdout, "agenttrace: serving http://%s (database %s)\n", ln.Addr(), sf.describe())
 	fmt.Fprintf(stdout, "  export PREFACTOR_API_URL=http://%s PREFACTOR_API_TOKEN=<the token>\n", ln.Addr())
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -180,6 +237,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
+		stopOTLP() // while the server still takes what it sends
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err = hs.Shutdown(sctx)
 		cancel()
@@ -194,3 +252,33 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 var _ prefactorapi.Store = (*sqlitestore.Store)(nil)
+
+// otlpIngest returns the handler for POST /v1/traces: OTLP spans go through
+// the OpenTelemetry bridge's mapping into a tracer whose Prefactor exporter
+// sends them to this same server, so they are stored exactly as runs sent by
+// the library are. stop delivers what is left and stops it.
+func otlpIngest(addr, token string, log *slog.Logger) (h http.Handler, stop func(), err error) {
+	exp, err := prefactor.New(prefactor.WithURL("http://"+addr), prefactor.WithToken(token),
+		prefactor.WithAgentVersion("otlp", "1"))
+	if err != nil {
+		return nil, nil, err
+	}
+	tr, err := agenttrace.New(agenttrace.WithExporter(exp), agenttrace.WithLogger(log))
+	if err != nil {
+		return nil, nil, err
+	}
+	rcv := otlpreceiver.New(tr)
+	var once sync.Once
+	stop = func() { once.Do(func() { shutdownOTLP(rcv, tr, log) }) }
+	return rcv, stop, nil
+}
+
+func shutdownOTLP(rcv *otlpreceiver.Receiver, tr *agenttrace.Tracer, log *slog.Logger) {
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := errors.Join(rcv.Shutdown(ctx), tr.Shutdown(ctx)); err != nil {
+			log.Warn("agenttrace: OTLP ingest did not deliver everything at shutdown", "err", err)
+		}
+	}
+}

@@ -44,6 +44,10 @@ type Config struct {
 	MaxBody int64
 	// Logger logs failures (default: discard). Tokens are never logged.
 	Logger *slog.Logger
+	// OTLP, when set, receives OTLP/HTTP traces at POST /v1/traces (for
+	// example an otlpreceiver whose tracer exports back into this server),
+	// behind the same tokens as ingest; without it that path answers 404.
+	OTLP http.Handler
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -153,6 +157,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(path, "/api/v2/AgentInstance/") || path == "/api/v2/AgentInstance":
 		s.serveListing(w, r)
 		return
+	case path == "/v1/traces":
+		s.serveOTLP(w, r)
+		return
 	case !strings.HasPrefix(path, "/api/v1/"):
 		v1Error(w, http.StatusNotFound, prefactorapi.CodeNotFound, "not found")
 		return
@@ -210,4 +217,17 @@ func (s *Server) Ping(ctx context.Context) error {
 		_, _, err := tx.Instance("00000000000000000000000000000000")
 		return err
 	})
+}
+
+// serveOTLP hands an authenticated OTLP/HTTP request to Config.OTLP.
+func (s *Server) serveOTLP(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.OTLP == nil {
+		v1Error(w, http.StatusNotFound, prefactorapi.CodeNotFound, "OTLP ingest is not enabled")
+		return
+	}
+	if sc, given := s.auth(r); !given || sc == scopeNone {
+		v1Error(w, http.StatusUnauthorized, prefactorapi.CodeBadAuthToken, "missing or invalid bearer token")
+		return
+	}
+	s.cfg.OTLP.ServeHTTP(w, r) // it caps bodies itself (413)
 }
