@@ -462,11 +462,11 @@ func (p *SpanProcessor) instanceOptions(root sdktrace.ReadOnlySpan, spans []sdkt
 			switch kv.Key {
 			case KeyConversationID:
 				if session == "" {
-					session = kv.Value.Emit()
+					session = kv.Value.String()
 				}
 			case KeyUserID:
 				if user == "" {
-					user = kv.Value.Emit()
+					user = kv.Value.String()
 				}
 			}
 		}
@@ -526,7 +526,7 @@ func newStatusError(s sdktrace.ReadOnlySpan) *statusError {
 	e := &statusError{msg: s.Status().Description}
 	for _, kv := range s.Attributes() {
 		if kv.Key == KeyErrorType {
-			e.typ = kv.Value.Emit()
+			e.typ = kv.Value.String()
 		}
 	}
 	if e.msg == "" {
@@ -698,7 +698,7 @@ func (a attrIndex) str(k attribute.Key) string {
 	if !ok {
 		return ""
 	}
-	return v.Emit()
+	return v.String()
 }
 
 // usage returns the token usage of a GenAI span (reading the deprecated
@@ -745,6 +745,8 @@ var usageDetailKeys = []struct {
 	{keyUsageCacheWriteInputTokens, agenttrace.UsageCacheWrite},
 	{keyAnthropicCacheCreation5m, agenttrace.UsageCacheWrite5m},
 	{keyAnthropicCacheCreation1h, agenttrace.UsageCacheWrite1h},
+	{PrefixUsageDetails + agenttrace.UsageCacheWrite5m, agenttrace.UsageCacheWrite5m},
+	{PrefixUsageDetails + agenttrace.UsageCacheWrite1h, agenttrace.UsageCacheWrite1h},
 	{KeyUsageReasoningOutputTokens, agenttrace.UsageReasoning},
 }
 
@@ -762,7 +764,7 @@ const (
 // jsonValue returns a JSON attribute as raw JSON, or a plain string value as
 // itself.
 func jsonValue(v attribute.Value) any {
-	s := v.Emit()
+	s := v.String()
 	if v.Type() == attribute.STRING && json.Valid([]byte(s)) {
 		return json.RawMessage(s)
 	}
