@@ -50,6 +50,7 @@ type attrs struct {
 	maxLen    int
 	flatLeft  int // flattened payload attributes still allowed
 	truncated []string
+	names     names // the Exporter's interned strings
 }
 
 func (a *attrs) str(k attribute.Key, v string) {
@@ -238,6 +239,32 @@ func jsonString(raw []byte) string {
 	return str
 }
 
+// names interns the strings of payloads that repeat from span to span
+// (providers, models, operations, finish reasons), so that a span does not
+// copy them anew. It is the Exporter's, used under its lock; it keeps at
+// most maxNames strings and copies any other.
+type names map[string]string
+
+// maxNames bounds the strings names keeps.
+const maxNames = 256
+
+// str returns the string a raw JSON value holds, as jsonString does,
+// interned when it needs no decoding.
+func (n names) str(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	inner := raw[1 : len(raw)-1]
+	if s, ok := n[string(inner)]; ok {
+		return s
+	}
+	s := jsonString(raw)
+	if n != nil && len(n) < maxNames && len(s) == len(inner) {
+		n[s] = s
+	}
+	return s
+}
+
 func hasControl(b []byte) bool {
 	for _, c := range b {
 		if c < 0x20 {
@@ -253,15 +280,15 @@ func jsonInt(raw []byte) (int64, bool) {
 	return n, err == nil
 }
 
-func (r *llmRequestMeta) read(b []byte) {
+func (r *llmRequestMeta) read(b []byte, n names) {
 	members(b, func(k, v []byte) {
 		switch string(k) {
 		case "operation":
-			r.Operation = jsonString(v)
+			r.Operation = n.str(v)
 		case "provider":
-			r.Provider = jsonString(v)
+			r.Provider = n.str(v)
 		case "model":
-			r.Model = jsonString(v)
+			r.Model = n.str(v)
 		case "stream":
 			r.Stream = string(v) == "true"
 		case "settings":
@@ -273,15 +300,15 @@ func (r *llmRequestMeta) read(b []byte) {
 	})
 }
 
-func (r *llmResponseMeta) read(b []byte) {
+func (r *llmResponseMeta) read(b []byte, n names) {
 	members(b, func(k, v []byte) {
 		switch string(k) {
 		case "id":
 			r.ID = jsonString(v)
 		case "model":
-			r.Model = jsonString(v)
+			r.Model = n.str(v)
 		case "finish_reason":
-			r.FinishReason = jsonString(v)
+			r.FinishReason = n.str(v)
 		}
 	})
 }
@@ -369,10 +396,10 @@ type spanMeta struct {
 
 // spanName reads the mapped fields of a span's payload into m and returns
 // the span's OTel name.
-func spanName(d *agenttrace.SpanData, class spanClass, m *spanMeta) string {
+func spanName(d *agenttrace.SpanData, class spanClass, m *spanMeta, n names) string {
 	switch class {
 	case classLLM:
-		m.llm.read(d.Payload)
+		m.llm.read(d.Payload, n)
 		m.op = cmp.Or(m.llm.Operation, OperationChat)
 		if m.llm.Model == "" {
 			return m.op
@@ -518,7 +545,7 @@ func (a *attrs) endAttrs(d *agenttrace.SpanData, class spanClass, content bool) 
 // first chunk, and its messages when content is captured.
 func (a *attrs) llmResult(d *agenttrace.SpanData, content bool) {
 	var m llmResponseMeta
-	m.read(d.Result)
+	m.read(d.Result, a.names)
 	a.str(KeyResponseID, m.ID)
 	a.str(KeyResponseModel, m.Model)
 	if m.FinishReason != "" {

@@ -72,10 +72,15 @@ type Exporter struct {
 	closed    bool
 
 	// copies is set when the provider is the OTel SDK's, which copies the
-	// attributes it is given (span start and SetAttributes): the Exporter
-	// then collects every span's attributes in scratch, reused under mu.
+	// attributes it is given (span start and SetAttributes) and reads its
+	// options during the call: the Exporter then collects every span's
+	// attributes in scratch and its options in opts and endOpts, reused
+	// under mu. names interns the repeating strings of payloads.
 	copies  bool
 	scratch []attribute.KeyValue
+	opts    []trace.SpanStartOption
+	endOpts []trace.SpanEndOption
+	names   names
 
 	// deterministic is set once the provider was seen to honour the wanted
 	// IDs (IDGenerator is installed).
@@ -127,6 +132,7 @@ func NewExporter(tp trace.TracerProvider, opts ...Option) *Exporter {
 	_, copies := tp.(*sdktrace.TracerProvider)
 	return &Exporter{
 		copies:    copies,
+		names:     names{},
 		tp:        tp,
 		tracer:    tp.Tracer(ScopeName),
 		cfg:       cfg,
@@ -348,7 +354,7 @@ func (e *Exporter) spanStarted(d *agenttrace.SpanData) {
 	pctx, want, links := e.placeSpan(st, d)
 	class := classify(d.Type)
 	var m spanMeta
-	name := spanName(d, class, &m)
+	name := spanName(d, class, &m, e.names)
 	final := d.Status.Finished()
 	a := e.newAttrs(16)
 	a.startAttrs(d, st.id, class, &m, e.cfg.content)
@@ -368,7 +374,7 @@ func (e *Exporter) spanStarted(d *agenttrace.SpanData) {
 			e.recent.add(d.ID, links)
 		}
 		if final {
-			endSpan(span, d)
+			e.endSpan(span, d)
 			return
 		}
 		span.SetAttributes(KeyUnfinished.Bool(true))
@@ -441,7 +447,7 @@ var (
 // Exporter's scratch slice when the provider copies what it is given (see
 // start), so that a span costs no slice of its own.
 func (e *Exporter) newAttrs(size int) attrs {
-	a := attrs{maxLen: e.cfg.maxValueLen, flatLeft: e.cfg.maxAttrs}
+	a := attrs{maxLen: e.cfg.maxValueLen, flatLeft: e.cfg.maxAttrs, names: e.names}
 	if e.copies {
 		a.kv = e.scratch[:0]
 	} else {
@@ -456,8 +462,13 @@ const maxScratch = 256
 // start starts a span with the attributes collected in a, then takes a's
 // slice back as scratch when the provider copied it.
 func (e *Exporter) start(ctx context.Context, name string, kind trace.SpanStartOption, at time.Time, a *attrs) trace.Span {
-	_, span := e.tracer.Start(ctx, name, kind, trace.WithTimestamp(at), trace.WithAttributes(a.finish()...))
+	opts := append(e.opts[:0], kind, trace.WithTimestamp(at), trace.WithAttributes(a.finish()...))
+	_, span := e.tracer.Start(ctx, name, opts...)
 	e.reclaim(a)
+	if e.copies {
+		clear(opts)
+		e.opts = opts[:0]
+	}
 	return span
 }
 
@@ -495,11 +506,11 @@ func (e *Exporter) spanEnded(d *agenttrace.SpanData) {
 	a.endAttrs(d, o.class, e.cfg.content)
 	o.span.SetAttributes(a.finish()...)
 	e.reclaim(&a)
-	endSpan(o.span, d)
+	e.endSpan(o.span, d)
 }
 
 // endSpan sets the status of a finished span and ends it at its end time.
-func endSpan(span trace.Span, d *agenttrace.SpanData) {
+func (e *Exporter) endSpan(span trace.Span, d *agenttrace.SpanData) {
 	if d.Status == agenttrace.StatusFailed {
 		msg := ""
 		if d.Error != nil {
@@ -511,7 +522,13 @@ func endSpan(span trace.Span, d *agenttrace.SpanData) {
 	if end.IsZero() {
 		end = d.CreatedAt
 	}
-	span.End(trace.WithTimestamp(end))
+	opts := append(e.endOpts[:0], trace.WithTimestamp(end))
+	span.End(opts...)
+	if e.copies {
+		// The SDK reads its end options during End.
+		clear(opts)
+		e.endOpts = opts[:0]
+	}
 }
 
 // recentLinksSize is how many ended spans' links the Exporter keeps for
