@@ -51,7 +51,8 @@ import (
 // UsageCacheWrite (gen_ai.usage.cache_creation.input_tokens, or the
 // gen_ai.usage.cache_write.input_tokens anthropic-sdk-go emits), its
 // UsageCacheWrite5m and UsageCacheWrite1h parts (anthropic-sdk-go's
-// anthropic.usage.cache_creation.ephemeral_5m/1h_input_tokens) and
+// anthropic.usage.cache_creation.ephemeral_5m/1h_input_tokens, or the
+// agenttrace.usage.cache_write_5m/1h the Exporter writes) and
 // UsageReasoning (gen_ai.usage.reasoning.output_tokens).
 //
 // Times are the OTel spans': a span starts at its start time
