@@ -1,6 +1,7 @@
 package otelbridge
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -380,61 +381,24 @@ func (p *SpanProcessor) replay(spans []sdktrace.ReadOnlySpan) { p.replayInto(nil
 // the agenttrace span or instance in attach when it is set and its instance
 // still runs, else into an instance of their own.
 func (p *SpanProcessor) replayInto(attach context.Context, spans []sdktrace.ReadOnlySpan) {
-	type node struct {
-		s        sdktrace.ReadOnlySpan
-		typ      string
-		children []*node
-	}
-	nodes := make(map[trace.SpanID]*node, len(spans))
-	kept := 0
-	for _, s := range spans {
-		n := &node{s: s, typ: p.spanType(s)}
-		if n.typ != "" {
-			kept++
-		}
-		nodes[s.SpanContext().SpanID()] = n
-	}
-	if kept == 0 {
+	roots := p.replayTree(spans)
+	if roots == nil {
 		return
 	}
-	var roots []*node
-	for _, n := range nodes {
-		if parent := nodes[n.s.Parent().SpanID()]; parent != nil && n.s.Parent().IsValid() {
-			parent.children = append(parent.children, n)
-		} else {
-			roots = append(roots, n)
-		}
-	}
-	byStart := func(a, b *node) int { return a.s.StartTime().Compare(b.s.StartTime()) }
-	slices.SortFunc(roots, byStart)
-
-	var failed *node
-	var walk func(ctx context.Context, n *node)
-	walk = func(ctx context.Context, n *node) {
-		if n.typ != "" {
-			ctx = p.replaySpan(ctx, n.s, n.typ)
-		}
-		if n.s.Status().Code == codes.Error && failed == nil && isLocalRoot(n.s.Parent()) {
-			failed = n
-		}
-		slices.SortFunc(n.children, byStart)
-		for _, c := range n.children {
-			walk(ctx, c)
-		}
-	}
+	w := replayWalk{p: p}
 	if attach != nil {
 		if inst := agenttrace.InstanceFromContext(attach); inst != nil && !inst.Status().Finished() {
 			// The spans join the run that made the call; its instance is
 			// the caller's to end.
 			for _, r := range roots {
-				walk(attach, r)
+				w.walk(attach, r)
 			}
 			return
 		}
 	}
 	ctx, inst := p.tracer.StartInstance(context.Background(), p.instanceOptions(roots[0].s, spans)...)
 	for _, r := range roots {
-		walk(ctx, r)
+		w.walk(ctx, r)
 	}
 	var end time.Time
 	for _, sp := range spans {
@@ -442,11 +406,67 @@ func (p *SpanProcessor) replayInto(attach context.Context, spans []sdktrace.Read
 			end = sp.EndTime()
 		}
 	}
-	if failed != nil {
-		inst.FailAt(newStatusError(failed.s), end)
+	if w.failed != nil {
+		inst.FailAt(newStatusError(w.failed.s), end)
 		return
 	}
 	inst.EndAt(end)
+}
+
+// replayNode is a span of a group being replayed, with its children.
+type replayNode struct {
+	s        sdktrace.ReadOnlySpan
+	typ      string // its agenttrace type; "" for a span not replayed
+	children []*replayNode
+}
+
+// replayTree returns the roots of a group's span tree, by start time, or
+// nil if no span of it is replayed.
+func (p *SpanProcessor) replayTree(spans []sdktrace.ReadOnlySpan) []*replayNode {
+	nodes := make(map[trace.SpanID]*replayNode, len(spans))
+	kept := 0
+	for _, s := range spans {
+		n := &replayNode{s: s, typ: p.spanType(s)}
+		if n.typ != "" {
+			kept++
+		}
+		nodes[s.SpanContext().SpanID()] = n
+	}
+	if kept == 0 {
+		return nil
+	}
+	var roots []*replayNode
+	for _, n := range nodes {
+		if parent := nodes[n.s.Parent().SpanID()]; parent != nil && n.s.Parent().IsValid() {
+			parent.children = append(parent.children, n)
+		} else {
+			roots = append(roots, n)
+		}
+	}
+	slices.SortFunc(roots, byStart)
+	return roots
+}
+
+func byStart(a, b *replayNode) int { return a.s.StartTime().Compare(b.s.StartTime()) }
+
+// replayWalk replays a span tree depth first, children by start time, and
+// notes the first failed local root.
+type replayWalk struct {
+	p      *SpanProcessor
+	failed *replayNode
+}
+
+func (w *replayWalk) walk(ctx context.Context, n *replayNode) {
+	if n.typ != "" {
+		ctx = w.p.replaySpan(ctx, n.s, n.typ)
+	}
+	if n.s.Status().Code == codes.Error && w.failed == nil && isLocalRoot(n.s.Parent()) {
+		w.failed = n
+	}
+	slices.SortFunc(n.children, byStart)
+	for _, c := range n.children {
+		w.walk(ctx, c)
+	}
 }
 
 // instanceOptions derive the instance from the trace: its start, the
@@ -605,13 +625,26 @@ func (p *SpanProcessor) replaySpan(ctx context.Context, s sdktrace.ReadOnlySpan,
 func (p *SpanProcessor) llmPayloads(a attrIndex) (agenttrace.LLMRequest, agenttrace.LLMResponse) {
 	req := agenttrace.LLMRequest{
 		Operation: a.str(KeyOperationName),
-		Provider:  a.str(KeyProviderName),
+		Provider:  cmp.Or(a.str(KeyProviderName), a.str(KeySystem)),
 		Model:     a.str(KeyRequestModel),
 		Stream:    a[KeyRequestStream].AsBool(),
+		Settings:  a.llmSettings(),
 	}
-	if req.Provider == "" {
-		req.Provider = a.str(KeySystem)
+	resp := agenttrace.LLMResponse{ID: a.str(KeyResponseID), Model: a.str(KeyResponseModel), Usage: a.usage()}
+	if fr := a[KeyResponseFinishReasons].AsStringSlice(); len(fr) > 0 {
+		resp.FinishReason = fr[0]
+	} else {
+		resp.FinishReason = a.str(keyAnthropicStopReason)
 	}
+	if p.cfg.content {
+		a.llmContent(&req, &resp)
+	}
+	return req, resp
+}
+
+// llmSettings returns the gen_ai.request.* settings of a span, or nil if it
+// has none.
+func (a attrIndex) llmSettings() *agenttrace.LLMSettings {
 	var set agenttrace.LLMSettings
 	hasSet := false
 	if v, ok := a[KeyRequestTemperature]; ok {
@@ -635,18 +668,16 @@ func (p *SpanProcessor) llmPayloads(a attrIndex) (agenttrace.LLMRequest, agenttr
 	if v, ok := a[KeyRequestStopSequences]; ok {
 		set.Stop, hasSet = v.AsStringSlice(), true
 	}
-	if hasSet {
-		req.Settings = &set
+	if !hasSet {
+		return nil
 	}
-	resp := agenttrace.LLMResponse{ID: a.str(KeyResponseID), Model: a.str(KeyResponseModel), Usage: a.usage()}
-	if fr := a[KeyResponseFinishReasons].AsStringSlice(); len(fr) > 0 {
-		resp.FinishReason = fr[0]
-	} else {
-		resp.FinishReason = a.str(keyAnthropicStopReason)
-	}
-	if !p.cfg.content {
-		return req, resp
-	}
+	return &set
+}
+
+// llmContent fills the messages, system instructions and tool
+// definitions of an LLM span's request and response from their JSON
+// attributes (captured content).
+func (a attrIndex) llmContent(req *agenttrace.LLMRequest, resp *agenttrace.LLMResponse) {
 	var parts []otelPart
 	if json.Unmarshal([]byte(a.str(KeySystemInstructions)), &parts) == nil {
 		var text []string
@@ -677,7 +708,6 @@ func (p *SpanProcessor) llmPayloads(a attrIndex) (agenttrace.LLMRequest, agenttr
 			resp.FinishReason = msgs[len(msgs)-1].FinishReason
 		}
 	}
-	return req, resp
 }
 
 func ptrTo[T any](v T) *T { return &v }
