@@ -209,26 +209,54 @@ func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	if s.InstrumentationScope().Name == ScopeName {
 		return
 	}
-	sc := s.SpanContext()
 	local := isLocalRoot(s.Parent())
-	var ready [][]sdktrace.ReadOnlySpan
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return
 	}
+	key := p.groupOfLocked(s.SpanContext(), local)
+	ready, ok := p.addLocked(key, s)
+	if !ok {
+		p.mu.Unlock()
+		p.dropped.Add(1)
+		return
+	}
+	var spans []sdktrace.ReadOnlySpan
+	var attach context.Context
+	if local {
+		spans, attach = p.takeGroupLocked(key)
+	}
+	p.mu.Unlock()
+	for _, spans := range ready {
+		p.replay(spans)
+	}
+	if local {
+		p.replayInto(attach, spans)
+	}
+}
+
+// groupOfLocked returns the group of an ended span: its own when it is a
+// local root, else the group its local root joined, else the group of its
+// trace's orphans.
+func (p *SpanProcessor) groupOfLocked(sc trace.SpanContext, local bool) groupKey {
 	key := groupKey{trace: sc.TraceID()}
 	if local {
 		key.root = sc.SpanID()
 	} else if k, ok := p.members[sc.SpanID()]; ok {
 		key = k
 	}
+	return key
+}
+
+// addLocked buffers an ended span in its group, made if new; a new group
+// past the bound pushes out the oldest, returned to be replayed. It
+// reports false for a span whose group was replayed already (late).
+func (p *SpanProcessor) addLocked(key groupKey, s sdktrace.ReadOnlySpan) (ready [][]sdktrace.ReadOnlySpan, ok bool) {
 	pt := p.traces[key]
 	switch {
 	case pt == nil && p.replayed.has(key):
-		p.mu.Unlock()
-		p.dropped.Add(1)
-		return
+		return nil, false
 	case pt == nil:
 		if len(p.traces) >= p.cfg.maxTraces {
 			if spans := p.takeOldestLocked(); len(spans) > 0 {
@@ -246,31 +274,25 @@ func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	} else {
 		p.dropped.Add(1)
 	}
-	if local {
-		spans, attach := p.takeLocked(key)
-		// Spans of the trace whose root the processor did not see start
-		// go with the first local root of the trace that ends.
-		if orphans := (groupKey{trace: key.trace}); p.traces[orphans] != nil {
-			more, _ := p.takeLocked(orphans)
-			for _, o := range more {
-				if len(spans) < p.cfg.maxTraceSpans {
-					spans = append(spans, o)
-				} else {
-					p.dropped.Add(1)
-				}
+	return ready, true
+}
+
+// takeGroupLocked takes the group of a local root that ended, with the
+// spans of its trace whose root the processor did not see start: they go
+// with the first local root of the trace that ends.
+func (p *SpanProcessor) takeGroupLocked(key groupKey) ([]sdktrace.ReadOnlySpan, context.Context) {
+	spans, attach := p.takeLocked(key)
+	if orphans := (groupKey{trace: key.trace}); p.traces[orphans] != nil {
+		more, _ := p.takeLocked(orphans)
+		for _, o := range more {
+			if len(spans) < p.cfg.maxTraceSpans {
+				spans = append(spans, o)
+			} else {
+				p.dropped.Add(1)
 			}
 		}
-		p.mu.Unlock()
-		for _, spans := range ready {
-			p.replay(spans)
-		}
-		p.replayInto(attach, spans)
-		return
 	}
-	p.mu.Unlock()
-	for _, spans := range ready {
-		p.replay(spans)
-	}
+	return spans, attach
 }
 
 // ForceFlush implements sdktrace.SpanProcessor: it replays every buffered
