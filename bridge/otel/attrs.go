@@ -2,6 +2,7 @@ package otelbridge
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -49,6 +50,7 @@ type attrs struct {
 	maxLen    int
 	flatLeft  int // flattened payload attributes still allowed
 	truncated []string
+	names     names // the Exporter's interned strings
 }
 
 func (a *attrs) str(k attribute.Key, v string) {
@@ -95,7 +97,13 @@ func cutUTF8(s string, n int) string {
 	return s[:n]
 }
 
-// usage adds token usage.
+// usage adds token usage. The details named by the root package's Usage*
+// constants map to the GenAI keys the span processor reads back:
+// UsageCacheRead to gen_ai.usage.cache_read.input_tokens, UsageCacheWrite
+// to gen_ai.usage.cache_creation.input_tokens, UsageReasoning to
+// gen_ai.usage.reasoning.output_tokens ("cached", "cached_tokens",
+// "cache_creation" and "reasoning_tokens" are taken as their older
+// spellings); any other detail k becomes agenttrace.usage.k.
 func (a *attrs) usage(u *agenttrace.Usage) {
 	if u == nil {
 		return
@@ -113,13 +121,16 @@ func (a *attrs) usage(u *agenttrace.Usage) {
 	for _, k := range slices.Sorted(maps.Keys(u.Details)) {
 		v := u.Details[k]
 		switch k {
-		case "cache_read", "cached", "cached_tokens":
+		case agenttrace.UsageCacheRead, "cached", "cached_tokens":
 			a.int(KeyUsageCacheReadInputTokens, v)
-		case "cache_creation", "cache_write":
+		case agenttrace.UsageCacheWrite, "cache_creation":
 			a.int(KeyUsageCacheCreationInputTokens, v)
-		case "reasoning", "reasoning_tokens":
+		case agenttrace.UsageReasoning, "reasoning_tokens":
 			a.int(KeyUsageReasoningOutputTokens, v)
 		default:
+			// agenttrace.UsageCacheWrite5m and UsageCacheWrite1h, which
+			// the conventions do not split, become
+			// agenttrace.usage.cache_write_5m and cache_write_1h.
 			a.int(attribute.Key(PrefixUsageDetails+k), v)
 		}
 	}
@@ -228,6 +239,32 @@ func jsonString(raw []byte) string {
 	return str
 }
 
+// names interns the strings of payloads that repeat from span to span
+// (providers, models, operations, finish reasons), so that a span does not
+// copy them anew. It is the Exporter's, used under its lock; it keeps at
+// most maxNames strings and copies any other.
+type names map[string]string
+
+// maxNames bounds the strings names keeps.
+const maxNames = 256
+
+// str returns the string a raw JSON value holds, as jsonString does,
+// interned when it needs no decoding.
+func (n names) str(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	inner := raw[1 : len(raw)-1]
+	if s, ok := n[string(inner)]; ok {
+		return s
+	}
+	s := jsonString(raw)
+	if n != nil && len(n) < maxNames && len(s) == len(inner) {
+		n[s] = s
+	}
+	return s
+}
+
 func hasControl(b []byte) bool {
 	for _, c := range b {
 		if c < 0x20 {
@@ -243,15 +280,15 @@ func jsonInt(raw []byte) (int64, bool) {
 	return n, err == nil
 }
 
-func (r *llmRequestMeta) read(b []byte) {
+func (r *llmRequestMeta) read(b []byte, n names) {
 	members(b, func(k, v []byte) {
 		switch string(k) {
 		case "operation":
-			r.Operation = jsonString(v)
+			r.Operation = n.str(v)
 		case "provider":
-			r.Provider = jsonString(v)
+			r.Provider = n.str(v)
 		case "model":
-			r.Model = jsonString(v)
+			r.Model = n.str(v)
 		case "stream":
 			r.Stream = string(v) == "true"
 		case "settings":
@@ -263,15 +300,15 @@ func (r *llmRequestMeta) read(b []byte) {
 	})
 }
 
-func (r *llmResponseMeta) read(b []byte) {
+func (r *llmResponseMeta) read(b []byte, n names) {
 	members(b, func(k, v []byte) {
 		switch string(k) {
 		case "id":
 			r.ID = jsonString(v)
 		case "model":
-			r.Model = jsonString(v)
+			r.Model = n.str(v)
 		case "finish_reason":
-			r.FinishReason = jsonString(v)
+			r.FinishReason = n.str(v)
 		}
 	})
 }
@@ -348,118 +385,131 @@ func (a *agentOutput) read(b []byte) {
 	})
 }
 
-// spanName returns the OTel name of a span and its GenAI operation.
-func spanName(d *agenttrace.SpanData, class spanClass) (name, op string, meta any) {
+// spanMeta is what a span's start reads of its payload: its GenAI
+// operation and the mapped fields of its class.
+type spanMeta struct {
+	op    string
+	llm   llmRequestMeta
+	tool  toolInput
+	agent agentInput
+}
+
+// spanName reads the mapped fields of a span's payload into m and returns
+// the span's OTel name.
+func spanName(d *agenttrace.SpanData, class spanClass, m *spanMeta, n names) string {
 	switch class {
 	case classLLM:
-		var m llmRequestMeta
-		m.read(d.Payload)
-		op = m.Operation
-		if op == "" {
-			op = OperationChat
+		m.llm.read(d.Payload, n)
+		m.op = cmp.Or(m.llm.Operation, OperationChat)
+		if m.llm.Model == "" {
+			return m.op
 		}
-		name = op
-		if m.Model != "" {
-			name = op + " " + m.Model
-		}
-		return name, op, &m
+		return m.op + " " + m.llm.Model
 	case classTool:
-		var in toolInput
-		in.read(d.Payload)
-		name = OperationExecuteTool
-		if in.Name != "" {
-			name += " " + in.Name
-		}
-		return name, OperationExecuteTool, &in
+		m.tool.read(d.Payload)
+		m.op = OperationExecuteTool
+		return withSuffix(OperationExecuteTool, m.tool.Name)
 	case classAgent:
-		var in agentInput
-		in.read(d.Payload)
-		agentName := in.Name
-		if agentName == "" {
-			agentName = d.Name
-		}
-		name = OperationInvokeAgent
-		if agentName != "" {
-			name += " " + agentName
-		}
-		in.Name = agentName
-		return name, OperationInvokeAgent, &in
+		m.agent.read(d.Payload)
+		m.agent.Name = cmp.Or(m.agent.Name, d.Name)
+		m.op = OperationInvokeAgent
+		return withSuffix(OperationInvokeAgent, m.agent.Name)
 	}
-	return d.Type, "", nil
+	return d.Type
+}
+
+// withSuffix returns op, followed by a space and s when s is not empty.
+func withSuffix(op, s string) string {
+	if s == "" {
+		return op
+	}
+	return op + " " + s
 }
 
 // startAttrs are the attributes known when a span starts: identity and
-// payload.
-func (a *attrs) startAttrs(d *agenttrace.SpanData, class spanClass, op string, meta any, content bool) {
-	a.str(KeyInstanceID, d.InstanceID.String())
+// payload. instID is the span's instance ID as a string.
+func (a *attrs) startAttrs(d *agenttrace.SpanData, instID string, class spanClass, m *spanMeta, content bool) {
+	a.str(KeyInstanceID, instID)
 	a.str(KeySpanID, d.ID.String())
 	a.str(KeySpanType, d.Type)
 	a.str(KeySpanName, d.Name)
-	if op != "" {
-		a.str(KeyOperationName, op)
-	}
+	a.str(KeyOperationName, m.op)
 	switch class {
 	case classLLM:
-		m := meta.(*llmRequestMeta)
-		a.str(KeyProviderName, m.Provider)
-		a.str(KeyRequestModel, m.Model)
-		if s := m.Settings; s != nil {
-			if s.MaxTokens != nil {
-				a.int(KeyRequestMaxTokens, *s.MaxTokens)
-			}
-			if s.Temperature != nil {
-				a.float(KeyRequestTemperature, *s.Temperature)
-			}
-			if s.TopP != nil {
-				a.float(KeyRequestTopP, *s.TopP)
-			}
-			if s.FrequencyPenalty != nil {
-				a.float(KeyRequestFrequencyPenalty, *s.FrequencyPenalty)
-			}
-			if s.PresencePenalty != nil {
-				a.float(KeyRequestPresencePenalty, *s.PresencePenalty)
-			}
-			if s.Seed != nil {
-				a.int(KeyRequestSeed, *s.Seed)
-			}
-			if len(s.Stop) > 0 {
-				a.kv = append(a.kv, KeyRequestStopSequences.StringSlice(s.Stop))
-			}
-		}
-		if m.Stream {
-			a.boolean(KeyRequestStream, true)
-		}
-		if content {
-			var c llmRequestContent
-			if decode(d.Payload, &c) {
-				if c.System != "" {
-					a.json(KeySystemInstructions, marshal([]otelPart{{Type: "text", Content: c.System}}))
-				}
-				if len(c.Messages) > 0 {
-					a.json(KeyInputMessages, marshal(inputMessages(c.Messages)))
-				}
-				a.json(KeyToolDefinitions, c.Tools)
-			}
-		}
+		a.llmRequest(&m.llm, d.Payload, content)
 	case classTool:
-		in := meta.(*toolInput)
-		a.str(KeyToolName, in.Name)
-		a.str(KeyToolCallID, in.CallID)
+		a.str(KeyToolName, m.tool.Name)
+		a.str(KeyToolCallID, m.tool.CallID)
 		if content {
-			a.json(KeyToolCallArguments, in.Arguments)
+			a.json(KeyToolCallArguments, m.tool.Arguments)
 		}
 	case classAgent:
-		in := meta.(*agentInput)
-		a.str(KeyAgentName, in.Name)
-		a.str(KeyConversationID, in.SessionID)
-		a.str(KeyRequestModel, in.Model)
+		a.str(KeyAgentName, m.agent.Name)
+		a.str(KeyConversationID, m.agent.SessionID)
+		a.str(KeyRequestModel, m.agent.Model)
 		if content {
-			a.json(PrefixPayload+"input", in.Input)
+			a.json(PrefixPayload+"input", m.agent.Input)
 		}
 	default:
-		if content || d.Sensitive == nil || !*d.Sensitive {
+		if content || !sensitive(d) {
 			a.flatten(PrefixPayload, d.Payload)
 		}
+	}
+}
+
+// sensitive reports whether a span's payload and result were marked
+// sensitive, so that they are flattened only with content capture on.
+func sensitive(d *agenttrace.SpanData) bool { return d.Sensitive != nil && *d.Sensitive }
+
+// llmRequest adds an LLM request's model, provider and settings, and its
+// messages (from payload) when content is captured.
+func (a *attrs) llmRequest(m *llmRequestMeta, payload []byte, content bool) {
+	a.str(KeyProviderName, m.Provider)
+	a.str(KeyRequestModel, m.Model)
+	if m.Settings != nil {
+		a.llmSettings(m.Settings)
+	}
+	if m.Stream {
+		a.boolean(KeyRequestStream, true)
+	}
+	if !content {
+		return
+	}
+	var c llmRequestContent
+	if !decode(payload, &c) {
+		return
+	}
+	if c.System != "" {
+		a.json(KeySystemInstructions, marshal([]otelPart{{Type: "text", Content: c.System}}))
+	}
+	if len(c.Messages) > 0 {
+		a.json(KeyInputMessages, marshal(inputMessages(c.Messages)))
+	}
+	a.json(KeyToolDefinitions, c.Tools)
+}
+
+// llmSettings adds the gen_ai.request.* settings that were set.
+func (a *attrs) llmSettings(s *agenttrace.LLMSettings) {
+	if s.MaxTokens != nil {
+		a.int(KeyRequestMaxTokens, *s.MaxTokens)
+	}
+	if s.Temperature != nil {
+		a.float(KeyRequestTemperature, *s.Temperature)
+	}
+	if s.TopP != nil {
+		a.float(KeyRequestTopP, *s.TopP)
+	}
+	if s.FrequencyPenalty != nil {
+		a.float(KeyRequestFrequencyPenalty, *s.FrequencyPenalty)
+	}
+	if s.PresencePenalty != nil {
+		a.float(KeyRequestPresencePenalty, *s.PresencePenalty)
+	}
+	if s.Seed != nil {
+		a.int(KeyRequestSeed, *s.Seed)
+	}
+	if len(s.Stop) > 0 {
+		a.kv = append(a.kv, KeyRequestStopSequences.StringSlice(s.Stop))
 	}
 }
 
@@ -468,24 +518,7 @@ func (a *attrs) startAttrs(d *agenttrace.SpanData, class spanClass, op string, m
 func (a *attrs) endAttrs(d *agenttrace.SpanData, class spanClass, content bool) {
 	switch class {
 	case classLLM:
-		var m llmResponseMeta
-		m.read(d.Result)
-		a.str(KeyResponseID, m.ID)
-		a.str(KeyResponseModel, m.Model)
-		if m.FinishReason != "" {
-			a.kv = append(a.kv, KeyResponseFinishReasons.StringSlice([]string{m.FinishReason}))
-		}
-		if ttft := d.TimeToFirstToken(); ttft > 0 {
-			a.float(KeyResponseTimeToFirstChunk, ttft.Seconds())
-		}
-		if content {
-			var c llmResponseContent
-			if decode(d.Result, &c) {
-				if msgs := outputMessages(&c); len(msgs) > 0 {
-					a.json(KeyOutputMessages, marshal(msgs))
-				}
-			}
-		}
+		a.llmResult(d, content)
 	case classTool:
 		var out toolOutput
 		out.read(d.Result)
@@ -496,32 +529,69 @@ func (a *attrs) endAttrs(d *agenttrace.SpanData, class spanClass, content bool) 
 			a.json(KeyToolCallResult, out.Output)
 		}
 	case classAgent:
-		var out agentOutput
-		out.read(d.Result)
-		a.str(PrefixResult+"stop_reason", out.StopReason)
-		if out.Turns != 0 {
-			a.int(PrefixResult+"turns", out.Turns)
-		}
-		if content {
-			a.json(PrefixResult+"output", out.Output)
-		}
-		if d.Usage == nil {
-			// An agent's own rollup, not counted into the instance.
-			a.usage(out.Usage)
-		}
+		a.agentResult(d, content)
 	default:
-		if content || d.Sensitive == nil || !*d.Sensitive {
+		if content || !sensitive(d) {
 			a.flatten(PrefixResult, d.Result)
 		}
 	}
 	a.usage(d.Usage)
 	a.cost(d.Cost)
 	a.str(KeyPayloadError, d.PayloadError)
+	a.status(d)
+}
+
+// llmResult adds an LLM response's ID, model, finish reason and time to
+// first chunk, and its messages when content is captured.
+func (a *attrs) llmResult(d *agenttrace.SpanData, content bool) {
+	var m llmResponseMeta
+	m.read(d.Result, a.names)
+	a.str(KeyResponseID, m.ID)
+	a.str(KeyResponseModel, m.Model)
+	if m.FinishReason != "" {
+		a.kv = append(a.kv, KeyResponseFinishReasons.StringSlice([]string{m.FinishReason}))
+	}
+	if ttft := d.TimeToFirstToken(); ttft > 0 {
+		a.float(KeyResponseTimeToFirstChunk, ttft.Seconds())
+	}
+	if !content {
+		return
+	}
+	var c llmResponseContent
+	if decode(d.Result, &c) {
+		if msgs := outputMessages(&c); len(msgs) > 0 {
+			a.json(KeyOutputMessages, marshal(msgs))
+		}
+	}
+}
+
+// agentResult adds an agent's stop reason and turns, its output when
+// content is captured, and its own usage rollup when the span has no
+// usage of its own.
+func (a *attrs) agentResult(d *agenttrace.SpanData, content bool) {
+	var out agentOutput
+	out.read(d.Result)
+	a.str(PrefixResult+"stop_reason", out.StopReason)
+	if out.Turns != 0 {
+		a.int(PrefixResult+"turns", out.Turns)
+	}
+	if content {
+		a.json(PrefixResult+"output", out.Output)
+	}
+	if d.Usage == nil {
+		// An agent's own rollup, not counted into the instance.
+		a.usage(out.Usage)
+	}
+}
+
+// status adds a finished span's status, error type, cancel reason and
+// activation time.
+func (a *attrs) status(d *agenttrace.SpanData) {
 	a.str(KeySpanStatus, d.Status.String())
 	if d.Status == agenttrace.StatusFailed {
 		typ := "_OTHER"
-		if d.Error != nil && d.Error.Type != "" {
-			typ = d.Error.Type
+		if d.Error != nil {
+			typ = cmp.Or(d.Error.Type, typ)
 		}
 		a.str(KeyErrorType, typ)
 	}

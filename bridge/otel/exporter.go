@@ -12,6 +12,7 @@ import (
 	"github.com/agenttrace/agenttrace"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -70,6 +71,17 @@ type Exporter struct {
 	recent    recentLinks
 	closed    bool
 
+	// copies is set when the provider is the OTel SDK's, which copies the
+	// attributes it is given (span start and SetAttributes) and reads its
+	// options during the call: the Exporter then collects every span's
+	// attributes in scratch and its options in opts and endOpts, reused
+	// under mu. names interns the repeating strings of payloads.
+	copies  bool
+	scratch []attribute.KeyValue
+	opts    []trace.SpanStartOption
+	endOpts []trace.SpanEndOption
+	names   names
+
 	// deterministic is set once the provider was seen to honour the wanted
 	// IDs (IDGenerator is installed).
 	deterministic atomic.Bool
@@ -77,6 +89,7 @@ type Exporter struct {
 
 // instState is what the Exporter keeps of an instance while it runs.
 type instState struct {
+	id     string // the instance ULID, for agenttrace.instance.id
 	trace  trace.TraceID
 	root   trace.Span        // nil when the start was not seen
 	parent trace.SpanContext // parent of the instance's root spans
@@ -86,6 +99,9 @@ type instState struct {
 	// move to Exporter.recent, so the map is bounded by the open spans.
 	links map[agenttrace.ID]spanLinks
 	lazy  bool // made up for a span whose instance start was not seen
+	// rootCtx carries parent, for starting the instance's root spans;
+	// made on first use (see rootContext).
+	rootCtx context.Context
 }
 
 // spanLinks is what a span's children need to know about it beyond its
@@ -113,7 +129,10 @@ var _ agenttrace.Exporter = (*Exporter)(nil)
 // nil. Use IDGenerator on tp for deterministic IDs.
 func NewExporter(tp trace.TracerProvider, opts ...Option) *Exporter {
 	cfg := newConfig(opts)
+	_, copies := tp.(*sdktrace.TracerProvider)
 	return &Exporter{
+		copies:    copies,
+		names:     names{},
 		tp:        tp,
 		tracer:    tp.Tracer(ScopeName),
 		cfg:       cfg,
@@ -190,7 +209,7 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 }
 
 func (e *Exporter) instanceStarted(d *agenttrace.InstanceData) *instState {
-	st := &instState{trace: TraceID(d.ID)}
+	st := &instState{id: d.ID.String(), trace: TraceID(d.ID)}
 	parent := context.Background()
 	if ext := fromTraceParent(d.TraceParent); ext.IsValid() {
 		st.ext = ext
@@ -291,7 +310,7 @@ func (e *Exporter) state(id agenttrace.ID) *instState {
 	if st := e.instances[id]; st != nil {
 		return st
 	}
-	st := &instState{trace: TraceID(id), lazy: true}
+	st := &instState{id: id.String(), trace: TraceID(id), lazy: true}
 	if e.deterministic.Load() {
 		// Its root exists, or will: hang the span below it.
 		st.parent = trace.NewSpanContext(trace.SpanContextConfig{
@@ -332,45 +351,21 @@ func sameSpan(a, b trace.SpanContext) bool {
 
 func (e *Exporter) spanStarted(d *agenttrace.SpanData) {
 	st := e.state(d.InstanceID)
-	parent := e.parentOf(st, d.ParentID)
-	// Context interop: the OTel span current when the span started
-	// (captured with CaptureParent), other than its agenttrace parent and
-	// than what was current around that parent, is its nearer parent.
-	var links spanLinks
-	if ext := fromTraceParent(d.TraceParent); ext.IsValid() {
-		around := st.ext
-		if !d.ParentID.IsZero() {
-			if l, ok := e.linksOf(st, d.ParentID); ok && l.ambient.IsValid() {
-				around = l.ambient
-			}
-		}
-		if !sameSpan(ext, parent) && !sameSpan(ext, around) {
-			parent = ext
-		}
-		links.ambient = ext
-	}
-	want := wantIDs{trace: st.trace, span: SpanID(d.ID)}
-	pctx := context.Background()
-	if parent.IsValid() {
-		want.trace = parent.TraceID()
-		pctx = trace.ContextWithSpanContext(pctx, parent)
-	}
+	pctx, want, links := e.placeSpan(st, d)
 	class := classify(d.Type)
-	name, op, meta := spanName(d, class)
+	var m spanMeta
+	name := spanName(d, class, &m, e.names)
 	final := d.Status.Finished()
-	a := attrs{maxLen: e.cfg.maxValueLen, flatLeft: e.cfg.maxAttrs, kv: make([]attribute.KeyValue, 0, 16)}
-	a.startAttrs(d, class, op, meta, e.cfg.content)
+	a := e.newAttrs(16)
+	a.startAttrs(d, st.id, class, &m, e.cfg.content)
 	if final {
 		a.endAttrs(d, class, e.cfg.content)
 	}
-	kind := trace.SpanKindInternal
+	kind := kindInternal
 	if class == classLLM {
-		kind = trace.SpanKindClient
+		kind = kindClient
 	}
-	_, span := e.tracer.Start(&startCtx{Context: pctx, ids: want}, name,
-		trace.WithSpanKind(kind),
-		trace.WithTimestamp(d.CreatedAt),
-		trace.WithAttributes(a.finish()...))
+	span := e.start(&startCtx{Context: pctx, ids: want}, name, kind, d.CreatedAt, &a)
 	if sc := span.SpanContext(); sc.IsValid() && (sc.TraceID() != st.trace || sc.SpanID() != want.span) {
 		links.over = sc
 	}
@@ -379,7 +374,7 @@ func (e *Exporter) spanStarted(d *agenttrace.SpanData) {
 			e.recent.add(d.ID, links)
 		}
 		if final {
-			endSpan(span, d)
+			e.endSpan(span, d)
 			return
 		}
 		span.SetAttributes(KeyUnfinished.Bool(true))
@@ -393,6 +388,96 @@ func (e *Exporter) spanStarted(d *agenttrace.SpanData) {
 		st.links[d.ID] = links
 	}
 	e.open[d.ID] = &openSpan{span: span, class: class}
+}
+
+// placeSpan returns the context to start span d of instance st in, the
+// IDs it should get and the links its children will need.
+func (e *Exporter) placeSpan(st *instState, d *agenttrace.SpanData) (context.Context, wantIDs, spanLinks) {
+	want := wantIDs{trace: st.trace, span: SpanID(d.ID)}
+	var links spanLinks
+	if d.ParentID.IsZero() && d.TraceParent == nil {
+		// The common case: a span under its instance's root.
+		if st.parent.IsValid() {
+			want.trace = st.parent.TraceID()
+		}
+		return st.rootContext(), want, links
+	}
+	parent := e.parentOf(st, d.ParentID)
+	// Context interop: the OTel span current when the span started
+	// (captured with CaptureParent), other than its agenttrace parent and
+	// than what was current around that parent, is its nearer parent.
+	if ext := fromTraceParent(d.TraceParent); ext.IsValid() {
+		around := st.ext
+		if !d.ParentID.IsZero() {
+			if l, ok := e.linksOf(st, d.ParentID); ok && l.ambient.IsValid() {
+				around = l.ambient
+			}
+		}
+		if !sameSpan(ext, parent) && !sameSpan(ext, around) {
+			parent = ext
+		}
+		links.ambient = ext
+	}
+	if !parent.IsValid() {
+		return context.Background(), want, links
+	}
+	want.trace = parent.TraceID()
+	return trace.ContextWithSpanContext(context.Background(), parent), want, links
+}
+
+// rootContext returns the context of the instance's root spans, made once
+// per instance.
+func (st *instState) rootContext() context.Context {
+	if st.rootCtx == nil {
+		st.rootCtx = context.Background()
+		if st.parent.IsValid() {
+			st.rootCtx = trace.ContextWithSpanContext(st.rootCtx, st.parent)
+		}
+	}
+	return st.rootCtx
+}
+
+// Span kinds as start options, made once.
+var (
+	kindInternal = trace.WithSpanKind(trace.SpanKindInternal)
+	kindClient   = trace.WithSpanKind(trace.SpanKindClient)
+)
+
+// newAttrs returns an attribute collector for one span. Its slice is the
+// Exporter's scratch slice when the provider copies what it is given (see
+// start), so that a span costs no slice of its own.
+func (e *Exporter) newAttrs(size int) attrs {
+	a := attrs{maxLen: e.cfg.maxValueLen, flatLeft: e.cfg.maxAttrs, names: e.names}
+	if e.copies {
+		a.kv = e.scratch[:0]
+	} else {
+		a.kv = make([]attribute.KeyValue, 0, size)
+	}
+	return a
+}
+
+// maxScratch bounds the scratch slice the Exporter keeps between spans.
+const maxScratch = 256
+
+// start starts a span with the attributes collected in a, then takes a's
+// slice back as scratch when the provider copied it.
+func (e *Exporter) start(ctx context.Context, name string, kind trace.SpanStartOption, at time.Time, a *attrs) trace.Span {
+	opts := append(e.opts[:0], kind, trace.WithTimestamp(at), trace.WithAttributes(a.finish()...))
+	_, span := e.tracer.Start(ctx, name, opts...)
+	e.reclaim(a)
+	if e.copies {
+		clear(opts)
+		e.opts = opts[:0]
+	}
+	return span
+}
+
+// reclaim takes a's slice back as scratch once the provider copied it.
+func (e *Exporter) reclaim(a *attrs) {
+	if e.copies && cap(a.kv) <= maxScratch {
+		clear(a.kv) // drop the references to the span's strings
+		e.scratch = a.kv[:0]
+	}
 }
 
 // linksOf returns the links of span id of instance st: kept with the
@@ -417,14 +502,15 @@ func (e *Exporter) spanEnded(d *agenttrace.SpanData) {
 			e.recent.add(d.ID, l)
 		}
 	}
-	a := attrs{maxLen: e.cfg.maxValueLen, flatLeft: e.cfg.maxAttrs, kv: make([]attribute.KeyValue, 0, 12)}
+	a := e.newAttrs(12)
 	a.endAttrs(d, o.class, e.cfg.content)
 	o.span.SetAttributes(a.finish()...)
-	endSpan(o.span, d)
+	e.reclaim(&a)
+	e.endSpan(o.span, d)
 }
 
 // endSpan sets the status of a finished span and ends it at its end time.
-func endSpan(span trace.Span, d *agenttrace.SpanData) {
+func (e *Exporter) endSpan(span trace.Span, d *agenttrace.SpanData) {
 	if d.Status == agenttrace.StatusFailed {
 		msg := ""
 		if d.Error != nil {
@@ -436,7 +522,13 @@ func endSpan(span trace.Span, d *agenttrace.SpanData) {
 	if end.IsZero() {
 		end = d.CreatedAt
 	}
-	span.End(trace.WithTimestamp(end))
+	opts := append(e.endOpts[:0], trace.WithTimestamp(end))
+	span.End(opts...)
+	if e.copies {
+		// The SDK reads its end options during End.
+		clear(opts)
+		e.endOpts = opts[:0]
+	}
 }
 
 // recentLinksSize is how many ended spans' links the Exporter keeps for

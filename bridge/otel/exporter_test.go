@@ -42,8 +42,10 @@ func runAgent(ctx context.Context, tr *agenttrace.Tracer) *agenttrace.Instance {
 		ID: "msg_1", Model: "claude-sonnet-4-20250514",
 		ToolCalls:    []agenttrace.ToolCall{{ID: "toolu_1", Name: "lookup_order", Arguments: json.RawMessage(`{"id":"A1"}`)}},
 		FinishReason: "tool_use",
-		Usage:        &agenttrace.Usage{PromptTokens: 300, CompletionTokens: 12, Details: map[string]int64{"cache_read": 100}},
-		Cost:         &agenttrace.Cost{Total: 0.0012},
+		Usage: &agenttrace.Usage{PromptTokens: 300, CompletionTokens: 12, Details: map[string]int64{
+			agenttrace.UsageCacheRead: 100, agenttrace.UsageCacheWrite: 50, agenttrace.UsageCacheWrite5m: 30,
+			agenttrace.UsageCacheWrite1h: 20, agenttrace.UsageReasoning: 4}},
+		Cost: &agenttrace.Cost{Total: 0.0012},
 	})
 	llm.End()
 
@@ -161,6 +163,10 @@ func TestExporterMapsEverySpanType(t *testing.T) {
 			assert.Equal(t, int64(300), la[otelbridge.KeyUsageInputTokens].AsInt64())
 			assert.Equal(t, int64(12), la[otelbridge.KeyUsageOutputTokens].AsInt64())
 			assert.Equal(t, int64(100), la[otelbridge.KeyUsageCacheReadInputTokens].AsInt64())
+			assert.Equal(t, int64(50), la[otelbridge.KeyUsageCacheCreationInputTokens].AsInt64())
+			assert.Equal(t, int64(30), la[otelbridge.PrefixUsageDetails+agenttrace.UsageCacheWrite5m].AsInt64())
+			assert.Equal(t, int64(20), la[otelbridge.PrefixUsageDetails+agenttrace.UsageCacheWrite1h].AsInt64())
+			assert.Equal(t, int64(4), la[otelbridge.KeyUsageReasoningOutputTokens].AsInt64())
 			assert.InDelta(t, 0.2, la[otelbridge.KeyRequestTemperature].AsFloat64(), 1e-12)
 			assert.Equal(t, int64(512), la[otelbridge.KeyRequestMaxTokens].AsInt64())
 			assert.True(t, la[otelbridge.KeyRequestStream].AsBool())

@@ -3,6 +3,7 @@ package otelbridge
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -56,4 +57,25 @@ func TestJSONString(t *testing.T) {
 	n, ok := jsonInt([]byte("42"))
 	assert.True(t, ok)
 	assert.Equal(t, int64(42), n)
+}
+
+// TestNames checks the interning of payload strings: a string needing no
+// decoding is kept and returned again, an escaped one is decoded and not
+// kept, a non-string is "", and no more than maxNames are kept.
+func TestNames(t *testing.T) {
+	n := names{}
+	a := n.str([]byte(`"gpt-4o"`))
+	assert.Equal(t, "gpt-4o", a)
+	assert.Equal(t, map[string]string{"gpt-4o": "gpt-4o"}, map[string]string(n))
+	assert.Equal(t, "gpt-4o", n.str([]byte(`"gpt-4o"`)))
+	assert.Equal(t, `a"b`, n.str([]byte(`"a\"b"`)))
+	assert.Equal(t, "", n.str([]byte(`12`)))
+	assert.Len(t, n, 1)
+	for i := range 2 * maxNames {
+		n.str([]byte(`"m` + strconv.Itoa(i) + `"`))
+	}
+	assert.Len(t, n, maxNames)
+	assert.Equal(t, "m9999", n.str([]byte(`"m9999"`)), "a string past the bound is still read")
+	var none names
+	assert.Equal(t, "x", none.str([]byte(`"x"`)), "a nil names reads without keeping")
 }

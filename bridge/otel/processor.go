@@ -1,6 +1,7 @@
 package otelbridge
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -51,7 +52,8 @@ import (
 // UsageCacheWrite (gen_ai.usage.cache_creation.input_tokens, or the
 // gen_ai.usage.cache_write.input_tokens anthropic-sdk-go emits), its
 // UsageCacheWrite5m and UsageCacheWrite1h parts (anthropic-sdk-go's
-// anthropic.usage.cache_creation.ephemeral_5m/1h_input_tokens) and
+// anthropic.usage.cache_creation.ephemeral_5m/1h_input_tokens, or the
+// agenttrace.usage.cache_write_5m/1h the Exporter writes) and
 // UsageReasoning (gen_ai.usage.reasoning.output_tokens).
 //
 // Times are the OTel spans': a span starts at its start time
@@ -207,26 +209,54 @@ func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	if s.InstrumentationScope().Name == ScopeName {
 		return
 	}
-	sc := s.SpanContext()
 	local := isLocalRoot(s.Parent())
-	var ready [][]sdktrace.ReadOnlySpan
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return
 	}
+	key := p.groupOfLocked(s.SpanContext(), local)
+	ready, ok := p.addLocked(key, s)
+	if !ok {
+		p.mu.Unlock()
+		p.dropped.Add(1)
+		return
+	}
+	var spans []sdktrace.ReadOnlySpan
+	var attach context.Context
+	if local {
+		spans, attach = p.takeGroupLocked(key)
+	}
+	p.mu.Unlock()
+	for _, spans := range ready {
+		p.replay(spans)
+	}
+	if local {
+		p.replayInto(attach, spans)
+	}
+}
+
+// groupOfLocked returns the group of an ended span: its own when it is a
+// local root, else the group its local root joined, else the group of its
+// trace's orphans.
+func (p *SpanProcessor) groupOfLocked(sc trace.SpanContext, local bool) groupKey {
 	key := groupKey{trace: sc.TraceID()}
 	if local {
 		key.root = sc.SpanID()
 	} else if k, ok := p.members[sc.SpanID()]; ok {
 		key = k
 	}
+	return key
+}
+
+// addLocked buffers an ended span in its group, made if new; a new group
+// past the bound pushes out the oldest, returned to be replayed. It
+// reports false for a span whose group was replayed already (late).
+func (p *SpanProcessor) addLocked(key groupKey, s sdktrace.ReadOnlySpan) (ready [][]sdktrace.ReadOnlySpan, ok bool) {
 	pt := p.traces[key]
 	switch {
 	case pt == nil && p.replayed.has(key):
-		p.mu.Unlock()
-		p.dropped.Add(1)
-		return
+		return nil, false
 	case pt == nil:
 		if len(p.traces) >= p.cfg.maxTraces {
 			if spans := p.takeOldestLocked(); len(spans) > 0 {
@@ -244,31 +274,25 @@ func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	} else {
 		p.dropped.Add(1)
 	}
-	if local {
-		spans, attach := p.takeLocked(key)
-		// Spans of the trace whose root the processor did not see start
-		// go with the first local root of the trace that ends.
-		if orphans := (groupKey{trace: key.trace}); p.traces[orphans] != nil {
-			more, _ := p.takeLocked(orphans)
-			for _, o := range more {
-				if len(spans) < p.cfg.maxTraceSpans {
-					spans = append(spans, o)
-				} else {
-					p.dropped.Add(1)
-				}
+	return ready, true
+}
+
+// takeGroupLocked takes the group of a local root that ended, with the
+// spans of its trace whose root the processor did not see start: they go
+// with the first local root of the trace that ends.
+func (p *SpanProcessor) takeGroupLocked(key groupKey) ([]sdktrace.ReadOnlySpan, context.Context) {
+	spans, attach := p.takeLocked(key)
+	if orphans := (groupKey{trace: key.trace}); p.traces[orphans] != nil {
+		more, _ := p.takeLocked(orphans)
+		for _, o := range more {
+			if len(spans) < p.cfg.maxTraceSpans {
+				spans = append(spans, o)
+			} else {
+				p.dropped.Add(1)
 			}
 		}
-		p.mu.Unlock()
-		for _, spans := range ready {
-			p.replay(spans)
-		}
-		p.replayInto(attach, spans)
-		return
 	}
-	p.mu.Unlock()
-	for _, spans := range ready {
-		p.replay(spans)
-	}
+	return spans, attach
 }
 
 // ForceFlush implements sdktrace.SpanProcessor: it replays every buffered
@@ -379,61 +403,24 @@ func (p *SpanProcessor) replay(spans []sdktrace.ReadOnlySpan) { p.replayInto(nil
 // the agenttrace span or instance in attach when it is set and its instance
 // still runs, else into an instance of their own.
 func (p *SpanProcessor) replayInto(attach context.Context, spans []sdktrace.ReadOnlySpan) {
-	type node struct {
-		s        sdktrace.ReadOnlySpan
-		typ      string
-		children []*node
-	}
-	nodes := make(map[trace.SpanID]*node, len(spans))
-	kept := 0
-	for _, s := range spans {
-		n := &node{s: s, typ: p.spanType(s)}
-		if n.typ != "" {
-			kept++
-		}
-		nodes[s.SpanContext().SpanID()] = n
-	}
-	if kept == 0 {
+	roots := p.replayTree(spans)
+	if roots == nil {
 		return
 	}
-	var roots []*node
-	for _, n := range nodes {
-		if parent := nodes[n.s.Parent().SpanID()]; parent != nil && n.s.Parent().IsValid() {
-			parent.children = append(parent.children, n)
-		} else {
-			roots = append(roots, n)
-		}
-	}
-	byStart := func(a, b *node) int { return a.s.StartTime().Compare(b.s.StartTime()) }
-	slices.SortFunc(roots, byStart)
-
-	var failed *node
-	var walk func(ctx context.Context, n *node)
-	walk = func(ctx context.Context, n *node) {
-		if n.typ != "" {
-			ctx = p.replaySpan(ctx, n.s, n.typ)
-		}
-		if n.s.Status().Code == codes.Error && failed == nil && isLocalRoot(n.s.Parent()) {
-			failed = n
-		}
-		slices.SortFunc(n.children, byStart)
-		for _, c := range n.children {
-			walk(ctx, c)
-		}
-	}
+	w := replayWalk{p: p}
 	if attach != nil {
 		if inst := agenttrace.InstanceFromContext(attach); inst != nil && !inst.Status().Finished() {
 			// The spans join the run that made the call; its instance is
 			// the caller's to end.
 			for _, r := range roots {
-				walk(attach, r)
+				w.walk(attach, r)
 			}
 			return
 		}
 	}
 	ctx, inst := p.tracer.StartInstance(context.Background(), p.instanceOptions(roots[0].s, spans)...)
 	for _, r := range roots {
-		walk(ctx, r)
+		w.walk(ctx, r)
 	}
 	var end time.Time
 	for _, sp := range spans {
@@ -441,11 +428,67 @@ func (p *SpanProcessor) replayInto(attach context.Context, spans []sdktrace.Read
 			end = sp.EndTime()
 		}
 	}
-	if failed != nil {
-		inst.FailAt(newStatusError(failed.s), end)
+	if w.failed != nil {
+		inst.FailAt(newStatusError(w.failed.s), end)
 		return
 	}
 	inst.EndAt(end)
+}
+
+// replayNode is a span of a group being replayed, with its children.
+type replayNode struct {
+	s        sdktrace.ReadOnlySpan
+	typ      string // its agenttrace type; "" for a span not replayed
+	children []*replayNode
+}
+
+// replayTree returns the roots of a group's span tree, by start time, or
+// nil if no span of it is replayed.
+func (p *SpanProcessor) replayTree(spans []sdktrace.ReadOnlySpan) []*replayNode {
+	nodes := make(map[trace.SpanID]*replayNode, len(spans))
+	kept := 0
+	for _, s := range spans {
+		n := &replayNode{s: s, typ: p.spanType(s)}
+		if n.typ != "" {
+			kept++
+		}
+		nodes[s.SpanContext().SpanID()] = n
+	}
+	if kept == 0 {
+		return nil
+	}
+	var roots []*replayNode
+	for _, n := range nodes {
+		if parent := nodes[n.s.Parent().SpanID()]; parent != nil && n.s.Parent().IsValid() {
+			parent.children = append(parent.children, n)
+		} else {
+			roots = append(roots, n)
+		}
+	}
+	slices.SortFunc(roots, byStart)
+	return roots
+}
+
+func byStart(a, b *replayNode) int { return a.s.StartTime().Compare(b.s.StartTime()) }
+
+// replayWalk replays a span tree depth first, children by start time, and
+// notes the first failed local root.
+type replayWalk struct {
+	p      *SpanProcessor
+	failed *replayNode
+}
+
+func (w *replayWalk) walk(ctx context.Context, n *replayNode) {
+	if n.typ != "" {
+		ctx = w.p.replaySpan(ctx, n.s, n.typ)
+	}
+	if n.s.Status().Code == codes.Error && w.failed == nil && isLocalRoot(n.s.Parent()) {
+		w.failed = n
+	}
+	slices.SortFunc(n.children, byStart)
+	for _, c := range n.children {
+		w.walk(ctx, c)
+	}
 }
 
 // instanceOptions derive the instance from the trace: its start, the
@@ -462,11 +505,11 @@ func (p *SpanProcessor) instanceOptions(root sdktrace.ReadOnlySpan, spans []sdkt
 			switch kv.Key {
 			case KeyConversationID:
 				if session == "" {
-					session = kv.Value.Emit()
+					session = kv.Value.String()
 				}
 			case KeyUserID:
 				if user == "" {
-					user = kv.Value.Emit()
+					user = kv.Value.String()
 				}
 			}
 		}
@@ -526,7 +569,7 @@ func newStatusError(s sdktrace.ReadOnlySpan) *statusError {
 	e := &statusError{msg: s.Status().Description}
 	for _, kv := range s.Attributes() {
 		if kv.Key == KeyErrorType {
-			e.typ = kv.Value.Emit()
+			e.typ = kv.Value.String()
 		}
 	}
 	if e.msg == "" {
@@ -604,13 +647,26 @@ func (p *SpanProcessor) replaySpan(ctx context.Context, s sdktrace.ReadOnlySpan,
 func (p *SpanProcessor) llmPayloads(a attrIndex) (agenttrace.LLMRequest, agenttrace.LLMResponse) {
 	req := agenttrace.LLMRequest{
 		Operation: a.str(KeyOperationName),
-		Provider:  a.str(KeyProviderName),
+		Provider:  cmp.Or(a.str(KeyProviderName), a.str(KeySystem)),
 		Model:     a.str(KeyRequestModel),
 		Stream:    a[KeyRequestStream].AsBool(),
+		Settings:  a.llmSettings(),
 	}
-	if req.Provider == "" {
-		req.Provider = a.str(KeySystem)
+	resp := agenttrace.LLMResponse{ID: a.str(KeyResponseID), Model: a.str(KeyResponseModel), Usage: a.usage()}
+	if fr := a[KeyResponseFinishReasons].AsStringSlice(); len(fr) > 0 {
+		resp.FinishReason = fr[0]
+	} else {
+		resp.FinishReason = a.str(keyAnthropicStopReason)
 	}
+	if p.cfg.content {
+		a.llmContent(&req, &resp)
+	}
+	return req, resp
+}
+
+// llmSettings returns the gen_ai.request.* settings of a span, or nil if it
+// has none.
+func (a attrIndex) llmSettings() *agenttrace.LLMSettings {
 	var set agenttrace.LLMSettings
 	hasSet := false
 	if v, ok := a[KeyRequestTemperature]; ok {
@@ -634,18 +690,16 @@ func (p *SpanProcessor) llmPayloads(a attrIndex) (agenttrace.LLMRequest, agenttr
 	if v, ok := a[KeyRequestStopSequences]; ok {
 		set.Stop, hasSet = v.AsStringSlice(), true
 	}
-	if hasSet {
-		req.Settings = &set
+	if !hasSet {
+		return nil
 	}
-	resp := agenttrace.LLMResponse{ID: a.str(KeyResponseID), Model: a.str(KeyResponseModel), Usage: a.usage()}
-	if fr := a[KeyResponseFinishReasons].AsStringSlice(); len(fr) > 0 {
-		resp.FinishReason = fr[0]
-	} else {
-		resp.FinishReason = a.str(keyAnthropicStopReason)
-	}
-	if !p.cfg.content {
-		return req, resp
-	}
+	return &set
+}
+
+// llmContent fills the messages, system instructions and tool
+// definitions of an LLM span's request and response from their JSON
+// attributes (captured content).
+func (a attrIndex) llmContent(req *agenttrace.LLMRequest, resp *agenttrace.LLMResponse) {
 	var parts []otelPart
 	if json.Unmarshal([]byte(a.str(KeySystemInstructions)), &parts) == nil {
 		var text []string
@@ -676,7 +730,6 @@ func (p *SpanProcessor) llmPayloads(a attrIndex) (agenttrace.LLMRequest, agenttr
 			resp.FinishReason = msgs[len(msgs)-1].FinishReason
 		}
 	}
-	return req, resp
 }
 
 func ptrTo[T any](v T) *T { return &v }
@@ -698,7 +751,7 @@ func (a attrIndex) str(k attribute.Key) string {
 	if !ok {
 		return ""
 	}
-	return v.Emit()
+	return v.String()
 }
 
 // usage returns the token usage of a GenAI span (reading the deprecated
@@ -745,6 +798,8 @@ var usageDetailKeys = []struct {
 	{keyUsageCacheWriteInputTokens, agenttrace.UsageCacheWrite},
 	{keyAnthropicCacheCreation5m, agenttrace.UsageCacheWrite5m},
 	{keyAnthropicCacheCreation1h, agenttrace.UsageCacheWrite1h},
+	{PrefixUsageDetails + agenttrace.UsageCacheWrite5m, agenttrace.UsageCacheWrite5m},
+	{PrefixUsageDetails + agenttrace.UsageCacheWrite1h, agenttrace.UsageCacheWrite1h},
 	{KeyUsageReasoningOutputTokens, agenttrace.UsageReasoning},
 }
 
@@ -762,7 +817,7 @@ const (
 // jsonValue returns a JSON attribute as raw JSON, or a plain string value as
 // itself.
 func jsonValue(v attribute.Value) any {
-	s := v.Emit()
+	s := v.String()
 	if v.Type() == attribute.STRING && json.Valid([]byte(s)) {
 		return json.RawMessage(s)
 	}

@@ -45,6 +45,8 @@ func otelAgent(ctx context.Context, tr trace.Tracer, t0 time.Time) {
 		otelbridge.KeyResponseFinishReasons.StringSlice([]string{"tool_calls"}),
 		otelbridge.KeyUsageInputTokens.Int64(120), otelbridge.KeyUsageOutputTokens.Int64(30),
 		otelbridge.KeyUsageCacheReadInputTokens.Int64(100),
+		otelbridge.KeyUsageCacheCreationInputTokens.Int64(15),
+		attribute.Int64(otelbridge.PrefixUsageDetails+agenttrace.UsageCacheWrite1h, 15),
 		otelbridge.KeyResponseTimeToFirstChunk.Float64(0.02))
 	chat.End(at(50 * time.Millisecond))
 	tctx, tool := tr.Start(ctx, "execute_tool lookup_order", at(60*time.Millisecond), trace.WithAttributes(
@@ -131,7 +133,8 @@ func TestProcessorMapsGenAISpans(t *testing.T) {
 			assert.Equal(t, "chatcmpl-1", resp.ID)
 			assert.Equal(t, "tool_calls", resp.FinishReason)
 			require.NotNil(t, chat.Usage)
-			assert.Equal(t, agenttrace.Usage{PromptTokens: 120, CompletionTokens: 30, TotalTokens: 150, Details: map[string]int64{"cache_read": 100}}, *chat.Usage)
+			assert.Equal(t, agenttrace.Usage{PromptTokens: 120, CompletionTokens: 30, TotalTokens: 150, Details: map[string]int64{
+				agenttrace.UsageCacheRead: 100, agenttrace.UsageCacheWrite: 15, agenttrace.UsageCacheWrite1h: 15}}, *chat.Usage)
 
 			assert.Equal(t, "tool", tool.Type)
 			var tin agenttrace.ToolInput
@@ -200,6 +203,7 @@ func TestProcessorRoundTrip(t *testing.T) {
 		otelbridge.KeyRequestTemperature, otelbridge.KeyRequestMaxTokens, otelbridge.KeyRequestStream,
 		otelbridge.KeyResponseModel, otelbridge.KeyResponseID, otelbridge.KeyResponseFinishReasons,
 		otelbridge.KeyUsageInputTokens, otelbridge.KeyUsageOutputTokens, otelbridge.KeyUsageCacheReadInputTokens,
+		otelbridge.KeyUsageCacheCreationInputTokens, otelbridge.PrefixUsageDetails + agenttrace.UsageCacheWrite1h,
 		otelbridge.KeyAgentName, otelbridge.KeyConversationID, otelbridge.KeyToolName, otelbridge.KeyToolCallID,
 	}
 	jsonKeys := []attribute.Key{
