@@ -21,6 +21,7 @@ import (
 
 	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/server"
 	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/sqlitestore"
+	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/web"
 	"github.com/agenttrace/agenttrace/internal/prefactorapi"
 )
 
@@ -148,7 +149,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hs := &http.Server{Handler: web.Mount(srv, web.Config{API: srv.API(), Token: *token}), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	fmt.Fprintf(stdout, "agenttrace: serving http://%s (database %s)\n", ln.Addr(), sf.db)
 	fmt.Fprintf(stdout, "  export PREFACTOR_API_URL=http://%s PREFACTOR_API_TOKEN=<the token>\n", ln.Addr())
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)

@@ -257,16 +257,16 @@ func TestRunsQuery(t *testing.T) {
 func TestRunAndAgentsReads(t *testing.T) {
 	ts := newTestServer(t)
 	tr := ts.tracer(t, "travel-agent", "1.0.0")
-	inst, _ := travelRun(context.Background(), tr, "user-1", "team-a")
+	travelRun(context.Background(), tr, "user-1", "team-a")
 	flush(t, tr)
 
 	var d RunDetail
-	require.Equal(t, http.StatusOK, apiGet(t, ts, "/viewer/api/runs/"+ts.pfid(inst.ID()), &d))
+	require.Equal(t, http.StatusOK, apiGet(t, ts, "/viewer/api/runs/"+ts.runID(t, "Lisbon rainy day user-1"), &d))
 	assert.Len(t, d.Spans, 5)
 	assert.Equal(t, d.Run.ID, d.Instance.ID)
 	assert.Equal(t, "complete", d.Instance.Status)
 	var e map[string]string
-	assert.Equal(t, http.StatusNotFound, apiGet(t, ts, "/viewer/api/runs/"+prefactorapi.NewPFID(424242), &e))
+	assert.Equal(t, http.StatusNotFound, apiGet(t, ts, "/viewer/api/runs/"+prefactorapi.NewPFID(7), &e))
 	assert.Equal(t, "not_found", e["code"])
 	assert.Equal(t, http.StatusNotFound, apiGet(t, ts, "/viewer/api/runs/not-a-pfid", &e))
 

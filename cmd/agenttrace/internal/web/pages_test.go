@@ -29,8 +29,8 @@ func TestPagesInBrowser(t *testing.T) {
 
 	v1 := ts.tracer(t, "travel-agent", "1.0.0", agenttrace.WithPayloadLimit(16<<10))
 	v2 := ts.tracer(t, "travel-agent", "2.0.0", agenttrace.WithPayloadLimit(16<<10))
-	first, weather := travelRun(bg, v1, "user-1", "team-a")
-	second, _ := travelRun(bg, v2, "user-2", "team-b")
+	travelRun(bg, v1, "user-1", "team-a")
+	travelRun(bg, v2, "user-2", "team-b")
 	// A failed run, and a live one left running.
 	fctx, failedRun := v2.StartInstance(bg)
 	_, root := v2.Start(fctx, agenttrace.TypeAgent, map[string]any{"instance": map[string]string{"name": "broken booking", "user_id": "user-3"}})
@@ -40,8 +40,9 @@ func TestPagesInBrowser(t *testing.T) {
 	_, liveRoot := v2.Start(lctx, agenttrace.TypeAgent, map[string]any{"instance": map[string]string{"name": "live chat", "user_id": "user-4"}})
 	flush(t, v1)
 	flush(t, v2)
-	firstID, secondID, failedID, liveID := ts.pfid(first.ID()), ts.pfid(second.ID()), ts.pfid(failedRun.ID()), ts.pfid(liveRun.ID())
-	weatherID := ts.pfid(weather.ID())
+	firstID, secondID := ts.runID(t, "Lisbon rainy day user-1"), ts.runID(t, "Lisbon rainy day user-2")
+	failedID, liveID := ts.runID(t, "broken booking"), ts.runID(t, "live chat")
+	weatherID := ts.failedSpan(t, firstID)
 	row := func(id string) string { return `#runs tbody tr[data-id="` + id + `"]` }
 
 	t.Run("sign in", func(t *testing.T) {

@@ -246,3 +246,26 @@ func (h *Handler) agents(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"agents": a})
 }
+
+// Mount returns a handler serving the viewer on the address of the server
+// api: requests under /api/ and /healthz go to api, the rest to the
+// viewer. If the viewer cannot be made (no token), the API is still
+// served and the viewer's paths answer 503 saying why.
+func Mount(api http.Handler, cfg Config) http.Handler {
+	viewer, err := New(cfg)
+	var v http.Handler = viewer
+	if err != nil {
+		msg := "the viewer is unavailable: " + err.Error()
+		v = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, msg, http.StatusServiceUnavailable)
+		})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if strings.HasPrefix(p, "/api/") || p == "/api" || p == "/healthz" {
+			api.ServeHTTP(w, r)
+			return
+		}
+		v.ServeHTTP(w, r)
+	})
+}
