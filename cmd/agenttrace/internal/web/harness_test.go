@@ -31,8 +31,13 @@ type testServer struct {
 
 func newTestServer(t testing.TB) *testServer {
 	t.Helper()
+	return newTestServerAt(t, filepath.Join(t.TempDir(), "traces.db"))
+}
+
+func newTestServerAt(t testing.TB, path string) *testServer {
+	t.Helper()
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "traces.db"), sqlitestore.Options{})
+	st, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
 	require.NoError(t, err)
 	srv, err := server.New(server.Config{Store: st, Token: testToken})
 	require.NoError(t, err)

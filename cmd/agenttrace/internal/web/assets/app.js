@@ -642,10 +642,13 @@ function runPage(main, id) {
   let lastStatus = "";
   let live = null;
   const load = async () => {
+    performance.mark("run-fetch");
     const d = await api("/viewer/api/runs/" + encodeURIComponent(id));
+    performance.mark("run-fetched");
     if (lastStatus && d.run.status !== lastStatus) say("The run is now " + d.run.status);
     lastStatus = d.run.status;
     apply(d);
+    performance.mark("run-drawn");
     if (d.run.status !== "active" && d.run.status !== "pending" && live) { live.stop(); live = null; }
   };
   load().then(() => {
