@@ -286,3 +286,56 @@ func TestRunAndAgentsReads(t *testing.T) {
 	assert.Equal(t, 1, v.Days[0].Runs)
 	assert.InDelta(t, 0.003595, v.Days[0].Cost, 1e-9)
 }
+
+// TestListRunsScanMatchesSQL checks the two ways of answering a RunQuery
+// agree: SQLite's ListRuns, and the chunked scan over ListInstances that
+// other stores (here the memory store) get.
+func TestListRunsScanMatchesSQL(t *testing.T) {
+	ts := newTestServer(t)
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	agentID, versionID := prefactorapi.NewPFID(7), prefactorapi.NewPFID(7)
+	seedInstances(t, ts.Store, agentID, versionID, 2300, base)
+	mem := prefactorapi.NewMemoryStore()
+	ctx := context.Background()
+	require.NoError(t, ts.Store.View(ctx, func(tx prefactorapi.ReadTx) error {
+		ins, _, err := tx.ListInstances(prefactorapi.InstanceQuery{})
+		if err != nil {
+			return err
+		}
+		a, _, _ := tx.Agent(agentID)
+		v, _, _ := tx.AgentVersion(versionID)
+		return mem.Update(ctx, func(mt prefactorapi.Tx) error {
+			if err := mt.PutAgent(a); err != nil {
+				return err
+			}
+			if err := mt.PutAgentVersion(v); err != nil {
+				return err
+			}
+			for _, in := range ins {
+				if err := mt.PutInstance(in); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}))
+	_, isLister := prefactorapi.Store(mem).(runLister)
+	require.False(t, isLister)
+	from, to := base.Add(1500*time.Minute).Format(time.RFC3339), base.Add(2100*time.Minute).Format(time.RFC3339)
+	for _, raw := range []string{
+		"", "page=7&pageSize=50", "status=failed", "status=failed&page=5&pageSize=30", "status=active,cancelled&user=user-2",
+		"from=" + from + "&to=" + to, "sort=asc&from=" + from, "sort=asc&to=" + to + "&status=complete&page=3",
+		"to=" + to + "&status=complete&page=2&pageSize=7", "status=failed&page=100000", "search=run+22&status=complete",
+	} {
+		v, err := url.ParseQuery(raw)
+		require.NoError(t, err)
+		q, err := parseRunQuery(v)
+		require.NoError(t, err)
+		want, err := listRuns(ctx, ts.Store, q)
+		require.NoError(t, err)
+		got, err := listRuns(ctx, mem, q)
+		require.NoError(t, err)
+		assert.Equal(t, want.Total, got.Total, raw)
+		assert.Equal(t, want.Items, got.Items, raw)
+	}
+}

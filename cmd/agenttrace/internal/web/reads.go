@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/sqlitestore"
 	"github.com/agenttrace/agenttrace/internal/prefactorapi"
 )
 
@@ -151,13 +152,41 @@ func parseRunQuery(v map[string][]string) (RunQuery, error) {
 // scanChunk is how many instances a filtered listing reads per store query.
 const scanChunk = 1000
 
-// listRuns answers a RunQuery. Without status or time filters it is one
-// store query for the page; with them, the store's listing (in start
-// order) is read in chunks and filtered, stopping early on the time bound
-// the order passes.
+// runLister is a store that evaluates the status and time filters in its
+// own query (sqlitestore.Store).
+type runLister interface {
+	ListRuns(ctx context.Context, f sqlitestore.RunFilter) ([]prefactorapi.InstanceRecord, int, error)
+}
+
+// listRuns answers a RunQuery. A store with ListRuns answers it in one
+// query. For other stores, without status or time filters it is one
+// ListInstances query for the page; with them, the store's listing (in
+// start order) is read in chunks and filtered, stopping early on the time
+// bound the order passes.
 func listRuns(ctx context.Context, st prefactorapi.Store, q RunQuery) (RunPage, error) {
 	page := RunPage{Page: q.Page, PageSize: q.PageSize, Items: []Run{}}
 	offset := (q.Page - 1) * q.PageSize
+	if rl, ok := st.(runLister); ok {
+		iq := q.InstanceQuery
+		iq.Offset, iq.Limit = offset, q.PageSize
+		ins, total, err := rl.ListRuns(ctx, sqlitestore.RunFilter{InstanceQuery: iq, Statuses: q.Statuses, From: q.From, To: q.To})
+		if err != nil {
+			return page, err
+		}
+		page.Total, page.Scanned = total, len(ins)
+		err = st.View(ctx, func(tx prefactorapi.ReadTx) error {
+			names := runNamer{tx: tx, agents: map[string]prefactorapi.AgentRecord{}, versions: map[string]prefactorapi.AgentVersionRecord{}}
+			for i := range ins {
+				r, err := names.run(&ins[i])
+				if err != nil {
+					return err
+				}
+				page.Items = append(page.Items, r)
+			}
+			return nil
+		})
+		return page, err
+	}
 	err := st.View(ctx, func(tx prefactorapi.ReadTx) error {
 		names := runNamer{tx: tx, agents: map[string]prefactorapi.AgentRecord{}, versions: map[string]prefactorapi.AgentVersionRecord{}}
 		if len(q.Statuses) == 0 && q.From.IsZero() && q.To.IsZero() {

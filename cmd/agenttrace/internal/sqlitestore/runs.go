@@ -1,0 +1,106 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/agenttrace/agenttrace/internal/prefactorapi"
+)
+
+// RunFilter selects runs for the viewer: an InstanceQuery (its Offset,
+// Limit and Order included) plus statuses and a start-time range, which
+// InstanceQuery does not have.
+type RunFilter struct {
+	prefactorapi.InstanceQuery
+	// Statuses keeps runs in one of these statuses (none: all).
+	Statuses []string
+	// From and To bound the start (else registration) time, inclusive;
+	// the zero time does not bound.
+	From, To time.Time
+}
+
+// ListRuns returns one page of the runs f selects and how many it selects
+// in all, every filter evaluated in one SQL query (the index on start_key
+// serves the order; the count reads the filtered rows). It reads as View
+// does, outside any caller's transaction.
+func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]prefactorapi.InstanceRecord, int, error) {
+	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlitestore: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var where []string
+	var args []any
+	add := func(cond string, v ...any) { where, args = append(where, cond), append(args, v...) }
+	q := f.InstanceQuery
+	if q.AgentID != "" {
+		add("agent_id = ?", q.AgentID)
+	}
+	if q.VersionID != "" {
+		add("version_id = ?", q.VersionID)
+	}
+	if q.UserID != "" {
+		add("user_id = ?", q.UserID)
+	}
+	if q.GroupID != "" {
+		add("group_id = ?", q.GroupID)
+	}
+	match, short := ftsQuery(q.Search)
+	if match != "" {
+		add("seq IN (SELECT rowid FROM instance_names WHERE instance_names MATCH ?)", match)
+	}
+	for _, w := range short {
+		add(`name LIKE ? ESCAPE '\'`, likeEscape(w))
+	}
+	if len(f.Statuses) > 0 {
+		ph := strings.TrimSuffix(strings.Repeat("?,", len(f.Statuses)), ",")
+		vals := make([]any, len(f.Statuses))
+		for i, st := range f.Statuses {
+			vals[i] = st
+		}
+		add("status IN ("+ph+")", vals...)
+	}
+	if !f.From.IsZero() {
+		add("start_key >= ?", f.From.UnixMicro())
+	}
+	if !f.To.IsZero() {
+		add("start_key <= ?", f.To.UnixMicro())
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	var total int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM instances"+cond, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("sqlitestore: %w", err)
+	}
+	order := " ORDER BY seq"
+	switch q.Order {
+	case prefactorapi.ByStartDesc:
+		order = " ORDER BY start_key DESC, id DESC"
+	case prefactorapi.ByStartAsc:
+		order = " ORDER BY start_key, id"
+	}
+	limit := -1
+	if q.Limit > 0 {
+		limit = q.Limit
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT "+instanceCols+" FROM instances"+cond+order+" LIMIT ? OFFSET ?",
+		append(args, limit, max(q.Offset, 0))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlitestore: %w", err)
+	}
+	defer rows.Close()
+	out := []prefactorapi.InstanceRecord{}
+	for rows.Next() {
+		r, err := scanInstance(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("sqlitestore: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, total, rows.Err()
+}
