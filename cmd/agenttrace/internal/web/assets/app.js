@@ -475,7 +475,7 @@ function runPage(main, id) {
         h("span", { class: "dot" }), h("span", { class: "type", text: s.schema_title || s.schema_name }),
         h("span", { class: "label", text: label + (isCol ? "  (+" + (n.roll.spans - 1) + (n.roll.failed ? ", " + n.roll.failed + " failed" : "") + ")" : "") })),
       h("div", { class: "wf" }, h("div", { class: "bar" + (open && s.status === "active" ? " open" : ""), style: "left:" + left + "%;width:" + width + "%", title: fmtDur(en - st) }),
-        n.facts.ttft != null && !isNaN(n.start) ? h("div", { class: "ttft", style: "left:" + (((n.start + n.facts.ttft - model.t0) / span) * 100) + "%", title: "first token after " + fmtDur(n.facts.ttft) }) : null,
+        n.facts.ttft != null && !isNaN(n.start) ? h("div", { class: "ttft", style: "left:" + (((Math.min(n.start + n.facts.ttft, en) - model.t0) / span) * 100) + "%", title: "first token after " + fmtDur(n.facts.ttft) }) : null,
         h("span", { class: "dur", style: left + width > 80 ? "right:" + (100 - left + 1) + "%" : "left:calc(" + (left + width) + "% + 4px)", text: open && s.status !== "active" ? s.status : fmtDur(en - st) })));
     return el;
   };
@@ -483,7 +483,7 @@ function runPage(main, id) {
   let drawn = "";
   const draw = (force) => {
     if (!model) return;
-    const top = viewport.scrollTop, hgt = viewport.clientHeight || 600;
+    const top = viewport.scrollTop, hgt = Math.max(viewport.clientHeight, Math.min(window.innerHeight * 0.7, 640));
     const a = Math.max(0, Math.floor(top / ROW) - 15), b = Math.min(visible.length, Math.ceil((top + hgt) / ROW) + 15);
     const key = a + ":" + b;
     if (!force && key === drawn) return;
