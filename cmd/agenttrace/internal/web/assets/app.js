@@ -208,14 +208,14 @@ function runsPage(main) {
       for (const r of page.items) if (prev.has(r.id) && prev.get(r.id) !== r.status) say("Run " + (r.name || r.id) + " is now " + r.status);
     }
     const pages = Math.max(1, Math.ceil(page.total / page.pageSize));
-    summary.textContent = fmtInt(page.total) + (page.total === 1 ? " run" : " runs") + (page.total ? " · page " + page.page + " of " + pages : "");
+    summary.textContent = fmtInt(page.total) + (page.total === 1 ? " run" : " runs") + (page.total ? " · page " + fmtInt(page.page) + " of " + fmtInt(pages) : "");
     const link = (p, text) => {
       const q = query(); if (p === 1) q.delete("page"); else q.set("page", p);
       const s = q.toString();
       const off = p < 1 || p > pages || p === page.page;
       return h("a", { href: "/runs" + (s ? "?" + s : ""), "data-nav": true, "aria-disabled": off ? "true" : null, tabindex: off ? "-1" : null, text });
     };
-    pager.replaceChildren(link(1, "« First"), link(page.page - 1, "‹ Previous"), h("span", { text: page.page + " / " + pages }), link(page.page + 1, "Next ›"), link(pages, "Last »"));
+    pager.replaceChildren(link(1, "« First"), link(page.page - 1, "‹ Previous"), h("span", { text: fmtInt(page.page) + " / " + fmtInt(pages) }), link(page.page + 1, "Next ›"), link(pages, "Last »"));
   };
   const load = async () => render(await api("/viewer/api/runs?" + query().toString()));
   load().catch((e) => { if (!(e instanceof AuthError)) summary.textContent = "Could not load runs: " + e.message; });
