@@ -97,12 +97,19 @@ function route() {
   }
 }
 
+// poller calls fn every `every` ms while the tab is visible, backing off to
+// four times fn's own duration when reads are slow (a big live run).
 function poller(fn, every) {
   let timer = null, stopped = false;
   const tick = async () => {
     if (stopped) return;
-    if (!document.hidden) { try { await fn(); } catch (e) { if (e instanceof AuthError) return; } }
-    if (!stopped) timer = setTimeout(tick, every);
+    let wait = every;
+    if (!document.hidden) {
+      const t0 = performance.now();
+      try { await fn(); } catch (e) { if (e instanceof AuthError) return; }
+      wait = Math.max(every, 4 * (performance.now() - t0));
+    }
+    if (!stopped) timer = setTimeout(tick, wait);
   };
   timer = setTimeout(tick, every);
   return { stop() { stopped = true; clearTimeout(timer); } };
