@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -141,4 +142,25 @@ func BenchmarkRunsPage50k(b *testing.B) {
 		}
 		require.Equal(b, "50,000 runs · page 1 of 2,500", text(b, ctx, "#runs-summary"))
 	})
+}
+
+// BenchmarkRunRead5000Spans is the server's side of opening a 5,000-span
+// run: reading it from SQLite and encoding the answer.
+func BenchmarkRunRead5000Spans(b *testing.B) {
+	ts := newTestServer(b)
+	id := bigRun(b, ts, "five thousand", 5000)
+	b.ResetTimer()
+	var n int
+	for b.Loop() {
+		d, ok, err := getRun(context.Background(), ts.API, id)
+		if err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+		buf, err := json.Marshal(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(buf)
+	}
+	b.ReportMetric(float64(n), "answer-bytes")
 }
