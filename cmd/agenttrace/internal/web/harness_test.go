@@ -92,6 +92,15 @@ func (ts *testServer) runID(t testing.TB, name string) string {
 // failedSpan finds the server's ID of a run's one failed span.
 func (ts *testServer) failedSpan(t testing.TB, runID string) string {
 	t.Helper()
+	ids := ts.failedSpans(t, runID)
+	require.Len(t, ids, 1)
+	return ids[0]
+}
+
+// failedSpans finds the server's IDs of a run's failed spans, in creation
+// order.
+func (ts *testServer) failedSpans(t testing.TB, runID string) []string {
+	t.Helper()
 	var ids []string
 	require.NoError(t, ts.Store.View(context.Background(), func(tx prefactorapi.ReadTx) error {
 		spans, err := tx.ListSpans(runID)
@@ -102,8 +111,7 @@ func (ts *testServer) failedSpan(t testing.TB, runID string) string {
 		}
 		return err
 	}))
-	require.Len(t, ids, 1)
-	return ids[0]
+	return ids
 }
 
 func flush(t testing.TB, tr *agenttrace.Tracer) {
