@@ -480,7 +480,7 @@ function runPage(main, id) {
       h("div", { class: "name", style: "padding-left:" + (4 + n.depth * 14) + "px" },
         h("button", { class: "tog", type: "button", tabindex: "-1", "aria-hidden": "true", text: hasKids ? (isCol ? "▸" : "▾") : "" }),
         h("span", { class: "dot" }), h("span", { class: "type", text: s.schema_title || s.schema_name }),
-        h("span", { class: "label", text: label + (isCol ? "  (+" + (n.roll.spans - 1) + (n.roll.failed ? ", " + n.roll.failed + " failed" : "") + ")" : "") })),
+        h("span", { class: "label", text: label + (isCol ? "  (+" + fmtInt(n.roll.spans - 1) + (n.roll.failed ? ", " + fmtInt(n.roll.failed) + " failed" : "") + ")" : "") })),
       h("div", { class: "wf" }, h("div", { class: "bar" + (open && s.status === "active" ? " open" : ""), style: "left:" + left + "%;width:" + width + "%", title: fmtDur(en - st) }),
         n.facts.ttft != null && !isNaN(n.start) ? h("div", { class: "ttft", style: "left:" + (((Math.min(n.start + n.facts.ttft, en) - model.t0) / span) * 100) + "%", title: "first token after " + fmtDur(n.facts.ttft) }) : null,
         h("span", { class: "dur", style: left + width > 80 ? "right:" + (100 - left + 1) + "%" : "left:calc(" + (left + width) + "% + 4px)", text: open && s.status !== "active" ? s.status : fmtDur(en - st) })));
