@@ -183,4 +183,23 @@ func TestPagesInBrowser(t *testing.T) {
 		within(t, ctx, chromedp.Click(chromedp.CSS(`#agents tbody tr:nth-child(2) a`)),
 			waitJS(`location.pathname === "/runs" && `+rowsJS+` === 3`))
 	})
+
+	t.Run("live run page", func(t *testing.T) {
+		rctx, run := v1.StartInstance(bg)
+		actx, agent := v1.Start(rctx, agenttrace.TypeAgent, map[string]any{"instance": map[string]string{"name": "live page"}})
+		_, step := v1.Start(actx, agenttrace.TypeTool, agenttrace.ToolInput{Name: "slow_tool"})
+		flush(t, v1)
+		id := ts.runID(t, "live page")
+		within(t, ctx, chromedp.Navigate(ts.URL+"/runs/"+id), visible(`h1 [data-status="active"]`), visible("#tree .row .bar.open"))
+		assert.Equal(t, 2, eval[int](t, ctx, `document.querySelectorAll("#tree .row").length`))
+		// A span appears and the run finishes, with no reload.
+		_, late := v1.Start(actx, agenttrace.TypeTool, agenttrace.ToolInput{Name: "late_tool"})
+		late.End()
+		step.End()
+		agent.End()
+		run.End()
+		flush(t, v1)
+		within(t, ctx, visible(`h1 [data-status="complete"]`), waitJS(`document.querySelectorAll("#tree .row").length === 3`))
+		assert.Contains(t, eval[string](t, ctx, `document.getElementById("live").textContent`), "now complete")
+	})
 }
