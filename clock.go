@@ -33,3 +33,18 @@ func (c *fastClock) now() time.Time {
 	c.ref.CompareAndSwap(ref, &now)
 	return now
 }
+
+// userNow reads a clock given with WithClock, which is the caller's code:
+// a panic in it is recovered and counted, and time.Now stands in.
+func (t *Tracer) userNow() (now time.Time) {
+	defer func() {
+		if recover() != nil {
+			t.stats.hookPanics.Add(1)
+			now = time.Now()
+		}
+	}()
+	if now = t.cfg.clock(); now.IsZero() {
+		now = time.Now()
+	}
+	return now
+}

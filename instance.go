@@ -2,6 +2,7 @@ package agenttrace
 
 import (
 	"context"
+	"maps"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -31,9 +32,10 @@ type Instance struct {
 	endedAt time.Time
 	err     *ErrorInfo
 	ttft    time.Duration
-	ttftAt  time.Time // start of the span ttft was measured on
-	curr    string    // currency of the cost totals
-	mixed   bool      // costs in more than one currency were seen
+	ttftAt  time.Time        // start of the span ttft was measured on
+	curr    string           // currency of the cost totals
+	mixed   bool             // costs in more than one currency were seen
+	details map[string]int64 // summed Usage.Details of the finished spans
 
 	// Span counts are striped over cache lines (by span ID) so that spans
 	// ending on different cores do not contend on one counter.
@@ -46,6 +48,7 @@ type Instance struct {
 	usageSeen        atomic.Bool
 	costNanos        [4]atomic.Int64 // prompt, completion, other, total
 	costSeen         atomic.Bool
+	abandoned        atomic.Int64 // spans ended by the instance's end
 }
 
 // InstanceOption configures an instance at StartInstance.
@@ -109,9 +112,15 @@ func (i *Instance) ID() ID {
 	return i.id
 }
 
-// End finishes the instance as complete. Spans still running keep running
-// and are exported when they end. A second End, or End after Fail, does
-// nothing.
+// End finishes the instance as complete. Spans of the instance still open
+// (their End forgotten, or racing with this call) end first, at the
+// instance's end time: an active one fails and a pending one is cancelled,
+// with an ErrorInfo of type ErrorTypeInstanceEnded ("instance ended
+// first"), counted in Summary.SpansAbandoned; a later End on them does
+// nothing. A span started in the instance while End runs is either one of
+// them or not started at all (Start returns a nil span, counted in
+// Stats.IllegalTransitions), so no span of the instance reaches an
+// exporter after its end. A second End, or End after Fail, does nothing.
 func (i *Instance) End() {
 	if i == nil {
 		return
@@ -125,9 +134,9 @@ func (i *Instance) End() {
 // The ordering guarantee (an instance's end is delivered after the ends of
 // its spans that ended before it) is judged by recording order, not by the
 // times given: the ends of spans recorded before the EndAt call are
-// delivered before the instance's end, and a span ended (with End or EndAt)
-// after it is delivered after it, whatever the timestamps say. Replay a
-// run's span ends before its instance's end.
+// delivered before the instance's end, whatever the timestamps say, and
+// spans still open are ended by it (see End). Replay a run's span ends
+// before its instance's end.
 func (i *Instance) EndAt(t time.Time) {
 	if i == nil {
 		return
@@ -167,19 +176,20 @@ func (i *Instance) finish(target Status, info *ErrorInfo, explicit bool, at time
 	} else if now.Before(i.base.StartedAt) {
 		now = i.base.StartedAt
 	}
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.status != StatusActive {
+	// The status changes only here, under every stripe lock, which are
+	// held: it cannot change between this check and the update below.
+	if i.Status() != StatusActive {
 		if explicit {
 			i.t.illegal()
 		}
 		return
 	}
+	i.abandonOpen(now)
+	i.mu.Lock()
+	defer i.mu.Unlock()
 	i.status = target
 	i.ended.Store(true)
-	if i.t.terminable {
-		i.t.live.remove(i.id)
-	}
+	i.t.live.remove(i.id)
 	i.endedAt = now
 	i.err = info
 	i.t.stats.instancesEnded.Add(1)
@@ -187,6 +197,22 @@ func (i *Instance) finish(target Status, info *ErrorInfo, explicit bool, at time
 	sum := i.summaryLocked()
 	d.Summary = &sum
 	i.t.emitInstance(InstanceEnded, i, &d)
+}
+
+// ErrorTypeInstanceEnded is the ErrorInfo.Type of a span still open when
+// its instance ended (see Instance.End).
+const ErrorTypeInstanceEnded = "instance_ended"
+
+// abandonOpen ends the instance's spans that are still open at now: an
+// active one fails, a pending one is cancelled, both with an ErrorInfo of
+// type ErrorTypeInstanceEnded. Every stripe lock is held.
+func (i *Instance) abandonOpen(now time.Time) {
+	for k := range i.stripes {
+		st := &i.stripes[k]
+		for st.open != nil {
+			st.open.abandon(now)
+		}
+	}
 }
 
 // Status returns the instance's status.
@@ -217,6 +243,21 @@ func (i *Instance) dataLocked() InstanceData {
 	return d
 }
 
+// heldBytes is what an instance record holds beyond the fixed record
+// overhead (its strings, metadata and error), which the queue charges
+// against its byte cap.
+func (d *InstanceData) heldBytes() int {
+	n := len(d.Agent.Name) + len(d.Agent.Version) + len(d.Agent.ID) + len(d.Purpose) +
+		len(d.UserID) + len(d.GroupID) + len(d.Channel) + len(d.SessionID)
+	for k, v := range d.Metadata {
+		n += len(k) + len(v) + 16
+	}
+	if d.Error != nil {
+		n += len(d.Error.Type) + len(d.Error.Message)
+	}
+	return n
+}
+
 // SpanCounts counts an instance's spans by status, like the span_counts of
 // the Prefactor API. Finished = Complete + Failed + Cancelled.
 type SpanCounts struct {
@@ -245,8 +286,8 @@ type Summary struct {
 	Spans   SpanCounts `json:"span_counts"`
 	// LLMCalls counts finished spans of type "llm" (or "<ns>:llm").
 	LLMCalls int64 `json:"llm_calls"`
-	// Usage sums the token usage of the instance's finished spans; nil if
-	// none reported usage. A child agent's rolled-up totals are never added
+	// Usage sums the token usage of the instance's finished spans, their
+	// Details key by key; nil if none reported usage. A child agent's rolled-up totals are never added
 	// again: each LLM call counts once, at its own span.
 	Usage *Usage `json:"token_usage,omitempty"`
 	// Cost sums the cost of the instance's finished spans; nil if none
@@ -257,6 +298,10 @@ type Summary struct {
 	// TimeToFirstToken is that of the earliest-started span that marked a
 	// first token (MarkFirstToken); 0 if none did.
 	TimeToFirstToken time.Duration `json:"ttft_ns,omitempty"`
+	// SpansAbandoned counts spans still open when the instance ended,
+	// which ended then (see Instance.End); they are counted in Spans too,
+	// as failed or cancelled.
+	SpansAbandoned int64 `json:"spans_abandoned,omitempty"`
 }
 
 // Duration returns EndedAt - StartedAt, or the time since the start while
@@ -283,7 +328,7 @@ func (i *Instance) summaryLocked() Summary {
 		InstanceID: i.id, Agent: i.base.Agent, UserID: i.base.UserID, GroupID: i.base.GroupID,
 		Channel: i.base.Channel, SessionID: i.base.SessionID, Purpose: i.base.Purpose,
 		Status: i.status, StartedAt: i.base.StartedAt, EndedAt: i.endedAt,
-		TimeToFirstToken: i.ttft, CostMixedCurrency: i.mixed,
+		TimeToFirstToken: i.ttft, CostMixedCurrency: i.mixed, SpansAbandoned: i.abandoned.Load(),
 	}
 	c := &s.Spans
 	for k := range i.stripes {
@@ -310,6 +355,7 @@ func (i *Instance) summaryLocked() Summary {
 			PromptTokens:     i.promptTokens.Load(),
 			CompletionTokens: i.completionTokens.Load(),
 			TotalTokens:      i.totalTokens.Load(),
+			Details:          maps.Clone(i.details),
 		}
 	}
 	if i.costSeen.Load() {
@@ -335,12 +381,43 @@ type countStripe struct {
 	counts [StatusTerminated + 1]atomic.Int64
 	total  atomic.Int64
 	llm    atomic.Int64
-	// end is held by a span of this stripe from reading its end time
-	// through queuing its end record, and by the instance (all stripes)
-	// from reading its own end time through queuing its end. So a span
-	// that ended before its instance is queued before the instance's end.
+	// end is held by a span of this stripe while Start queues its start
+	// record and from reading its end time through queuing its end record,
+	// and by the instance (all stripes) from reading its own end time
+	// through queuing its end. So a span that ended before its instance is
+	// queued before the instance's end, and a span starts before its
+	// instance ends or not at all.
 	end sync.Mutex
-	_   [48]byte
+	// open lists the stripe's spans that have started and not ended, most
+	// recent first (Span.openPrev, Span.openNext); guarded by end.
+	open *Span
+	_    [40]byte
+}
+
+// link adds s to the stripe's open spans; st.end is held.
+func (st *countStripe) link(s *Span) {
+	s.openNext = st.open
+	if st.open != nil {
+		st.open.openPrev = s
+	}
+	st.open = s
+}
+
+// unlink removes s from the stripe's open spans, if it is there; st.end
+// is held.
+func (st *countStripe) unlink(s *Span) {
+	switch {
+	case s.openPrev != nil:
+		s.openPrev.openNext = s.openNext
+	case st.open == s:
+		st.open = s.openNext
+	default:
+		return
+	}
+	if s.openNext != nil {
+		s.openNext.openPrev = s.openPrev
+	}
+	s.openPrev, s.openNext = nil, nil
 }
 
 // endLock locks the end stripe of span id; see countStripe.end.
@@ -375,6 +452,16 @@ func (i *Instance) rollup(s *Span) {
 		i.promptTokens.Add(u.PromptTokens)
 		i.completionTokens.Add(u.CompletionTokens)
 		i.totalTokens.Add(u.TotalTokens)
+		if len(u.Details) > 0 {
+			i.mu.Lock()
+			if i.details == nil {
+				i.details = make(map[string]int64, len(u.Details))
+			}
+			for k, v := range u.Details {
+				i.details[k] += v
+			}
+			i.mu.Unlock()
+		}
 		i.usageSeen.Store(true)
 	}
 	if c := s.cost; c != nil {
@@ -414,3 +501,23 @@ func toNanos(v float64) int64 {
 }
 
 func fromNanos(n int64) float64 { return float64(n) / 1e9 }
+
+// endOpenInstances fails every instance still running, for Shutdown: its
+// open spans end first (see Instance.End), then the instance, with an
+// ErrorInfo of type ErrorTypeShutdown.
+func (t *Tracer) endOpenInstances() {
+	t.live.mu.Lock()
+	open := make([]*Instance, 0, len(t.live.m))
+	for _, inst := range t.live.m {
+		open = append(open, inst)
+	}
+	t.live.mu.Unlock()
+	for _, inst := range open {
+		inst.finish(StatusFailed, &ErrorInfo{Type: ErrorTypeShutdown,
+			Message: "the tracer shut down before the instance ended"}, false, time.Time{})
+	}
+}
+
+// ErrorTypeShutdown is the ErrorInfo.Type of an instance still running at
+// Shutdown, which fails it (see Tracer.Shutdown).
+const ErrorTypeShutdown = "shutdown"

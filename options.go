@@ -19,6 +19,13 @@ const (
 	DefaultPayloadLimit    = 256 << 10
 )
 
+// The largest queue limits WithQueueLimits accepts: a queue's record and
+// byte counts share one atomic word.
+const (
+	MaxQueueRecords = 1<<(63-usedBits) - 1
+	MaxQueueBytes   = 1<<usedBits - 1
+)
+
 type config struct {
 	exporters       []Exporter
 	agent           Agent
@@ -94,8 +101,9 @@ func WithoutDefaultSpanTypes() Option {
 }
 
 // WithQueueLimits bounds each exporter's queue by record count and by bytes
-// (payload bytes plus a fixed overhead per record, including the batch being
-// exported). When a limit is reached new records are dropped and counted,
+// (payload bytes plus a fixed overhead per record, including the records
+// being exported or held by the exporter). The limits are at most
+// MaxQueueRecords and MaxQueueBytes. When a limit is reached new records are dropped and counted,
 // or, with WithBlockOnFull, the recording call waits.
 func WithQueueLimits(maxRecords, maxBytes int) Option {
 	return optionFunc(func(c config) config {
@@ -122,7 +130,10 @@ func WithFlushInterval(d time.Duration) Option {
 	})
 }
 
-// WithExportTimeout bounds each call to an exporter's Export.
+// WithExportTimeout bounds each call to a synchronous exporter's Export
+// (default 30s). It does not apply to an AsyncExporter (the Prefactor
+// exporter is one), which bounds its own work: there the export timeout
+// never cuts an operation's retries short; its retry deadline does.
 func WithExportTimeout(d time.Duration) Option {
 	return optionFunc(func(c config) config {
 		c.exportTimeout = d
@@ -158,8 +169,10 @@ func WithRedactor(r Redactor) Option {
 	})
 }
 
-// WithLogger sets the logger for the tracer's own messages: dropped records
-// and export errors, rate-limited. The default discards everything.
+// WithLogger sets the logger for the tracer's own messages: dropped and
+// failed records, recording problems, and why Shutdown waits;
+// rate-limited (see WithLogInterval). The default is slog.Default(), read
+// when a message is logged; slog.New(slog.DiscardHandler) silences them.
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c config) config {
 		c.logger = l
@@ -212,6 +225,10 @@ func newConfig(opts []Option) (config, error) {
 	if c.maxQueueRecords < 1 || c.maxQueueBytes < 1 {
 		bad("queue limits must be positive (got %d records, %d bytes)", c.maxQueueRecords, c.maxQueueBytes)
 	}
+	if c.maxQueueRecords > MaxQueueRecords || c.maxQueueBytes > MaxQueueBytes {
+		bad("queue limits must be at most %d records and %d bytes (got %d records, %d bytes)",
+			MaxQueueRecords, MaxQueueBytes, c.maxQueueRecords, c.maxQueueBytes)
+	}
 	if c.maxBatchRecords < 1 || c.maxBatchBytes < 1 {
 		bad("batch limits must be positive (got %d records, %d bytes)", c.maxBatchRecords, c.maxBatchBytes)
 	}
@@ -241,8 +258,14 @@ func newConfig(opts []Option) (config, error) {
 	if c.clock == nil {
 		c.clock = newFastClock().now
 	}
-	if c.logger == nil {
-		c.logger = slog.New(slog.DiscardHandler)
-	}
 	return c, errors.Join(errs...)
+}
+
+// log returns the logger for the tracer's messages: WithLogger's, else
+// slog.Default() as it is now.
+func (c *config) log() *slog.Logger {
+	if c.logger != nil {
+		return c.logger
+	}
+	return slog.Default()
 }

@@ -66,7 +66,7 @@ func (t *Tracer) emitSpan(kind RecordKind, s *Span) {
 	if len(t.queues) == 0 {
 		return
 	}
-	size := recordOverhead + len(s.payload) + len(s.result)
+	size := recordOverhead + s.heldBytes()
 	for _, q := range t.queues {
 		q.pushSpan(kind, s, size)
 	}
@@ -78,13 +78,19 @@ func (t *Tracer) emitInstance(kind RecordKind, inst *Instance, d *InstanceData) 
 	if len(t.queues) == 0 {
 		return
 	}
-	rec := Record{Kind: kind, Instance: d, inst: inst, size: recordOverhead}
+	rec := Record{Kind: kind, Instance: d, inst: inst, size: recordOverhead + d.heldBytes()}
 	for _, q := range t.queues {
 		q.pushInstance(&rec, inst)
 	}
 }
 
-type flushReq struct{ done chan error }
+type flushReq struct{ done chan flushResult }
+
+// flushResult is the worker's answer to a flush: the batches still in
+// flight, which Flush waits for.
+type flushResult struct {
+	batches []*Batch
+}
 
 // queue is one exporter's bounded queue and the state of its worker.
 //
@@ -120,6 +126,20 @@ type queue struct {
 
 	exported, failed, batches, coalescedW atomic.Uint64
 	lastErr                               atomic.Pointer[exportErr]
+	// held counts records an AsyncExporter holds (Batch.Hold);
+	// outstanding counts records taken by the worker and not yet reported
+	// done: both are still charged to the queue.
+	held, outstanding atomic.Int64
+
+	async AsyncExporter // exp, if it is one
+
+	// errBatches are the batches with records reported failed since the
+	// last Flush, which returns their errors (at most maxErrBatches).
+	errMu      sync.Mutex
+	errBatches []*Batch
+	errMore    int
+	flightMu   sync.Mutex
+	flight     map[*Batch]struct{} // batches with records not reported done
 
 	wake      chan struct{}
 	flushCh   chan flushReq
@@ -164,6 +184,7 @@ func unpackUsed(v int64) (n, bytes int) { return int(v >> usedBits), int(v & (1<
 
 type exportErr struct {
 	err error
+	msg string // err's text, taken once
 	at  time.Time
 }
 
@@ -182,6 +203,7 @@ func newQueue(t *Tracer, i int, e Exporter) *queue {
 		stopCh:  make(chan struct{}),
 		stopped: make(chan struct{}),
 		index:   make(map[*Span]int),
+		flight:  make(map[*Batch]struct{}),
 		nextSeq: 1,
 		heads:   make([]int, n),
 	}
@@ -191,6 +213,7 @@ func newQueue(t *Tracer, i int, e Exporter) *queue {
 	if i < producerCoalesceQueues {
 		q.slot = i
 	}
+	q.async, _ = e.(AsyncExporter)
 	q.abortCtx, q.abortFn = context.WithCancel(context.Background())
 	return q
 }
@@ -243,8 +266,22 @@ func (q *queue) pushInstance(rec *Record, inst *Instance) {
 		q.drop(sh, DropOrphaned)
 		return
 	}
-	if !q.push(sh, rec.Kind, rec.size, nil, rec) && rec.Kind == InstanceStarted {
+	ok := q.push(sh, rec.Kind, rec.size, nil, rec)
+	switch {
+	case !ok && rec.Kind == InstanceStarted:
 		inst.dropped.Or(q.bit)
+	case ok && rec.Kind == InstanceEnded:
+		// A finished run is exported now, not at the next flush tick: a
+		// program that ends a run and exits soon after loses less.
+		q.nudge()
+	}
+}
+
+// nudge wakes the worker, if it is not awake already.
+func (q *queue) nudge() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -336,11 +373,8 @@ func (q *queue) push(sh *shard, kind RecordKind, size int, s *Span, rec *Record)
 			if deadline != nil {
 				deadline.Stop()
 			}
-			if queued >= cfg.maxBatchRecords && !q.woken.Load() && q.woken.CompareAndSwap(false, true) {
-				select {
-				case q.wake <- struct{}{}:
-				default:
-				}
+			if queued-int(q.outstanding.Load()) >= cfg.maxBatchRecords && !q.woken.Load() && q.woken.CompareAndSwap(false, true) {
+				q.nudge()
 			}
 			return true
 		}
@@ -510,13 +544,18 @@ func (q *queue) run() {
 		case <-q.wake:
 			q.exportAll()
 		case fr := <-q.flushCh:
-			fr.done <- q.exportAll()
+			q.exportAll()
+			fr.done <- flushResult{batches: q.inFlight()}
 		case <-q.stopCh:
 			q.exportAll()
 			q.closeMu.Lock()
 			ctx := q.closeCtx
 			q.closeMu.Unlock()
-			q.shutdownErr = q.exp.Shutdown(ctx)
+			q.shutdownErr = q.shutdownExporter(ctx)
+			// The exporter's Shutdown waited for its work: what it did not
+			// report by then is dropped, so the counts add up when
+			// Shutdown returns.
+			q.abandon()
 			q.logState.report(q, true)
 			return
 		}
@@ -525,7 +564,9 @@ func (q *queue) run() {
 	}
 }
 
-// exportAll exports everything queued now, coalesced and in batches.
+// exportAll exports everything queued now, coalesced and in batches. A
+// synchronous exporter is called once per batch and its result settles the
+// batch; an AsyncExporter gets each batch and settles it as it goes.
 func (q *queue) exportAll() error {
 	recs := q.take()
 	if len(recs) == 0 {
@@ -537,47 +578,169 @@ func (q *queue) exportAll() error {
 		q.release(merged, freed)
 	}
 	var firstErr error
-	cfg := &q.t.cfg
 	for start := 0; start < len(recs); {
-		end, bytes := start, 0
-		for end < len(recs) && end-start < cfg.maxBatchRecords &&
-			(end == start || bytes+recs[end].size <= cfg.maxBatchBytes) {
-			bytes += recs[end].size
-			end++
-		}
-		batch := recs[start:end]
-		n := len(batch)
+		end := q.batchEnd(recs, start)
+		batch := recs[start:end:end]
+		start = end
 		if q.lossy.Load() {
 			batch = q.dropOrphans(batch)
 		}
-		switch {
-		case len(batch) == 0:
-		case q.abortCtx.Err() != nil:
-			q.count(DropShutdown, len(batch))
-		default:
-			if err := q.export(batch); err != nil {
-				lost := batch
-				if failed, ok := partialFailures(err, batch); ok {
-					lost = failed
-				}
-				q.failed.Add(uint64(len(lost)))
-				q.exported.Add(uint64(len(batch) - len(lost)))
-				q.lastErr.Store(&exportErr{err: err, at: q.t.now()})
-				if firstErr == nil {
-					firstErr = err
-				}
-				q.markLost(lost)
-			} else {
-				q.exported.Add(uint64(len(batch)))
-			}
+		if len(batch) == 0 {
+			continue
 		}
 		q.batches.Add(1)
-		q.release(n, bytes)
-		start = end
+		if q.abortCtx.Err() != nil {
+			for i := range batch {
+				q.count(DropShutdown, 1)
+				q.release(1, batch[i].size)
+			}
+			continue
+		}
+		if q.async != nil {
+			q.submit(q.newBatch(slices.Clone(batch)))
+			continue
+		}
+		if err := q.exportSync(q.newBatch(batch)); err != nil && firstErr == nil {
+			firstErr = err
+		}
 	}
 	clear(recs)
 	q.merged = recs[:0]
 	return firstErr
+}
+
+// batchEnd returns the end of the batch that starts at recs[start], within
+// the batch limits.
+func (q *queue) batchEnd(recs []Record, start int) int {
+	cfg := &q.t.cfg
+	end, bytes := start, 0
+	for end < len(recs) && end-start < cfg.maxBatchRecords &&
+		(end == start || bytes+recs[end].size <= cfg.maxBatchBytes) {
+		bytes += recs[end].size
+		end++
+	}
+	return end
+}
+
+// newBatch registers the records as in flight.
+func (q *queue) newBatch(recs []Record) *Batch {
+	b := &Batch{Records: recs, q: q, state: make([]atomic.Uint32, len(recs)), acked: make(chan struct{})}
+	b.open.Store(int64(len(recs)))
+	b.left.Store(int64(len(recs)))
+	q.outstanding.Add(int64(len(recs)))
+	q.flightMu.Lock()
+	q.flight[b] = struct{}{}
+	q.flightMu.Unlock()
+	return b
+}
+
+// maxErrBatches bounds the batches whose errors wait for a Flush.
+const maxErrBatches = 32
+
+// noteError keeps a batch with failed records for the next Flush.
+func (q *queue) noteError(b *Batch) {
+	q.errMu.Lock()
+	defer q.errMu.Unlock()
+	if len(q.errBatches) < maxErrBatches {
+		q.errBatches = append(q.errBatches, b)
+	} else {
+		q.errMore++
+	}
+}
+
+// takeErrors returns the errors of the records failed since the last call.
+func (q *queue) takeErrors() error {
+	q.errMu.Lock()
+	bs, more := q.errBatches, q.errMore
+	q.errBatches, q.errMore = nil, 0
+	q.errMu.Unlock()
+	var errs []error
+	for _, b := range bs {
+		errs = append(errs, b.takeErr())
+	}
+	if more > 0 {
+		errs = append(errs, fmt.Errorf("agenttrace: and failures in %d more batches", more))
+	}
+	return errors.Join(errs...)
+}
+
+// retire forgets a batch whose every record was reported.
+func (q *queue) retire(b *Batch) {
+	q.flightMu.Lock()
+	delete(q.flight, b)
+	q.flightMu.Unlock()
+}
+
+// inFlight returns the batches with records not reported yet.
+func (q *queue) inFlight() []*Batch {
+	q.flightMu.Lock()
+	defer q.flightMu.Unlock()
+	out := make([]*Batch, 0, len(q.flight))
+	for b := range q.flight {
+		out = append(out, b)
+	}
+	return out
+}
+
+// abandon counts what is still in flight as dropped at shutdown.
+func (q *queue) abandon() {
+	for _, b := range q.inFlight() {
+		b.abandon()
+	}
+}
+
+// settle counts one record reported by the exporter and gives its room
+// back: delivered, or failed with err. A span or instance whose first
+// record failed is lost to this exporter.
+func (q *queue) settle(r *Record, wasHeld bool, err error) {
+	if wasHeld {
+		q.held.Add(-1)
+	}
+	if err == nil {
+		q.exported.Add(1)
+	} else {
+		q.failed.Add(1)
+		if le := q.lastErr.Load(); le == nil || le.err != err {
+			q.lastErr.Store(&exportErr{err: err, msg: errorText(err), at: time.Now()})
+		}
+		q.markLost(r)
+	}
+	q.outstanding.Add(-1)
+	q.release(1, r.size)
+}
+
+// submit hands a batch to the AsyncExporter; a panic fails the batch.
+func (q *queue) submit(b *Batch) {
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("agenttrace: exporter %s panicked: %v", q.name, r)
+			for i := range b.Records {
+				b.Done(i, err)
+			}
+		}
+	}()
+	q.async.ExportAsync(q.abortCtx, b)
+}
+
+// exportSync calls Export for the batch and settles it with the result.
+func (q *queue) exportSync(b *Batch) error {
+	err := q.export(b.Records)
+	if err == nil {
+		for i := range b.Records {
+			b.Done(i, nil)
+		}
+		return nil
+	}
+	err = safeError(err, q.name)
+	failed, partial := partialFailures(err, len(b.Records))
+	for i := range b.Records {
+		if !partial || failed[i] {
+			b.Done(i, err)
+		} else {
+			b.Done(i, nil)
+		}
+	}
+	return err
 }
 
 func (q *queue) count(r DropReason, n int) {
@@ -587,53 +750,56 @@ func (q *queue) count(r DropReason, n int) {
 	sh.mu.Unlock()
 }
 
-// partialFailures returns the records of batch that a *PartialError names
-// (each once, ignoring bad indexes), and whether err is one.
-func partialFailures(err error, batch []Record) ([]Record, bool) {
+// partialFailures returns which records of a batch of n a *PartialError
+// names (ignoring bad indexes), and whether err is one. A panic in the
+// error's own Unwrap, Is or As methods counts as "not a PartialError".
+func partialFailures(err error, n int) (failed []bool, ok bool) {
+	defer func() {
+		if recover() != nil {
+			failed, ok = nil, false
+		}
+	}()
 	var pe *PartialError
-	if !errors.As(err, &pe) {
+	if !errors.As(err, &pe) || pe == nil {
 		return nil, false
 	}
-	seen := make(map[int]bool, len(pe.Failed))
-	var out []Record
+	failed = make([]bool, n)
 	for _, i := range pe.Failed {
-		if i < 0 || i >= len(batch) || seen[i] {
-			continue
+		if i >= 0 && i < n {
+			failed[i] = true
 		}
-		seen[i] = true
-		out = append(out, batch[i])
 	}
-	return out, true
+	return failed, true
 }
 
-// markLost marks the spans and instances whose first record was in a batch
-// the exporter failed, so that their later records, and their children, are
-// not offered to it: an exporter never sees an end without its start.
-func (q *queue) markLost(batch []Record) {
-	q.lossy.Store(true)
-	for i := range batch {
-		switch r := &batch[i]; r.Kind {
-		case SpanStarted:
-			r.span.dropped.Or(q.bit)
-		case InstanceStarted:
-			r.inst.dropped.Or(q.bit)
-		}
+// markLost marks the span or instance whose first record the exporter
+// failed, so that its later records, and its children, are not offered to
+// it: an exporter never sees an end without its start.
+func (q *queue) markLost(r *Record) {
+	switch r.Kind {
+	case SpanStarted:
+		q.lossy.Store(true)
+		r.span.dropped.Or(q.bit)
+	case InstanceStarted:
+		q.lossy.Store(true)
+		r.inst.dropped.Or(q.bit)
 	}
 }
 
 // dropOrphans removes, in place, the records whose span, parent or instance
-// was lost, counting them.
+// was lost, counting them and giving their room back.
 func (q *queue) dropOrphans(batch []Record) []Record {
 	out := batch[:0]
 	for i := range batch {
 		if r := &batch[i]; q.orphaned(r.Kind, r.span, r.inst) {
 			q.count(DropOrphaned, 1)
+			q.release(1, r.size)
 			continue
 		}
 		out = append(out, batch[i])
 	}
 	clear(batch[len(out):])
-	return out
+	return out[:len(out):len(out)]
 }
 
 // export calls the exporter under the export timeout, turning a panic into
@@ -647,6 +813,17 @@ func (q *queue) export(batch []Record) (err error) {
 		}
 	}()
 	return q.exp.Export(ctx, batch)
+}
+
+// shutdownExporter calls the exporter's Shutdown, turning a panic into an
+// error.
+func (q *queue) shutdownExporter(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("agenttrace: exporter %s panicked in Shutdown: %v", q.name, r)
+		}
+	}()
+	return safeError(q.exp.Shutdown(ctx), q.name)
 }
 
 // coalesce merges, within recs, the later records of a span whose start is

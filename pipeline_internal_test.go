@@ -84,7 +84,9 @@ func TestPlaceDenseUnderConcurrency(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	require.NoError(t, tr.Shutdown(ctx))
+	var de *DeliveryError
+	require.ErrorAs(t, tr.Shutdown(ctx), &de, "the drops are reported")
+	require.NotZero(t, de.Dropped.Total())
 	for _, q := range tr.queues {
 		require.Zero(t, q.mergeFallbacks, q.name)
 	}

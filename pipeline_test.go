@@ -117,7 +117,7 @@ func TestAccountingWithStalledExporter(t *testing.T) {
 	rec := agenttracetest.NewRecorder()
 	require.NoError(t, rec.Export(context.Background(), g.records()))
 	require.NoError(t, rec.CheckOrdering())
-	require.NoError(t, tr.Shutdown(context.Background()))
+	requireUndelivered(t, tr)
 }
 
 func TestBlockOnFull(t *testing.T) {
@@ -161,7 +161,7 @@ func TestBlockOnFullTimesOut(t *testing.T) {
 	}
 	require.NotZero(t, tr.Stats().Dropped.BlockTimeout)
 	g.open()
-	require.NoError(t, tr.Shutdown(context.Background()))
+	requireUndelivered(t, tr)
 	e := tr.Stats().Exporters[0]
 	require.Equal(t, e.Recorded, e.Exported+e.Coalesced+e.Failed+e.Dropped.Total())
 }
@@ -251,7 +251,7 @@ func TestExportErrorsAreCountedReturnedAndLogged(t *testing.T) {
 	for _, e := range st.Exporters {
 		require.Equal(t, e.Recorded, e.Exported+e.Coalesced+e.Failed+e.Dropped.Total())
 	}
-	require.NoError(t, tr.Shutdown(context.Background()))
+	requireUndelivered(t, tr)
 	mu.Lock()
 	defer mu.Unlock()
 	// Rate-limited: one line per exporter within the interval, and one final
@@ -284,7 +284,7 @@ func TestDropsAreLogged(t *testing.T) {
 		s.End()
 	}
 	g.open()
-	require.NoError(t, tr.Shutdown(context.Background()))
+	requireUndelivered(t, tr)
 	mu.Lock()
 	defer mu.Unlock()
 	require.Contains(t, logs.String(), "records dropped")
@@ -308,7 +308,7 @@ func TestExportErrorDoesNotPoisonLaterRecords(t *testing.T) {
 	lost.End() // its start never arrived: dropped as an orphan
 	_, s := tr.Start(context.Background(), "tool", nil)
 	s.End()
-	require.NoError(t, tr.Shutdown(context.Background()))
+	requireUndelivered(t, tr)
 	require.NoError(t, rec.CheckOrdering())
 	require.Len(t, rec.Spans(), 1, "the span started after the failure arrives, in a new default instance")
 	require.NotEqual(t, lost.Instance().ID(), rec.Spans()[0].InstanceID)
@@ -355,7 +355,7 @@ func TestPartialExportFailure(t *testing.T) {
 	bad.End()
 	child.End()
 	inst.End()
-	require.NoError(t, tr.Shutdown(context.Background()))
+	requireUndelivered(t, tr)
 
 	st := tr.Stats().Exporters[0]
 	require.EqualValues(t, 1, st.Failed, "only the bad span's start failed")
@@ -366,4 +366,39 @@ func TestPartialExportFailure(t *testing.T) {
 	}
 	// The child's start was accepted with the batch, so its end follows.
 	require.Len(t, pe.recs, 6, "instance, good and child: start and end each")
+}
+
+// requireUndelivered shuts tr down and checks that the error reports, for
+// each exporter that lost records, exactly the counts in its Stats.
+func requireUndelivered(t *testing.T, tr *agenttrace.Tracer) {
+	t.Helper()
+	err := tr.Shutdown(context.Background())
+	require.Error(t, err)
+	st := tr.Stats()
+	require.Zero(t, st.Queued, "every record is settled when Shutdown returns")
+	for _, e := range st.Exporters {
+		require.Equal(t, e.Recorded, e.Exported+e.Coalesced+e.Failed+e.Dropped.Total(), "%+v", e)
+		if e.Failed+e.Dropped.Total() == 0 {
+			continue
+		}
+		var found bool
+		for _, one := range unjoin(err) {
+			var de *agenttrace.DeliveryError
+			if errors.As(one, &de) && de.Exporter == e.Name {
+				require.Equal(t, e.Failed, de.Failed)
+				require.Equal(t, e.Dropped, de.Dropped)
+				require.Equal(t, e.LastError, de.LastError)
+				require.Contains(t, de.Error(), fmt.Sprintf("%d records not delivered", e.Failed+e.Dropped.Total()))
+				found = true
+			}
+		}
+		require.True(t, found, "Shutdown reports what %s did not deliver: %v", e.Name, err)
+	}
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -40,6 +40,10 @@ type Span struct {
 	// queue's mu.
 	slots [producerCoalesceQueues]queueSlot
 
+	// openPrev and openNext link the span into its instance stripe's list
+	// of open spans (countStripe.open), guarded by the stripe's end lock.
+	openPrev, openNext *Span
+
 	mu         sync.Mutex
 	status     Status
 	createdAt  time.Time
@@ -221,8 +225,8 @@ func (s *Span) End() {
 // the span's start (or, for a pending span, its creation) is clamped to it.
 // The state machine is End's: a second end does nothing, a pending span is
 // cancelled. Ordering guarantees follow the recording order, not t: a span
-// ended with EndAt after its instance ended is delivered after the
-// instance's end, whatever t says (see Instance.EndAt).
+// still open when its instance ends is ended by it, whatever t a later
+// EndAt gives (see Instance.End and Instance.EndAt).
 func (s *Span) EndAt(t time.Time) {
 	if s == nil {
 		return
@@ -267,7 +271,7 @@ func (s *Span) Cancel(reason string) {
 		s.t.illegal()
 		return
 	}
-	s.err = &ErrorInfo{Type: "cancelled", Message: reason}
+	s.err = &ErrorInfo{Type: "cancelled", Message: clipString(reason, MaxErrorMessage)}
 	s.endLocked(StatusCancelled, now)
 }
 
@@ -307,8 +311,32 @@ func (s *Span) finish(target Status, info *ErrorInfo, explicit bool, at time.Tim
 	s.endLocked(target, now)
 }
 
-// endLocked records the final status; s.mu is held.
+// abandon ends the span because its instance ends at now: see
+// Instance.End. The stripe's end lock is held.
+func (s *Span) abandon(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status.Finished() {
+		s.inst.stripes[stripe(s.id)].unlink(s)
+		return
+	}
+	target := StatusFailed
+	start := s.startedAt
+	if s.status == StatusPending {
+		target, start = StatusCancelled, s.createdAt
+	}
+	if now.Before(start) {
+		now = start
+	}
+	s.err = &ErrorInfo{Type: ErrorTypeInstanceEnded, Message: "instance ended first: the span was still open when its instance ended"}
+	s.inst.abandoned.Add(1)
+	s.endLocked(target, now)
+}
+
+// endLocked records the final status; s.mu and the stripe's end lock are
+// held.
 func (s *Span) endLocked(target Status, now time.Time) {
+	s.inst.stripes[stripe(s.id)].unlink(s)
 	old := s.status
 	s.status = target
 	s.endedAt = now
@@ -330,7 +358,7 @@ func (s *Span) SetResult(v any) {
 		s.t.illegal()
 		return
 	}
-	enc := s.t.encode(v, s.typ, PayloadResult, s, s.t.types[s.typ].field(PayloadResult))
+	enc := s.t.encode(v, s.typ, PayloadResult, s)
 	var u *Usage
 	var c *Cost
 	if uc, ok := v.(interface{ payloadUsage() (*Usage, *Cost) }); ok && !isNilPtr(v) {
@@ -344,7 +372,7 @@ func (s *Span) SetResult(v any) {
 	}
 	s.result = enc.data
 	if enc.err != nil && s.payloadErr == "" {
-		s.payloadErr = enc.err.Error()
+		s.payloadErr = clipString(safeErrorString(enc.err), MaxErrorMessage)
 	}
 	if u != nil && s.usage == nil {
 		n := u.normalized()
@@ -488,6 +516,31 @@ func (s *Span) updateInto(d *SpanData) {
 	d.Cost = s.cost
 	d.FirstTokenAt = s.firstToken
 	d.PayloadError = s.payloadErr
+}
+
+// heldBytes is what the span's current state holds beyond the fixed
+// record overhead: every string and payload a record of it keeps, which
+// the queue charges against its byte cap. s.mu is held (or s is not yet
+// shared).
+func (s *Span) heldBytes() int {
+	n := len(s.typ) + len(s.name) + len(s.payload) + len(s.result) + len(s.payloadErr)
+	if s.err != nil {
+		n += len(s.err.Type) + len(s.err.Message)
+	}
+	if s.usage != nil {
+		n += detailsBytes(s.usage.Details)
+	}
+	return n
+}
+
+// detailsBytes is what a usage details map holds: its keys, its values and
+// a share of the map itself per entry.
+func detailsBytes(d map[string]int64) int {
+	n := 0
+	for k := range d {
+		n += len(k) + 8 + 16
+	}
+	return n
 }
 
 // isLLMType reports whether spans of this type are LLM calls: "llm" or a

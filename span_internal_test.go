@@ -144,16 +144,14 @@ func TestInlinePayload(t *testing.T) {
 	s.End()
 }
 
-// Payloads of a type that fit are encoded straight into the inline buffer;
-// one that outgrows it sends the type's next payload through a pooled
-// buffer, and a small one there turns the direct path back on.
-func TestInlineHint(t *testing.T) {
+// A payload that fits goes to the span's inline buffer, a larger one to a
+// slice of its own; neither keeps spare capacity.
+func TestInlineOrOwnSlice(t *testing.T) {
 	tr, err := New()
 	require.NoError(t, err)
 	defer tr.Shutdown(context.Background())
 	ctx := context.Background()
-	hint := tr.types[TypeTool].field(PayloadParams)
-	check := func(in ToolInput, inline, bigAfter bool) {
+	check := func(in ToolInput, inline bool) {
 		t.Helper()
 		_, s := tr.Start(ctx, TypeTool, in)
 		defer s.End()
@@ -164,17 +162,13 @@ func TestInlineHint(t *testing.T) {
 		var got ToolInput
 		require.NoError(t, json.Unmarshal(s.payload, &got))
 		require.Equal(t, in.Name, got.Name)
-		require.Equal(t, bigAfter, hint.Load())
 	}
 	big := strings.Repeat("b", 3*inlineSize)
-	check(ToolInput{Name: "small"}, true, false)
-	check(ToolInput{Name: big}, false, true)
-	check(ToolInput{Name: big}, false, true)
-	check(ToolInput{Name: "small"}, true, false)
-	check(ToolInput{Name: "small again"}, true, false)
+	check(ToolInput{Name: "small"}, true)
+	check(ToolInput{Name: big}, false)
+	check(ToolInput{Name: "small"}, true)
 
-	// A value that fails to encode leaves the buffer free and gets its
-	// marker through the general path.
+	// A value that fails to encode gets its marker.
 	_, s := tr.Start(ctx, TypeTool, ToolInput{Name: "x", Arguments: func() {}})
 	s.mu.Lock()
 	require.Contains(t, string(s.payload), MarkerKey)

@@ -171,8 +171,10 @@ func TestAfterShutdown(t *testing.T) {
 	require.EqualValues(t, 3, tr.Stats().AfterShutdown)
 	require.ErrorIs(t, tr.Flush(ctx), agenttrace.ErrShutdown)
 	require.Nil(t, tr.DefaultInstance())
+	// Shutdown ended the default instance, and with it the span still open.
 	early.End() // harmless
-	require.Equal(t, agenttrace.StatusComplete, early.Status())
+	require.Equal(t, agenttrace.StatusFailed, early.Status())
+	require.Equal(t, agenttrace.ErrorTypeInstanceEnded, early.Data().Error.Type)
 }
 
 func TestContextParentage(t *testing.T) {

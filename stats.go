@@ -7,13 +7,17 @@ import (
 
 // Stats is a snapshot of what a tracer recorded, exported and lost.
 //
-// For each exporter, once its queue is empty (after Flush):
+// For each exporter, at any moment:
 //
-//	Recorded = Exported + Coalesced + Failed + Dropped.Total()
+//	Recorded = Exported + Coalesced + Failed + Dropped.Total() + Queued
 //
 // where Coalesced counts records merged into an earlier record of the same
 // span (a span that started and ended in one batch window is exported as one
-// record), so nothing recorded is unaccounted for.
+// record), and Queued the records not settled yet (queued, being exported,
+// or held by the exporter). After Flush, Queued is only what is held; when
+// Shutdown returns it is 0, so nothing recorded is unaccounted for. (The
+// counters are read one by one: a snapshot taken while records move may be
+// off by those in motion.)
 type Stats struct {
 	SpansStarted     uint64 `json:"spans_started"`
 	SpansEnded       uint64 `json:"spans_ended"`
@@ -47,6 +51,7 @@ type Stats struct {
 	Dropped   DropCounts `json:"dropped"`
 	Retried   uint64     `json:"retried"`
 	Queued    int        `json:"queued"`
+	Held      int        `json:"held,omitempty"`
 	// LastError is the most recent export error of any exporter, "" if
 	// none.
 	LastError   string    `json:"last_error,omitempty"`
@@ -60,20 +65,28 @@ type ExporterStats struct {
 	Name string `json:"name"`
 	// Recorded counts records offered to the queue.
 	Recorded uint64 `json:"recorded"`
-	// Exported counts records in batches Export accepted.
+	// Exported counts records the exporter delivered (for an
+	// AsyncExporter, reported done without error).
 	Exported uint64 `json:"exported"`
 	// Coalesced counts records merged into an earlier one of their span.
 	Coalesced uint64 `json:"coalesced"`
-	// Failed counts records in batches Export returned an error for.
+	// Failed counts records the exporter reported not delivered (in
+	// batches Export returned an error for, or reported done with an
+	// error).
 	Failed  uint64     `json:"failed"`
 	Dropped DropCounts `json:"dropped"`
 	// Retried is reported by exporters that retry (those with a
 	// Retried() uint64 method).
 	Retried uint64 `json:"retried"`
 	Batches uint64 `json:"batches"`
-	// Queued is the number of records queued or being exported now, and
-	// QueuedBytes the bytes they are charged.
-	Queued      int       `json:"queued"`
+	// Queued is the number of records queued or being exported now
+	// (including those held), and QueuedBytes the bytes they are charged.
+	Queued int `json:"queued"`
+	// Held counts records an exporter acknowledged but has not delivered
+	// yet (the Prefactor exporter holds the records of a span started
+	// pending, and of its descendants, until it becomes active). They are
+	// in Queued, and count as Exported or Failed once their fate is known.
+	Held        int       `json:"held,omitempty"`
 	QueuedBytes int       `json:"queued_bytes"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
@@ -136,6 +149,7 @@ func (t *Tracer) Stats() Stats {
 		s.Failed += e.Failed
 		s.Retried += e.Retried
 		s.Queued += e.Queued
+		s.Held += e.Held
 		s.Dropped.add(e.Dropped)
 		if e.LastError != "" && e.LastErrorAt.After(s.LastErrorAt) || s.LastError == "" && e.LastError != "" {
 			s.LastError, s.LastErrorAt = e.LastError, e.LastErrorAt
@@ -162,12 +176,13 @@ func (q *queue) stats() ExporterStats {
 	e.Exported = q.exported.Load()
 	e.Coalesced += q.coalescedW.Load()
 	e.Failed = q.failed.Load()
+	e.Held = int(q.held.Load())
 	e.Batches = q.batches.Load()
 	if r, ok := q.exp.(interface{ Retried() uint64 }); ok {
 		e.Retried = r.Retried()
 	}
 	if le := q.lastErr.Load(); le != nil {
-		e.LastError, e.LastErrorAt = le.err.Error(), le.at
+		e.LastError, e.LastErrorAt = le.msg, le.at
 	}
 	return e
 }
@@ -184,7 +199,7 @@ type logState struct {
 // report logs what changed since the last line, if the interval passed (or
 // final is set). It runs on the worker goroutine, never on the hot path.
 func (l *logState) report(q *queue, final bool) {
-	log := q.t.cfg.logger
+	log := q.t.cfg.log()
 	now := time.Now()
 	due := func(last time.Time) bool { return final || now.Sub(last) >= q.t.cfg.logInterval }
 	e := q.stats()

@@ -117,9 +117,10 @@ func TestExplicitTimestampsIllegal(t *testing.T) {
 }
 
 // With explicit times, "ended before its instance" is judged by recording
-// order: a span end recorded after the instance's end is delivered after
-// it even when its time is earlier, and one recorded before is delivered
-// before it even when its time is later.
+// order: a span end recorded before the instance's end is delivered before
+// it even when its time is later, and a span still open when the instance
+// ends is ended by it (at the instance's time), whatever time its own
+// later EndAt gives.
 func TestExplicitTimestampsRecordingOrder(t *testing.T) {
 	tr, rec := newUncheckedTracer(t)
 	t0 := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
@@ -142,8 +143,9 @@ func TestExplicitTimestampsRecordingOrder(t *testing.T) {
 			order = append(order, r.Span.Name)
 		}
 	}
-	require.Equal(t, []string{"before", "instance", "after"}, order)
-	require.Equal(t, t0.Add(5*time.Second), after.Data().EndedAt, "its own time is kept")
+	require.Equal(t, []string{"before", "after", "instance"}, order)
+	require.Equal(t, t0.Add(10*time.Second), after.Data().EndedAt, "ended with its instance")
+	require.Equal(t, agenttrace.ErrorTypeInstanceEnded, after.Data().Error.Type)
 }
 
 // Concurrent explicit ends against an instance end: every span whose end

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +15,7 @@ import (
 // no-op. All methods are safe for concurrent use.
 type Tracer struct {
 	cfg    config
-	types  map[string]*typeHint
+	types  map[string]struct{} // names of the registered span types
 	schema *SchemaVersion
 	queues []*queue
 	stats  tracerCounters
@@ -58,43 +59,6 @@ func (c *tracerCounters) spanCounts() (started, ended uint64) {
 	return started, ended
 }
 
-// Exporter receives ordered batches of records. The pipeline calls Export
-// from one goroutine per exporter, never concurrently, with records in an
-// order that never shows a child before its parent, a span before its
-// instance, an end before its start, or an instance end before the ends of
-// its spans recorded before it. Retries, idempotency and backoff belong to
-// the exporter; an error it returns is counted (Stats.Failed) and the batch
-// is not offered again. Export must honour ctx and must not retain the
-// records slice after it returns (the records themselves may be kept).
-type Exporter interface {
-	Export(ctx context.Context, records []Record) error
-	// Shutdown is called once, after the last Export, and must honour ctx.
-	Shutdown(ctx context.Context) error
-}
-
-// PartialError is returned by an Export that delivered some records of its
-// batch and not others. Failed holds the indexes, within the batch, of the
-// records not delivered: only those are counted as failed (Stats.Failed),
-// and only their spans and instances are treated as lost (their later
-// records and their children are not offered to the exporter again). Any
-// other error fails the whole batch.
-type PartialError struct {
-	Failed []int
-	Err    error
-}
-
-// Error implements error.
-func (e *PartialError) Error() string {
-	msg := "<nil>"
-	if e.Err != nil {
-		msg = e.Err.Error()
-	}
-	return fmt.Sprintf("%d records not exported: %s", len(e.Failed), msg)
-}
-
-// Unwrap returns Err.
-func (e *PartialError) Unwrap() error { return e.Err }
-
 // ErrShutdown is returned by Flush after Shutdown.
 var ErrShutdown = errors.New("agenttrace: tracer is shut down")
 
@@ -129,9 +93,9 @@ func New(opts ...Option) (*Tracer, error) {
 		return nil, err
 	}
 	sv := newSchemaVersion(types)
-	t := &Tracer{cfg: cfg, types: make(map[string]*typeHint, len(types)), schema: &sv}
+	t := &Tracer{cfg: cfg, types: make(map[string]struct{}, len(types)), schema: &sv}
 	for name := range types {
-		t.types[name] = &typeHint{}
+		t.types[name] = struct{}{}
 	}
 	for i, e := range cfg.exporters {
 		t.queues = append(t.queues, newQueue(t, i, e))
@@ -163,12 +127,20 @@ func (t *Tracer) Agent() Agent {
 	return t.cfg.agent
 }
 
-func (t *Tracer) now() time.Time { return t.cfg.clock() }
+// now reads the tracer's clock; a clock given with WithClock that panics
+// or returns the zero time is replaced by time.Now for that reading
+// (counted in Stats.HookPanics when it panicked).
+func (t *Tracer) now() time.Time {
+	if !t.cfg.clockSet {
+		return t.cfg.clock()
+	}
+	return t.userNow()
+}
 
 func (t *Tracer) illegal() { t.stats.illegal.Add(1) }
 
-func (t *Tracer) encode(v any, spanType string, field PayloadField, s *Span, big *atomic.Bool) encoded {
-	enc := encodePayload(v, spanType, field, t.cfg.payloadLimit, t.cfg.redactor, s, big)
+func (t *Tracer) encode(v any, spanType string, field PayloadField, s *Span) encoded {
+	enc := encodePayload(v, spanType, field, t.cfg.payloadLimit, t.cfg.redactor, s)
 	if enc.truncated {
 		t.stats.truncated.Add(1)
 	}
@@ -239,8 +211,9 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 	if spanType == "" {
 		spanType = "unknown"
 	}
-	hint, ok := t.types[spanType]
-	if !ok {
+	spanType = clipString(spanType, MaxNameBytes)
+	sc.name = clipString(sc.name, MaxNameBytes)
+	if _, ok := t.types[spanType]; !ok {
 		t.stats.unknownTypes.Add(1)
 	}
 	now := sc.start
@@ -256,15 +229,25 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 		s.startedAt = now
 	}
 	if payload != nil {
-		enc := t.encode(payload, spanType, PayloadParams, s, hint.field(PayloadParams))
+		enc := t.encode(payload, spanType, PayloadParams, s)
 		s.payload = enc.data
 		if enc.err != nil {
-			s.payloadErr = enc.err.Error()
+			s.payloadErr = clipString(safeErrorString(enc.err), MaxErrorMessage)
 		}
+	}
+	s.ctx = spanCtx{Context: ctx, s: s}
+	// The stripe's end lock orders this start with the instance's end:
+	// the span joins the instance before it ends, or not at all.
+	st := &inst.stripes[stripe(s.id)]
+	st.end.Lock()
+	defer st.end.Unlock()
+	if inst.ended.Load() {
+		t.illegal()
+		return ctx, nil
 	}
 	t.stats.spans[stripe(s.id)].started.Add(1)
 	inst.move(s.id, 0, status)
-	s.ctx = spanCtx{Context: ctx, s: s}
+	st.link(s)
 	t.emitSpan(SpanStarted, s) // s is not shared yet: no lock needed
 	return &s.ctx, s
 }
@@ -311,9 +294,7 @@ func (t *Tracer) newInstance(def bool, opts []InstanceOption, cancel context.Can
 	d.ID = newID(d.StartedAt)
 	d.Status = StatusActive
 	inst := &Instance{t: t, id: d.ID, base: d, status: StatusActive, cancel: cancel}
-	if t.terminable {
-		t.live.add(inst)
-	}
+	t.live.add(inst)
 	t.stats.instancesStarted.Add(1)
 	inst.mu.Lock()
 	snap := d
@@ -356,8 +337,11 @@ func (t *Tracer) DefaultInstance() *Instance {
 }
 
 // Flush exports everything recorded before the call and waits until every
-// exporter has acknowledged it, or until ctx ends. It returns the export
-// errors met, ctx's error, or ErrShutdown after Shutdown.
+// exporter has acknowledged it (an AsyncExporter acknowledges a record when
+// it delivered it, failed it, or holds it: see Batch.Hold), or until ctx
+// ends. It returns the export errors met since the previous Flush (records
+// are also exported without one, at each flush interval and when an
+// instance ends), ctx's error, or ErrShutdown after Shutdown.
 func (t *Tracer) Flush(ctx context.Context) error {
 	if t == nil {
 		return nil
@@ -373,7 +357,7 @@ func (t *Tracer) Flush(ctx context.Context) error {
 	}
 	reqs := make([]flushReq, len(t.queues))
 	for i, q := range t.queues {
-		reqs[i] = flushReq{done: make(chan error, 1)}
+		reqs[i] = flushReq{done: make(chan flushResult, 1)}
 		select {
 		case q.flushCh <- reqs[i]:
 		case <-q.stopped:
@@ -384,24 +368,52 @@ func (t *Tracer) Flush(ctx context.Context) error {
 	}
 	var errs []error
 	for i, q := range t.queues {
+		var res flushResult
 		select {
-		case err := <-reqs[i].done:
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", q.name, err))
-			}
+		case res = <-reqs[i].done:
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+		for _, b := range res.batches {
+			select {
+			case <-b.acked:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err := q.takeErrors(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", q.name, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// shutdownNotice is how long Shutdown waits before it logs why it is
+// waiting; shutdownGrace how long it waits, once its context ended, for
+// the workers to stop.
+const (
+	shutdownNotice = 2 * time.Second
+	shutdownGrace  = 5 * time.Second
+)
+
 // Shutdown ends the default instance, exports what is queued, shuts the
-// exporters down and stops every goroutine the tracer started. It honours
-// ctx: when ctx ends first, what is still queued is dropped and counted
-// (DropShutdown) and the error says how many records were left. Recording
+// exporters down and stops every goroutine the tracer started. Recording
 // after Shutdown is a counted no-op. Shutdown is idempotent: later calls
 // return the first call's result.
+//
+// It waits until the exporters delivered what was queued or gave up on it:
+// for the Prefactor exporter against a dead server, at most its retry
+// deadline per operation (Retry.Deadline, 2 minutes by default) from when
+// the record reached it; after 2 seconds of waiting it logs what it waits
+// for. When ctx ends first, in-flight work is cancelled and waited for (an
+// exporter that honours ctx stops at once; one that does not is given 5
+// seconds), what was not delivered is counted as dropped (DropShutdown),
+// and the error wraps ctx's error and says how many records were left.
+//
+// When Shutdown returns, every record is accounted for (Stats.Queued is 0).
+// If an exporter did not deliver every record recorded for it over the
+// tracer's life, the error includes a *DeliveryError per such exporter:
+// the counts by reason and the last cause.
 func (t *Tracer) Shutdown(ctx context.Context) error {
 	if t == nil {
 		return nil
@@ -419,24 +431,89 @@ func (t *Tracer) shutdown(ctx context.Context) error {
 	def := t.def.Load()
 	t.defMu.Unlock()
 	def.End()
+	t.endOpenInstances()
 	for _, q := range t.queues {
 		q.close(ctx)
 	}
 	var errs []error
+	if err := t.waitStopped(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	for _, q := range t.queues {
-		select {
-		case <-q.stopped:
-			if err := q.shutdownErr; err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", q.name, err))
-			}
-		case <-ctx.Done():
-			left := 0
-			for _, q := range t.queues {
-				left += q.pending()
-				q.abort()
-			}
-			return fmt.Errorf("agenttrace: shutdown: %w (%d records not exported)", ctx.Err(), left)
+		if err := q.shutdownErr; err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", q.name, err))
+		}
+	}
+	for _, q := range t.queues {
+		if e := q.stats(); e.Failed+e.Dropped.Total() > 0 {
+			errs = append(errs, &DeliveryError{Exporter: q.name, Failed: e.Failed, Dropped: e.Dropped, LastError: e.LastError})
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// waitStopped waits for the workers to stop, logging after shutdownNotice
+// what they are waiting for. When ctx ends first it aborts them, waits for
+// them to settle their accounts, and returns an error.
+func (t *Tracer) waitStopped(ctx context.Context) error {
+	notice := time.NewTimer(shutdownNotice)
+	defer notice.Stop()
+	for _, q := range t.queues {
+		for waiting := true; waiting; {
+			select {
+			case <-q.stopped:
+				waiting = false
+			case <-notice.C:
+				t.logWaiting()
+			case <-ctx.Done():
+				return t.abort(ctx)
+			}
+		}
+	}
+	return nil
+}
+
+// logWaiting says why Shutdown has not returned yet.
+func (t *Tracer) logWaiting() {
+	for _, q := range t.queues {
+		select {
+		case <-q.stopped:
+			continue
+		default:
+		}
+		e := q.stats()
+		t.cfg.log().Warn("agenttrace: shutdown is waiting for an exporter to deliver or give up on its records; "+
+			"pass Shutdown a context with a deadline to bound the wait",
+			slog.String("exporter", q.name), slog.Int("records", e.Queued), slog.String("last_error", e.LastError))
+	}
+}
+
+// abort cancels the exporters' work after Shutdown's ctx ended and waits,
+// up to shutdownGrace, for the workers to stop; what is left is dropped.
+func (t *Tracer) abort(ctx context.Context) error {
+	left := 0
+	for _, q := range t.queues {
+		left += q.pending()
+		q.abort()
+	}
+	grace := time.NewTimer(shutdownGrace)
+	defer grace.Stop()
+	expired := false
+	for _, q := range t.queues {
+		if !expired {
+			select {
+			case <-q.stopped:
+			case <-grace.C:
+				expired = true
+			}
+		}
+		select {
+		case <-q.stopped:
+		default:
+			t.cfg.log().Error("agenttrace: shutdown: an exporter did not stop when its context ended",
+				slog.String("exporter", q.name))
+		}
+		q.abandon()
+	}
+	return fmt.Errorf("agenttrace: shutdown: %w (%d records not exported)", ctx.Err(), left)
 }

@@ -3,6 +3,7 @@ package agenttrace
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -10,7 +11,7 @@ import (
 
 // truncateJSON shrinks a JSON object that is over limit bytes into a valid
 // JSON object of at most limit bytes that says it was truncated (under
-// MarkerKey, with the original size). It keeps the structure: the byte
+// MarkerKey, with the original size orig). It keeps the structure: the byte
 // budget is shared among an object's members and an array's elements so
 // that small ones stay whole and the large ones are cut alike (long strings
 // keep their start, long arrays their first elements and a count of the
@@ -20,7 +21,7 @@ import (
 //
 // It decodes the input once and then visits each value at most once per
 // level above it: O(size × depth), with the depth bounded.
-func truncateJSON(in []byte, limit int) []byte {
+func truncateJSON(in []byte, limit, orig int) []byte {
 	dec := json.NewDecoder(bytes.NewReader(in))
 	dec.UseNumber()
 	var v any
@@ -29,7 +30,7 @@ func truncateJSON(in []byte, limit int) []byte {
 			delete(obj, MarkerKey)
 			marker := newObj(nil)
 			marker.boolean("truncated", true)
-			marker.int("original_bytes", int64(len(in)))
+			marker.int("original_bytes", int64(orig))
 			mb := marker.close()
 			// {<members>,"_agenttrace":<marker>}
 			overhead := len(MarkerKey) + 3 + len(mb) + 1
@@ -58,7 +59,7 @@ func truncateJSON(in []byte, limit int) []byte {
 			}
 		}
 	}
-	return previewMarker(in, limit)
+	return previewMarker(in, limit, orig)
 }
 
 const truncSuffix = "…[truncated]"
@@ -166,7 +167,7 @@ func appendAny(b []byte, v any, depth int) []byte {
 		return append(b, ']')
 	case map[string]any:
 		b = append(b, '{')
-		for i, k := range sortedKeys(x) {
+		for i, k := range slices.Sorted(maps.Keys(x)) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -296,7 +297,7 @@ func (t *truncator) fitObject(b []byte, x map[string]any, budget, depth int) []b
 	if depth+1 >= maxShrinkDepth || budget < 2 {
 		return appendAny(b, x, depth)
 	}
-	keys := sortedKeys(x)
+	keys := slices.Sorted(maps.Keys(x))
 	sizes := make([]int, len(keys))
 	costs := make([]int, len(keys))
 	for i, k := range keys {

@@ -436,7 +436,8 @@ func TestOrderingWithDropsConcurrentSafe(t *testing.T) {
 		agenttrace.WithQueueLimits(64, 1<<20), agenttrace.WithBatchLimits(7, 1<<20), agenttrace.WithPayloadLimit(4096))
 	require.NoError(t, err)
 	runForest(t, tr)
-	require.NoError(t, tr.Shutdown(context.Background()))
+	var de *agenttrace.DeliveryError
+	require.ErrorAs(t, tr.Shutdown(context.Background()), &de, "the drops are reported")
 
 	require.NoError(t, rec.CheckOrdering())
 	st := tr.Stats()

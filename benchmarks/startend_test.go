@@ -2,7 +2,9 @@ package benchmarks
 
 import (
 	"context"
+	"encoding/json"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -181,4 +183,72 @@ func BenchmarkStartEndStalled(b *testing.B) {
 	if err := tr.Shutdown(ctx); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// largeRequest is a realistic llm span payload: a system prompt and a
+// conversation of about 6 KB, with a tool offered.
+var largeRequest = func() agenttrace.LLMRequest {
+	para := "The customer asked about the status of their order and whether the delivery " +
+		"address can still be changed; the assistant looked the order up and explained the options. "
+	msgs := []agenttrace.Message{{Role: "system", Content: "You are a helpful support agent. Answer briefly and cite the order id.\n" + para}}
+	for i := range 16 {
+		role := "user"
+		if i%2 == 1 {
+			role = "assistant"
+		}
+		msgs = append(msgs, agenttrace.Message{Role: role, Content: para + "\"quoted\" line " + strconv.Itoa(i)})
+	}
+	return agenttrace.LLMRequest{Operation: "chat", Provider: "openai", Model: "gpt-4o", Messages: msgs,
+		Tools: []agenttrace.ToolDefinition{{Name: "lookup_order", Description: "Look an order up by id",
+			Parameters: json.RawMessage(`{"type":"object","properties":{"id":{"type":"string"}},"required":["id"]}`)}}}
+}()
+
+var largeResponse = agenttrace.LLMResponse{ID: "chatcmpl-1", Model: "gpt-4o-2024-08-06", FinishReason: "stop",
+	Text:  "Your order A1 shipped yesterday and arrives on Friday; the address can no longer be changed, but you can redirect it at the carrier's site.",
+	Usage: &agenttrace.Usage{PromptTokens: 1520, CompletionTokens: 42}}
+
+// BenchmarkStartEndLarge is BenchmarkStartEnd with a realistic llm span:
+// about 6 KB of messages, a result and usage. The OTel side records the
+// same content the GenAI way: the messages JSON-encoded into
+// gen_ai.input.messages and gen_ai.output.messages, usage and response
+// attributes.
+//
+//	go test ./benchmarks -run '^$' -bench 'BenchmarkStartEndLarge' -benchmem -count 6
+func BenchmarkStartEndLarge(b *testing.B) {
+	b.Run("agenttrace", func(b *testing.B) {
+		exp := &countingExporter{}
+		tr := newAgenttrace(b, exp)
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			_, span := tr.Start(ctx, "llm", largeRequest)
+			span.SetResult(largeResponse)
+			span.End()
+		}
+		finishAgenttrace(b, tr, exp)
+	})
+	b.Run("otel", func(b *testing.B) {
+		exp := &otelCounter{}
+		tp, tracer := newOTel(exp)
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			_, span := tracer.Start(ctx, "chat gpt-4o", trace.WithAttributes(otelAttrs...))
+			in, _ := json.Marshal(largeRequest.Messages)
+			tools, _ := json.Marshal(largeRequest.Tools)
+			out, _ := json.Marshal([]agenttrace.Message{{Role: "assistant", Content: largeResponse.Text}})
+			span.SetAttributes(
+				attribute.String("gen_ai.input.messages", string(in)),
+				attribute.String("gen_ai.tool.definitions", string(tools)),
+				attribute.String("gen_ai.output.messages", string(out)),
+				attribute.String("gen_ai.response.id", largeResponse.ID),
+				attribute.String("gen_ai.response.model", largeResponse.Model),
+				attribute.StringSlice("gen_ai.response.finish_reasons", []string{largeResponse.FinishReason}),
+				attribute.Int64("gen_ai.usage.input_tokens", largeResponse.Usage.PromptTokens),
+				attribute.Int64("gen_ai.usage.output_tokens", largeResponse.Usage.CompletionTokens),
+			)
+			span.End()
+		}
+		finishOTel(b, tp, exp)
+	})
 }

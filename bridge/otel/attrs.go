@@ -3,6 +3,7 @@ package otelbridge
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -105,7 +106,7 @@ func (a *attrs) usage(u *agenttrace.Usage) {
 		total = u.PromptTokens + u.CompletionTokens
 	}
 	a.int(KeyTotalTokens, total)
-	for _, k := range sortedKeys(u.Details) {
+	for _, k := range slices.Sorted(maps.Keys(u.Details)) {
 		v := u.Details[k]
 		switch k {
 		case "cache_read", "cached", "cached_tokens":
@@ -126,18 +127,6 @@ func (a *attrs) cost(c *agenttrace.Cost) {
 	}
 	a.float(KeyCostTotal, c.Total)
 	a.str(KeyCostCurrency, c.Currency)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	if len(m) == 0 {
-		return nil
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // Decoded payloads. They mirror the root package's typed payloads, with the
@@ -261,18 +250,33 @@ func (t *toolInput) read(b []byte) {
 	}
 }
 
+// read takes the tool result from a ToolOutput's "output". A result of
+// another shape is the tool result itself: the value agenttrace.Run
+// wrapped as {"value": v} is v, and any other object is kept whole.
 func (t *toolOutput) read(b []byte) {
+	var value []byte
+	members, found := 0, false
 	for m := newMembers(b); ; {
 		k, v, ok := m.next()
 		if !ok {
-			return
+			break
 		}
+		members++
 		switch string(k) {
 		case "output":
-			t.Output = v
+			t.Output, found = v, true
 		case "is_error":
 			t.IsError = string(v) == "true"
+		case "value":
+			value = v
 		}
+	}
+	switch {
+	case found || members == 0:
+	case members == 1 && value != nil:
+		t.Output = value
+	default:
+		t.Output = b
 	}
 }
 
@@ -530,7 +534,7 @@ func (a *attrs) flatten(prefix string, b []byte) {
 }
 
 func (a *attrs) flatObject(prefix string, obj map[string]any, depth int) {
-	for _, k := range sortedKeys(obj) {
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		a.flatValue(prefix+k, obj[k], depth)
 	}
 }

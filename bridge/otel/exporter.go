@@ -3,6 +3,8 @@ package otelbridge
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -213,7 +215,7 @@ func (e *Exporter) instanceStarted(d *agenttrace.InstanceData) *instState {
 	if d.Default {
 		a.boolean(KeyInstanceDefault, true)
 	}
-	for _, k := range sortedKeys(d.Metadata) {
+	for _, k := range slices.Sorted(maps.Keys(d.Metadata)) {
 		a.str(attribute.Key(PrefixMetadata+k), d.Metadata[k])
 	}
 	sctx := &startCtx{Context: parent, ids: wantIDs{trace: st.trace, span: SpanID(d.ID)}}

@@ -469,3 +469,35 @@ func TestIDs(t *testing.T) {
 	assert.True(t, s1.IsValid())
 	assert.NotEqual(t, s1, gen.NewSpanID(context.Background(), tid), "random without wanted IDs")
 }
+
+// TestExporterToolResultFromRun: the result agenttrace.Run records for a
+// tool ({"value": v} for a non-object, the object itself otherwise) is the
+// OTel span's tool call result.
+func TestExporterToolResultFromRun(t *testing.T) {
+	f := newFixture(t, []otelbridge.Option{otelbridge.WithContentCapture(true)})
+	ctx, inst := f.tracer.StartInstance(context.Background())
+	type order struct {
+		Status string `json:"status"`
+	}
+	_, err := agenttrace.Run(ctx, f.tracer, agenttrace.TypeTool, agenttrace.ToolInput{Name: "count"},
+		func(context.Context, *agenttrace.Span) (int, error) { return 42, nil })
+	require.NoError(t, err)
+	_, err = agenttrace.Run(ctx, f.tracer, agenttrace.TypeTool, agenttrace.ToolInput{Name: "lookup"},
+		func(context.Context, *agenttrace.Span) (order, error) { return order{Status: "shipped"}, nil })
+	require.NoError(t, err)
+	_, err = agenttrace.Run(ctx, f.tracer, agenttrace.TypeTool, agenttrace.ToolInput{Name: "typed"},
+		func(_ context.Context, s *agenttrace.Span) (string, error) {
+			s.SetResult(agenttrace.ToolOutput{Output: "done", IsError: true})
+			return "ignored", nil
+		})
+	require.NoError(t, err)
+	inst.End()
+	f.flush(t)
+
+	spans := byName(t, f.otel.Ended())
+	assert.Equal(t, `42`, attrMap(spans["execute_tool count"].Attributes())[otelbridge.KeyToolCallResult].AsString())
+	assert.JSONEq(t, `{"status":"shipped"}`, attrMap(spans["execute_tool lookup"].Attributes())[otelbridge.KeyToolCallResult].AsString())
+	ta := attrMap(spans["execute_tool typed"].Attributes())
+	assert.Equal(t, `"done"`, ta[otelbridge.KeyToolCallResult].AsString())
+	assert.True(t, ta[otelbridge.KeyToolIsError].AsBool())
+}

@@ -22,8 +22,16 @@ import (
 // agenttrace spans of a Tracer. Register it on a provider with
 // sdktrace.WithSpanProcessor; it never touches the global provider.
 //
-// Each trace (more exactly, each local root and the spans below it) becomes
-// one instance. Spans are mapped by gen_ai.operation.name: chat,
+// Each local root (a span without a parent, or with a remote one) and the
+// spans below it become one instance, unless the context the local root
+// started in carries an agenttrace span or instance of the tracer (as the
+// context an instrumented call receives inside tracer.Start does, with or
+// without ContextWithSpan): then they join that span, as its children, and
+// its instance, which the processor neither starts nor ends. That is how
+// the OTel spans an SDK emits natively (anthropic-sdk-go's, for one) nest
+// in the agenttrace run that made the call.
+//
+// Spans are mapped by gen_ai.operation.name: chat,
 // text_completion, generate_content and embeddings spans become llm spans
 // (LLMRequest and LLMResponse payloads, with token usage); execute_tool
 // spans become tool spans (ToolInput and ToolOutput); invoke_agent and
@@ -33,8 +41,18 @@ import (
 // WithGenericSpans, become spans of the given type with their attributes as
 // payload. A kept span's parent is its nearest kept ancestor; the span
 // name becomes the agenttrace span's name, and an Error status makes it
-// fail with the status description, its error.type attribute as the
-// agenttrace error type (agenttrace.ErrorTyper).
+// fail with the status description (or, when it has none, its error.type),
+// its error.type attribute as the agenttrace error type
+// (agenttrace.ErrorTyper).
+//
+// Token usage is read from gen_ai.usage.input_tokens and output_tokens
+// (inclusive of cache tokens, as the conventions define them), with the
+// details agenttrace.UsageCacheRead (gen_ai.usage.cache_read.input_tokens),
+// UsageCacheWrite (gen_ai.usage.cache_creation.input_tokens, or the
+// gen_ai.usage.cache_write.input_tokens anthropic-sdk-go emits), its
+// UsageCacheWrite5m and UsageCacheWrite1h parts (anthropic-sdk-go's
+// anthropic.usage.cache_creation.ephemeral_5m/1h_input_tokens) and
+// UsageReasoning (gen_ai.usage.reasoning.output_tokens).
 //
 // Times are the OTel spans': a span starts at its start time
 // (agenttrace.WithStartTime) and ends at its end time (EndAt, FailAt), its
@@ -42,10 +60,11 @@ import (
 // (MarkFirstTokenAt), and the instance spans the trace, from its earliest
 // start to its latest end.
 //
-// OTel spans end children first, so the processor buffers a trace's spans
-// until its local root ends, then replays them parents first. A trace whose
-// root has not ended after the trace timeout (WithTraceTimeout) is replayed
-// with what it has; the buffer is bounded (WithTraceLimits). Spans of the
+// OTel spans end children first, so the processor buffers a local root's
+// spans until the root ends, then replays them parents first. A local root
+// that has not ended after the trace timeout (WithTraceTimeout) since the
+// first of its spans ended is replayed with what it has; the buffer is
+// bounded (WithTraceLimits: local roots, and spans per root). Spans of the
 // Exporter's scope (ScopeName) are ignored, so one provider can carry both
 // directions without a loop.
 //
@@ -60,10 +79,14 @@ type SpanProcessor struct {
 	tracer *agenttrace.Tracer
 	cfg    config
 
-	mu       sync.Mutex
-	traces   map[trace.TraceID]*pendingTrace
-	replayed traceRing
-	closed   bool
+	mu      sync.Mutex
+	traces  map[groupKey]*pendingTrace
+	members map[trace.SpanID]groupKey // started spans below a buffered local root
+	// maxMembers bounds members; a span started beyond it is grouped
+	// with its trace (groupKey.root zero), as one OnStart did not see.
+	maxMembers int
+	replayed   traceRing
+	closed     bool
 
 	dropped atomic.Uint64
 
@@ -72,9 +95,31 @@ type SpanProcessor struct {
 	stopOnce sync.Once
 }
 
+// groupKey names the spans replayed together: a local root and the spans
+// below it. A zero root groups the spans of a trace whose local root the
+// processor did not see start (it was registered late); they are replayed
+// with the first local root of their trace that ends.
+type groupKey struct {
+	trace trace.TraceID
+	root  trace.SpanID
+}
+
 type pendingTrace struct {
-	spans []sdktrace.ReadOnlySpan
-	since time.Time // arrival of the first span
+	spans   []sdktrace.ReadOnlySpan
+	members []trace.SpanID
+	created time.Time // OnStart of the local root
+	since   time.Time // arrival of the first ended span; zero before
+	// attach is the agenttrace span or instance the local root started
+	// under, carried by an otherwise empty context; nil if none.
+	attach context.Context
+}
+
+// age is what the trace limit evicts by: the oldest first.
+func (pt *pendingTrace) age() time.Time {
+	if pt.since.IsZero() {
+		return pt.created
+	}
+	return pt.since
 }
 
 var _ sdktrace.SpanProcessor = (*SpanProcessor)(nil)
@@ -82,12 +127,14 @@ var _ sdktrace.SpanProcessor = (*SpanProcessor)(nil)
 // NewSpanProcessor returns a SpanProcessor recording into tracer.
 func NewSpanProcessor(tracer *agenttrace.Tracer, opts ...Option) *SpanProcessor {
 	p := &SpanProcessor{
-		tracer: tracer,
-		cfg:    newConfig(opts),
-		traces: map[trace.TraceID]*pendingTrace{},
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		tracer:  tracer,
+		cfg:     newConfig(opts),
+		traces:  map[groupKey]*pendingTrace{},
+		members: map[trace.SpanID]groupKey{},
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
+	p.maxMembers = min(4*p.cfg.maxTraces*p.cfg.maxTraceSpans, 1<<20)
 	go p.timeouts()
 	return p
 }
@@ -96,35 +143,101 @@ func NewSpanProcessor(tracer *agenttrace.Tracer, opts ...Option) *SpanProcessor 
 // or ended after their trace was replayed.
 func (p *SpanProcessor) Dropped() uint64 { return p.dropped.Load() }
 
-// OnStart implements sdktrace.SpanProcessor; it does nothing.
-func (p *SpanProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+// isLocalRoot reports whether s has no parent in this process.
+func isLocalRoot(parent trace.SpanContext) bool { return !parent.IsValid() || parent.IsRemote() }
 
-// OnEnd implements sdktrace.SpanProcessor: it buffers s, and replays its
-// trace if s is the trace's local root.
-func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
+// OnStart implements sdktrace.SpanProcessor: it notes which local root s
+// belongs to and, for a local root, the agenttrace span or instance in ctx.
+func (p *SpanProcessor) OnStart(ctx context.Context, s sdktrace.ReadWriteSpan) {
 	if s.InstrumentationScope().Name == ScopeName {
 		return
 	}
-	tid := s.SpanContext().TraceID()
-	local := !s.Parent().IsValid() || s.Parent().IsRemote()
+	sc, parent := s.SpanContext(), s.Parent()
 	var ready [][]sdktrace.ReadOnlySpan
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return
 	}
-	pt := p.traces[tid]
+	var key groupKey
+	var pt *pendingTrace
+	if isLocalRoot(parent) {
+		key = groupKey{trace: sc.TraceID(), root: sc.SpanID()}
+		if len(p.traces) >= p.cfg.maxTraces {
+			if spans := p.takeOldestLocked(); len(spans) > 0 {
+				ready = append(ready, spans)
+			}
+		}
+		pt = &pendingTrace{created: time.Now(), attach: attachContext(ctx)}
+		p.traces[key] = pt
+	} else if k, ok := p.members[parent.SpanID()]; ok {
+		key, pt = k, p.traces[k]
+	}
+	// A member's children find the group through it. A group's members are
+	// bounded (a span beyond the bound is grouped with its trace), and so
+	// are all members.
+	if pt != nil && len(pt.members) < 4*p.cfg.maxTraceSpans && len(p.members) < p.maxMembers {
+		pt.members = append(pt.members, sc.SpanID())
+		p.members[sc.SpanID()] = key
+	}
+	p.mu.Unlock()
+	for _, spans := range ready {
+		p.replay(spans)
+	}
+}
+
+// attachContext returns a context carrying only the agenttrace span (or,
+// without one, the instance) in ctx, or nil if ctx has neither.
+func attachContext(ctx context.Context) context.Context {
+	if ctx == nil {
+		return nil
+	}
+	if span := agenttrace.SpanFromContext(ctx); span != nil {
+		return agenttrace.ContextWithSpan(context.Background(), span)
+	}
+	if inst := agenttrace.InstanceFromContext(ctx); inst != nil {
+		return agenttrace.ContextWithInstance(context.Background(), inst)
+	}
+	return nil
+}
+
+// OnEnd implements sdktrace.SpanProcessor: it buffers s, and replays its
+// group if s is the group's local root.
+func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
+	if s.InstrumentationScope().Name == ScopeName {
+		return
+	}
+	sc := s.SpanContext()
+	local := isLocalRoot(s.Parent())
+	var ready [][]sdktrace.ReadOnlySpan
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	key := groupKey{trace: sc.TraceID()}
+	if local {
+		key.root = sc.SpanID()
+	} else if k, ok := p.members[sc.SpanID()]; ok {
+		key = k
+	}
+	pt := p.traces[key]
 	switch {
-	case pt == nil && p.replayed.has(tid):
+	case pt == nil && p.replayed.has(key):
 		p.mu.Unlock()
 		p.dropped.Add(1)
 		return
 	case pt == nil:
 		if len(p.traces) >= p.cfg.maxTraces {
-			ready = append(ready, p.takeOldestLocked())
+			if spans := p.takeOldestLocked(); len(spans) > 0 {
+				ready = append(ready, spans)
+			}
 		}
-		pt = &pendingTrace{since: time.Now()}
-		p.traces[tid] = pt
+		pt = &pendingTrace{created: time.Now()}
+		p.traces[key] = pt
+	}
+	if pt.since.IsZero() {
+		pt.since = time.Now()
 	}
 	if len(pt.spans) < p.cfg.maxTraceSpans {
 		pt.spans = append(pt.spans, s)
@@ -132,7 +245,25 @@ func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 		p.dropped.Add(1)
 	}
 	if local {
-		ready = append(ready, p.takeLocked(tid))
+		spans, attach := p.takeLocked(key)
+		// Spans of the trace whose root the processor did not see start
+		// go with the first local root of the trace that ends.
+		if orphans := (groupKey{trace: key.trace}); p.traces[orphans] != nil {
+			more, _ := p.takeLocked(orphans)
+			for _, o := range more {
+				if len(spans) < p.cfg.maxTraceSpans {
+					spans = append(spans, o)
+				} else {
+					p.dropped.Add(1)
+				}
+			}
+		}
+		p.mu.Unlock()
+		for _, spans := range ready {
+			p.replay(spans)
+		}
+		p.replayInto(attach, spans)
+		return
 	}
 	p.mu.Unlock()
 	for _, spans := range ready {
@@ -144,9 +275,7 @@ func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 // trace, complete or not, then flushes the tracer (ignoring
 // agenttrace.ErrShutdown).
 func (p *SpanProcessor) ForceFlush(ctx context.Context) error {
-	for _, spans := range p.takeAll(time.Time{}) {
-		p.replay(spans)
-	}
+	p.replayAll(p.takeAll(time.Time{}))
 	if err := p.tracer.Flush(ctx); err != nil && !errors.Is(err, agenttrace.ErrShutdown) {
 		return err
 	}
@@ -164,6 +293,8 @@ func (p *SpanProcessor) Shutdown(ctx context.Context) error {
 		err = p.ForceFlush(ctx)
 		p.mu.Lock()
 		p.closed = true
+		clear(p.traces)
+		clear(p.members)
 		p.mu.Unlock()
 	})
 	return err
@@ -180,47 +311,74 @@ func (p *SpanProcessor) timeouts() {
 		case <-p.stop:
 			return
 		case now := <-t.C:
-			for _, spans := range p.takeAll(now.Add(-p.cfg.traceTimeout)) {
-				p.replay(spans)
-			}
+			p.replayAll(p.takeAll(now.Add(-p.cfg.traceTimeout)))
 		}
 	}
 }
 
-// takeAll removes the traces that started buffering before cutoff (all of
-// them for the zero cutoff).
-func (p *SpanProcessor) takeAll(cutoff time.Time) [][]sdktrace.ReadOnlySpan {
+type takenGroup struct {
+	attach context.Context
+	spans  []sdktrace.ReadOnlySpan
+}
+
+func (p *SpanProcessor) replayAll(groups []takenGroup) {
+	for _, g := range groups {
+		p.replayInto(g.attach, g.spans)
+	}
+}
+
+// takeAll removes the groups with ended spans whose first span ended before
+// cutoff (all of them for the zero cutoff). Groups none of whose spans
+// ended stay: there is nothing to replay yet.
+func (p *SpanProcessor) takeAll(cutoff time.Time) []takenGroup {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out [][]sdktrace.ReadOnlySpan
-	for tid, pt := range p.traces {
-		if cutoff.IsZero() || pt.since.Before(cutoff) {
-			out = append(out, p.takeLocked(tid))
+	var out []takenGroup
+	for key, pt := range p.traces {
+		if len(pt.spans) > 0 && (cutoff.IsZero() || pt.since.Before(cutoff)) {
+			spans, attach := p.takeLocked(key)
+			out = append(out, takenGroup{attach: attach, spans: spans})
 		}
 	}
 	return out
 }
 
-func (p *SpanProcessor) takeLocked(tid trace.TraceID) []sdktrace.ReadOnlySpan {
-	pt := p.traces[tid]
-	delete(p.traces, tid)
-	p.replayed.add(tid)
-	return pt.spans
+// takeLocked removes a group and remembers it as replayed, so that its late
+// spans are counted rather than starting a group of their own.
+func (p *SpanProcessor) takeLocked(key groupKey) ([]sdktrace.ReadOnlySpan, context.Context) {
+	pt := p.traces[key]
+	delete(p.traces, key)
+	for _, id := range pt.members {
+		delete(p.members, id)
+	}
+	p.replayed.add(key)
+	if key.root.IsValid() {
+		// A late span below it is no longer a member: it falls to the
+		// trace's group.
+		p.replayed.add(groupKey{trace: key.trace})
+	}
+	return pt.spans, pt.attach
 }
 
 func (p *SpanProcessor) takeOldestLocked() []sdktrace.ReadOnlySpan {
-	var oldest trace.TraceID
+	var oldest groupKey
 	var since time.Time
-	for tid, pt := range p.traces {
-		if since.IsZero() || pt.since.Before(since) {
-			oldest, since = tid, pt.since
+	for key, pt := range p.traces {
+		if since.IsZero() || pt.age().Before(since) {
+			oldest, since = key, pt.age()
 		}
 	}
-	return p.takeLocked(oldest)
+	spans, _ := p.takeLocked(oldest)
+	return spans
 }
 
-// replay records one trace's spans into the tracer, parents first.
-func (p *SpanProcessor) replay(spans []sdktrace.ReadOnlySpan) {
+// replay records one group's spans into an instance of their own.
+func (p *SpanProcessor) replay(spans []sdktrace.ReadOnlySpan) { p.replayInto(nil, spans) }
+
+// replayInto records one group's spans into the tracer, parents first: below
+// the agenttrace span or instance in attach when it is set and its instance
+// still runs, else into an instance of their own.
+func (p *SpanProcessor) replayInto(attach context.Context, spans []sdktrace.ReadOnlySpan) {
 	type node struct {
 		s        sdktrace.ReadOnlySpan
 		typ      string
@@ -249,14 +407,13 @@ func (p *SpanProcessor) replay(spans []sdktrace.ReadOnlySpan) {
 	byStart := func(a, b *node) int { return a.s.StartTime().Compare(b.s.StartTime()) }
 	slices.SortFunc(roots, byStart)
 
-	ctx, inst := p.tracer.StartInstance(context.Background(), p.instanceOptions(roots[0].s, spans)...)
 	var failed *node
 	var walk func(ctx context.Context, n *node)
 	walk = func(ctx context.Context, n *node) {
 		if n.typ != "" {
 			ctx = p.replaySpan(ctx, n.s, n.typ)
 		}
-		if n.s.Status().Code == codes.Error && failed == nil && (!n.s.Parent().IsValid() || n.s.Parent().IsRemote()) {
+		if n.s.Status().Code == codes.Error && failed == nil && isLocalRoot(n.s.Parent()) {
 			failed = n
 		}
 		slices.SortFunc(n.children, byStart)
@@ -264,6 +421,17 @@ func (p *SpanProcessor) replay(spans []sdktrace.ReadOnlySpan) {
 			walk(ctx, c)
 		}
 	}
+	if attach != nil {
+		if inst := agenttrace.InstanceFromContext(attach); inst != nil && !inst.Status().Finished() {
+			// The spans join the run that made the call; its instance is
+			// the caller's to end.
+			for _, r := range roots {
+				walk(attach, r)
+			}
+			return
+		}
+	}
+	ctx, inst := p.tracer.StartInstance(context.Background(), p.instanceOptions(roots[0].s, spans)...)
 	for _, r := range roots {
 		walk(ctx, r)
 	}
@@ -274,7 +442,7 @@ func (p *SpanProcessor) replay(spans []sdktrace.ReadOnlySpan) {
 		}
 	}
 	if failed != nil {
-		inst.FailAt(&statusError{msg: failed.s.Status().Description, typ: indexAttrs(failed.s.Attributes()).str(KeyErrorType)}, end)
+		inst.FailAt(newStatusError(failed.s), end)
 		return
 	}
 	inst.EndAt(end)
@@ -351,6 +519,22 @@ func (p *SpanProcessor) spanType(s sdktrace.ReadOnlySpan) string {
 // OTel status description, and error.type as its ErrorType.
 type statusError struct{ msg, typ string }
 
+// newStatusError is the error of a span with an Error status: its
+// description, or its error.type when it has none (anthropic-sdk-go sets
+// only the type).
+func newStatusError(s sdktrace.ReadOnlySpan) *statusError {
+	e := &statusError{msg: s.Status().Description}
+	for _, kv := range s.Attributes() {
+		if kv.Key == KeyErrorType {
+			e.typ = kv.Value.Emit()
+		}
+	}
+	if e.msg == "" {
+		e.msg = e.typ
+	}
+	return e
+}
+
 func (e *statusError) Error() string { return e.msg }
 
 // ErrorType implements agenttrace.ErrorTyper.
@@ -410,7 +594,7 @@ func (p *SpanProcessor) replaySpan(ctx context.Context, s sdktrace.ReadOnlySpan,
 		span.MarkFirstTokenAt(s.StartTime().Add(time.Duration(v.AsFloat64() * float64(time.Second))))
 	}
 	if s.Status().Code == codes.Error {
-		span.FailAt(&statusError{msg: s.Status().Description, typ: a.str(KeyErrorType)}, s.EndTime())
+		span.FailAt(newStatusError(s), s.EndTime())
 	} else {
 		span.EndAt(s.EndTime())
 	}
@@ -456,6 +640,8 @@ func (p *SpanProcessor) llmPayloads(a attrIndex) (agenttrace.LLMRequest, agenttr
 	resp := agenttrace.LLMResponse{ID: a.str(KeyResponseID), Model: a.str(KeyResponseModel), Usage: a.usage()}
 	if fr := a[KeyResponseFinishReasons].AsStringSlice(); len(fr) > 0 {
 		resp.FinishReason = fr[0]
+	} else {
+		resp.FinishReason = a.str(keyAnthropicStopReason)
 	}
 	if !p.cfg.content {
 		return req, resp
@@ -533,11 +719,11 @@ func (a attrIndex) usage() *agenttrace.Usage {
 	if v, ok := a[KeyTotalTokens]; ok {
 		u.TotalTokens = v.AsInt64()
 	}
-	for k, name := range map[attribute.Key]string{
-		KeyUsageCacheReadInputTokens:     "cache_read",
-		KeyUsageCacheCreationInputTokens: "cache_creation",
-		KeyUsageReasoningOutputTokens:    "reasoning",
-	} {
+	for _, d := range usageDetailKeys {
+		k, name := d.key, d.name
+		if _, done := u.Details[name]; done {
+			continue
+		}
 		if v, ok := a[k]; ok {
 			if u.Details == nil {
 				u.Details = map[string]int64{}
@@ -547,6 +733,31 @@ func (a attrIndex) usage() *agenttrace.Usage {
 	}
 	return u
 }
+
+// usageDetailKeys map usage attributes to agenttrace.Usage.Details names; of
+// two keys for one name, the first present wins.
+var usageDetailKeys = []struct {
+	key  attribute.Key
+	name string
+}{
+	{KeyUsageCacheReadInputTokens, agenttrace.UsageCacheRead},
+	{KeyUsageCacheCreationInputTokens, agenttrace.UsageCacheWrite},
+	{keyUsageCacheWriteInputTokens, agenttrace.UsageCacheWrite},
+	{keyAnthropicCacheCreation5m, agenttrace.UsageCacheWrite5m},
+	{keyAnthropicCacheCreation1h, agenttrace.UsageCacheWrite1h},
+	{KeyUsageReasoningOutputTokens, agenttrace.UsageReasoning},
+}
+
+// Usage keys read besides the conventions' (semconv.go belongs to the
+// Exporter's side, which writes only the registry's spelling).
+const (
+	// keyUsageCacheWriteInputTokens is the spelling anthropic-sdk-go
+	// emits for gen_ai.usage.cache_creation.input_tokens.
+	keyUsageCacheWriteInputTokens = attribute.Key("gen_ai.usage.cache_write.input_tokens")
+	keyAnthropicCacheCreation5m   = attribute.Key("anthropic.usage.cache_creation.ephemeral_5m_input_tokens")
+	keyAnthropicCacheCreation1h   = attribute.Key("anthropic.usage.cache_creation.ephemeral_1h_input_tokens")
+	keyAnthropicStopReason        = attribute.Key("anthropic.message.stop_reason")
+)
 
 // jsonValue returns a JSON attribute as raw JSON, or a plain string value as
 // itself.
@@ -558,18 +769,21 @@ func jsonValue(v attribute.Value) any {
 	return v.AsInterface()
 }
 
-// traceRing remembers the last traces replayed, so that a span ending after
-// its trace was replayed is counted as late rather than starting a new
+// traceRing remembers the last groups replayed, so that a span ending after
+// its group was replayed is counted as late rather than starting a new
 // trace.
 type traceRing struct {
-	ids  [1024]trace.TraceID
-	set  map[trace.TraceID]struct{}
+	ids  [2048]groupKey
+	set  map[groupKey]struct{}
 	next int
 }
 
-func (r *traceRing) add(id trace.TraceID) {
+func (r *traceRing) add(id groupKey) {
+	if _, ok := r.set[id]; ok {
+		return
+	}
 	if r.set == nil {
-		r.set = make(map[trace.TraceID]struct{}, len(r.ids))
+		r.set = make(map[groupKey]struct{}, len(r.ids))
 	}
 	delete(r.set, r.ids[r.next])
 	r.ids[r.next] = id
@@ -577,7 +791,7 @@ func (r *traceRing) add(id trace.TraceID) {
 	r.next = (r.next + 1) % len(r.ids)
 }
 
-func (r *traceRing) has(id trace.TraceID) bool {
+func (r *traceRing) has(id groupKey) bool {
 	_, ok := r.set[id]
 	return ok
 }

@@ -63,14 +63,17 @@ func (m Mode) String() string {
 type Retry struct {
 	// Initial is the wait before the first retry (default 500ms); each
 	// retry waits Multiplier times longer (default 2), at most Max (default
-	// 30s), with jitter over the upper half. A longer Retry-After header
-	// is honoured (up to 5 minutes).
+	// 5s), with jitter over the upper half. A longer Retry-After header
+	// is honoured (up to 5 minutes). While the circuit breaker is open,
+	// retries wait for it instead (one probe per cooldown).
 	Initial, Max time.Duration
 	Multiplier   float64
-	// Deadline bounds the time spent on one operation, all attempts
-	// included (default 2m). The context Export runs under (the tracer's
-	// export timeout) bounds it too: set agenttrace.WithExportTimeout to at
-	// least this long to ride out outages of that length.
+	// Deadline bounds one operation, all attempts included (default 2m),
+	// from when its record reached the exporter (for a span waiting for a
+	// pending ancestor, from when the ancestor resolved). Nothing else cuts
+	// it short: the tracer's export timeout does not apply to this
+	// exporter. An outage shorter than Deadline loses nothing that fits in
+	// the tracer's queue.
 	Deadline time.Duration
 	// AttemptTimeout bounds one HTTP attempt (default 10s).
 	AttemptTimeout time.Duration
@@ -78,15 +81,20 @@ type Retry struct {
 
 // Breaker configures the circuit breaker: after Failures consecutive
 // transient failures (default 5) requests stop for Cooldown (default 1s,
-// doubling on each failed probe up to MaxCooldown, default 30s), then one
-// probe request is let through; its success closes the breaker.
+// doubling on each failed probe up to MaxCooldown, default 2s), then one
+// probe request is let through; its success closes the breaker and every
+// waiting request goes at once. Delivery thus resumes within about
+// MaxCooldown of the server coming back.
 type Breaker struct {
 	Failures              int
 	Cooldown, MaxCooldown time.Duration
 }
 
 type config struct {
-	url, token             string
+	url                    string
+	rawToken               string        // set by options; cleared once New checked it
+	token                  func() string // a func, so no printing of the config shows it
+	clock                  clock
 	agentID, envID         string
 	agentName, agentVers   string // WithAgentVersion
 	envAgentName, envAgent string // PREFACTOR_AGENT_NAME, PREFACTOR_AGENT_IDENTIFIER
@@ -116,7 +124,7 @@ func WithURL(u string) Option { return func(c *config) { c.url = u } }
 // WithToken sets the API token (default PREFACTOR_API_TOKEN). Account- and
 // deployment-scoped tokens both work; with a deployment-scoped token leave
 // the agent and environment IDs unset.
-func WithToken(token string) Option { return func(c *config) { c.token = token } }
+func WithToken(token string) Option { return func(c *config) { c.rawToken = token } }
 
 // WithAgentID sets the agent's PFID (default PREFACTOR_AGENT_ID; required
 // with an account-scoped token). Its partition is used for the IDs the
@@ -173,8 +181,10 @@ func WithSDKEntry(entry string) Option {
 // block.
 func WithErrorHandler(f func(error)) Option { return func(c *config) { c.onError = f } }
 
-// WithLogger sets the logger for the exporter's messages (rate limited;
-// default silent).
+// WithLogger sets the logger for the exporter's messages: records not
+// delivered (rate limited, one line a minute per reason), a stopped
+// exporter, terminations. The default is slog.Default(), read when a
+// message is logged; slog.New(slog.DiscardHandler) silences them.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithoutPing skips the token check before the first request.
@@ -188,7 +198,7 @@ func WithoutUpdateCurrentVersion() Option { return func(c *config) { c.noUpdateV
 func newConfig(opts []Option) (config, error) {
 	c := config{
 		url:          os.Getenv(EnvAPIURL),
-		token:        os.Getenv(EnvAPIToken),
+		rawToken:     os.Getenv(EnvAPIToken),
 		agentID:      os.Getenv(EnvAgentID),
 		envID:        os.Getenv(EnvEnvironmentID),
 		envAgentName: os.Getenv(EnvAgentName),
@@ -206,16 +216,20 @@ func newConfig(opts []Option) (config, error) {
 	if c.url == "" {
 		c.url = DefaultURL
 	}
+	tok := c.rawToken
+	c.rawToken = ""
+	c.token = func() string { return tok }
 	u, err := url.Parse(c.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return c, fmt.Errorf("%w: API URL %q must be an absolute http(s) URL without query", ErrConfig, c.url)
+		// The URL is not echoed: it may carry credentials.
+		return c, fmt.Errorf("%w: the API URL must be an absolute http(s) URL without query (got %s)", ErrConfig, redactURL(c.url))
 	}
 	c.url = strings.TrimRight(c.url, "/")
-	if strings.TrimSpace(c.token) == "" {
+	if strings.TrimSpace(tok) == "" {
 		return c, fmt.Errorf("%w: empty API token (set %s or use WithToken)", ErrConfig, EnvAPIToken)
 	}
-	if strings.ContainsAny(c.token, "\r\n") {
-		return c, fmt.Errorf("%w: the API token contains a line break", ErrConfig)
+	if i := strings.IndexFunc(tok, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+		return c, fmt.Errorf("%w: the API token contains a control character (at byte %d); it cannot be sent in a header", ErrConfig, i)
 	}
 	for _, f := range []struct{ name, v string }{{"agent ID", c.agentID}, {"environment ID", c.envID}} {
 		if f.v != "" && !ValidPFID(f.v) {
@@ -232,7 +246,7 @@ func newConfig(opts []Option) (config, error) {
 		}
 	}
 	def(&r.Initial, 500*time.Millisecond)
-	def(&r.Max, 30*time.Second)
+	def(&r.Max, 5*time.Second)
 	def(&r.Deadline, 2*time.Minute)
 	def(&r.AttemptTimeout, 10*time.Second)
 	if r.Multiplier < 1 {
@@ -243,7 +257,7 @@ func newConfig(opts []Option) (config, error) {
 		b.Failures = 5
 	}
 	def(&b.Cooldown, time.Second)
-	def(&b.MaxCooldown, 30*time.Second)
+	def(&b.MaxCooldown, 2*time.Second)
 	if c.pollInterval == 0 {
 		c.pollInterval = 30 * time.Second
 	}
@@ -265,8 +279,8 @@ func newConfig(opts []Option) (config, error) {
 		tr.WriteBufferSize = 64 << 10
 		c.client = &http.Client{Transport: tr}
 	}
-	if c.logger == nil {
-		c.logger = slog.New(slog.DiscardHandler)
+	if c.clock == nil {
+		c.clock = realClock{}
 	}
 	return c, nil
 }

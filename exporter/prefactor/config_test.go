@@ -23,16 +23,20 @@ func TestNewValidates(t *testing.T) {
 		opts []prefactor.Option
 		want string
 	}{
-		"empty token":    {nil, "empty API token"},
-		"blank token":    {[]prefactor.Option{prefactor.WithToken("  ")}, "empty API token"},
-		"token newline":  {[]prefactor.Option{prefactor.WithToken(secret + "\n")}, "line break"},
-		"relative URL":   {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithURL("app.prefactorai.com")}, "absolute http(s) URL"},
-		"bad scheme":     {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithURL("ftp://x")}, "absolute http(s) URL"},
-		"unparseable":    {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithURL("http://[::1")}, "absolute http(s) URL"},
-		"query":          {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithURL("https://x/?a=1")}, "absolute http(s) URL"},
-		"agent ID":       {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithAgentID("agent-1")}, "agent ID"},
-		"environment ID": {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithEnvironmentID("ENV")}, "environment ID"},
-		"mode":           {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithMode(prefactor.Mode(9))}, "unknown mode"},
+		"empty token":           {nil, "empty API token"},
+		"blank token":           {[]prefactor.Option{prefactor.WithToken("  ")}, "empty API token"},
+		"token newline":         {[]prefactor.Option{prefactor.WithToken(secret + "\n")}, "control character"},
+		"token \\x01":           {[]prefactor.Option{prefactor.WithToken(secret + "\x01")}, "control character"},
+		"token DEL":             {[]prefactor.Option{prefactor.WithToken("a\x7f" + secret)}, "control character"},
+		"userinfo, bad":         {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithURL("ftp://user:" + secret + "@x")}, "absolute http(s) URL"},
+		"userinfo, unparseable": {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithURL("http://" + secret + "@[::1")}, "absolute http(s) URL"},
+		"relative URL":          {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithURL("app.prefactorai.com")}, "absolute http(s) URL"},
+		"bad scheme":            {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithURL("ftp://x")}, "absolute http(s) URL"},
+		"unparseable":           {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithURL("http://[::1")}, "absolute http(s) URL"},
+		"query":                 {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithURL("https://x/?a=1")}, "absolute http(s) URL"},
+		"agent ID":              {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithAgentID("agent-1")}, "agent ID"},
+		"environment ID":        {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithEnvironmentID("ENV")}, "environment ID"},
+		"mode":                  {[]prefactor.Option{prefactor.WithToken(secret), prefactor.WithMode(prefactor.Mode(9))}, "unknown mode"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			exp, err := prefactor.New(tc.opts...)

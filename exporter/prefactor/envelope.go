@@ -1,8 +1,71 @@
 package prefactor
 
 import (
-	"github.com/agenttrace/agenttrace/exporter/prefactor/internal/jsonscan"
+	"bytes"
+	"encoding/json"
+
+	"github.com/agenttrace/agenttrace/internal/jsonscan"
 )
+
+// envelope is the part of an API answer the exporter reads: the standard
+// envelope of a single answer, or the outputs of a bulk answer, each an
+// envelope too. It is decoded in one pass; the payloads an answer echoes
+// are skipped.
+type envelope struct {
+	Status  string               `json:"status"`
+	Code    string               `json:"code"`
+	Message string               `json:"message"`
+	Details detailsID            `json:"details"`
+	Control json.RawMessage      `json:"control"`
+	Outputs map[string]*envelope `json:"outputs"`
+}
+
+type detailsID struct {
+	ID                string  `json:"id"`
+	Status            string  `json:"status"`
+	TerminationReason *string `json:"termination_reason"`
+}
+
+// decodeEnvelope parses an answer; ok is false for a body that is not a
+// JSON object of that shape.
+func decodeEnvelope(b []byte) (env envelope, ok bool) {
+	if env, ok := fastEnvelope(b); ok {
+		return env, true
+	}
+	if err := json.Unmarshal(b, &env); err != nil {
+		return envelope{}, false
+	}
+	return env, bytes.HasPrefix(bytes.TrimLeft(b, " \t\r\n"), []byte("{"))
+}
+
+// details returns the id and status in an envelope's details.
+func (env *envelope) details() detailsID { return env.Details }
+
+// terminate reports a control signal: {"terminate": true, "reason": ...}.
+func (env *envelope) terminate() (reason string, ok bool) {
+	if len(env.Control) == 0 || env.Control[0] != '{' {
+		return "", false
+	}
+	var c struct {
+		Terminate any `json:"terminate"`
+		Reason    any `json:"reason"`
+	}
+	if json.Unmarshal(env.Control, &c) != nil {
+		return "", false
+	}
+	switch v := c.Terminate.(type) {
+	case bool:
+		ok = v
+	case string:
+		ok = v != ""
+	case float64:
+		ok = v != 0
+	}
+	if r, isStr := c.Reason.(string); isStr {
+		reason = r
+	}
+	return reason, ok
+}
 
 // fastEnvelope decodes an answer with the scanner, for the common shapes:
 // every known field once, with a plain string (ASCII, no escapes) or an

@@ -47,11 +47,15 @@ func TestOutageThenRecovery(t *testing.T) {
 	require.Less(t, h.exp.Stats().Requests-down, uint64(60), "an open breaker sends only probes (one per cooldown)")
 	h.srv.SetDown(false)
 	run.End()
-	h.shutdown(t)
+	err := h.tr.Shutdown(context.Background())
+	var de *agenttrace.DeliveryError
+	require.ErrorAs(t, err, &de, "Shutdown says what was not delivered")
 
 	require.NoError(t, h.srv.Validate())
 	st := h.tr.Stats()
 	e := st.Exporters[0]
+	require.Equal(t, e.Dropped, de.Dropped)
+	require.Zero(t, de.Failed)
 	require.Zero(t, e.Failed, "nothing accepted into the queue was lost")
 	require.NotZero(t, e.Dropped.QueueFull, "more than the queue holds was recorded")
 	require.Equal(t, e.Recorded, e.Exported+e.Coalesced+e.Dropped.Total())
@@ -82,7 +86,10 @@ func TestUnauthorizedAtStart(t *testing.T) {
 		require.ErrorIs(t, err, prefactor.ErrStopped)
 		require.NotContains(t, err.Error(), "wrong-token-456")
 	}
-	require.NoError(t, tr.Shutdown(context.Background()))
+	var de *agenttrace.DeliveryError
+	require.ErrorAs(t, tr.Shutdown(context.Background()), &de)
+	require.Contains(t, de.LastError, "token rejected")
+	require.NotContains(t, de.Error(), "wrong-token-456")
 	es := h2exp.Stats()
 	require.Contains(t, es.Stopped, "token rejected")
 	require.NotContains(t, es.Stopped, "wrong-token-456")
@@ -130,12 +137,14 @@ func TestOneRejectedRecord(t *testing.T) {
 			require.Equal(t, "complete", h.srv.Instances()[0].Status)
 			es := h.exp.Stats()
 			require.EqualValues(t, 1, es.Rejected)
+			require.EqualValues(t, 1, es.Skipped, "the child of the rejected span")
+			require.Zero(t, es.GaveUp, "no deadline passed")
 			require.Contains(t, h.errs.all()[0].Error(), "validation_errors")
 			require.Contains(t, es.LastError, "skipped", "its child was not sent without it")
 			st := h.tr.Stats().Exporters[0]
 			require.NotZero(t, st.Failed)
 			require.Equal(t, st.Recorded, st.Exported+st.Coalesced+st.Failed+st.Dropped.Total())
-			require.Contains(t, h.logs.String(), "record dropped")
+			require.Contains(t, h.logs.String(), "record not delivered")
 			require.True(t, errors.As(h.errs.all()[0], &apiErr))
 			require.Equal(t, "agent_spans/create", apiErr.Op)
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -12,11 +13,62 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agenttrace/agenttrace"
-	"github.com/agenttrace/agenttrace/exporter/prefactor/internal/jsonscan"
+	"github.com/agenttrace/agenttrace/internal/jsonscan"
 )
 
+// fakeClock is a clock that moves only when told to.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	waiters []fakeWaiter
+}
+
+type fakeWaiter struct {
+	at time.Time
+	c  chan time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
+
+func (f *fakeClock) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fakeClock) After(d time.Duration) (<-chan time.Time, func() bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := make(chan time.Time, 1)
+	if d <= 0 {
+		c <- f.now
+		return c, func() bool { return false }
+	}
+	f.waiters = append(f.waiters, fakeWaiter{at: f.now.Add(d), c: c})
+	return c, func() bool { return true }
+}
+
+// advance moves the clock on, firing the timers that fall due.
+func (f *fakeClock) advance(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = f.now.Add(d)
+	kept := f.waiters[:0]
+	for _, w := range f.waiters {
+		if w.at.After(f.now) {
+			kept = append(kept, w)
+			continue
+		}
+		w.c <- f.now
+	}
+	f.waiters = kept
+}
+
+// The breaker's states, driven by a fake clock and checked by event order:
+// no real time passes, so the outcome does not depend on the machine's load.
 func TestBreaker(t *testing.T) {
-	b := newBreaker(Breaker{Failures: 3, Cooldown: 20 * time.Millisecond, MaxCooldown: 40 * time.Millisecond})
+	clk := newFakeClock()
+	b := newBreaker(Breaker{Failures: 3, Cooldown: 20 * time.Millisecond, MaxCooldown: 40 * time.Millisecond}, clk)
 	ctx := context.Background()
 	for range 2 {
 		probe, err := b.wait(ctx)
@@ -28,48 +80,98 @@ func TestBreaker(t *testing.T) {
 	b.failure(false)
 	require.True(t, b.isOpen())
 
-	// While open, callers wait; a short context gives up.
-	short, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
-	_, err := b.wait(short)
+	// While open, callers wait; a context that ends gives up.
+	short, cancel := context.WithCancel(ctx)
+	errc := make(chan error)
+	go func() {
+		_, err := b.wait(short)
+		errc <- err
+	}()
 	cancel()
-	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorIs(t, <-errc, context.Canceled)
 
-	// After the cooldown one probe goes; others wait for its outcome.
-	probe, err := b.wait(ctx)
-	require.NoError(t, err)
-	require.True(t, probe)
+	// Before the cooldown nobody goes; after it one probe goes and others
+	// wait for its outcome.
+	probec := make(chan bool)
+	go func() {
+		p, _ := b.wait(ctx)
+		probec <- p
+	}()
+	clk.advance(19 * time.Millisecond)
+	select {
+	case <-probec:
+		t.Fatal("a request went through before the cooldown")
+	default:
+	}
+	clk.advance(time.Millisecond)
+	require.True(t, <-probec, "after the cooldown, the probe")
 	waited := make(chan bool)
 	go func() {
 		p, _ := b.wait(ctx)
 		waited <- p
 	}()
+	clk.advance(time.Hour) // the probe is out: time does not let anyone else through
 	select {
 	case <-waited:
 		t.Fatal("a second request went through while the probe was out")
-	case <-time.After(30 * time.Millisecond):
+	default:
 	}
-	b.failure(true) // the probe failed: open again, longer
+	b.failure(true) // the probe failed: open again, twice as long
 	require.True(t, b.isOpen())
+	clk.advance(39 * time.Millisecond)
+	select {
+	case <-waited:
+		t.Fatal("the doubled cooldown was not kept")
+	default:
+	}
+	clk.advance(time.Millisecond)
 	require.True(t, <-waited, "after the next cooldown the waiter is the probe")
 	b.success()
 	require.False(t, b.isOpen())
-	probe, err = b.wait(ctx)
+	probe, err := b.wait(ctx)
 	require.NoError(t, err)
 	require.False(t, probe)
 
-	// A probe that ends without an outcome lets the next one go.
+	// A probe that ends without an outcome lets the next one go at once.
 	for range 3 {
 		b.failure(false)
 	}
-	time.Sleep(25 * time.Millisecond)
+	clk.advance(20 * time.Millisecond) // the cooldown is back to its start
 	probe, _ = b.wait(ctx)
 	require.True(t, probe)
+	next := make(chan bool)
+	go func() {
+		p, _ := b.wait(ctx)
+		next <- p
+	}()
 	b.release(true)
-	time.Sleep(time.Millisecond)
-	probe, _ = b.wait(ctx)
-	require.True(t, probe)
+	require.True(t, <-next)
 	b.success()
-	require.EqualValues(t, 2, b.opens)
+	require.EqualValues(t, 2, b.openCount())
+}
+
+// Every waiter goes at the probe's success: recovery does not wait for
+// anyone's own backoff.
+func TestBreakerReleasesAllWaitersAtOnce(t *testing.T) {
+	clk := newFakeClock()
+	b := newBreaker(Breaker{Failures: 1, Cooldown: time.Second, MaxCooldown: 2 * time.Second}, clk)
+	b.failure(false)
+	clk.advance(time.Second)
+	probe, err := b.wait(context.Background())
+	require.NoError(t, err)
+	require.True(t, probe)
+	const n = 8
+	res := make(chan bool, n)
+	for range n {
+		go func() {
+			p, _ := b.wait(context.Background())
+			res <- p
+		}()
+	}
+	b.success()
+	for range n {
+		require.False(t, <-res, "released as ordinary requests")
+	}
 }
 
 func TestBackoff(t *testing.T) {
@@ -160,7 +262,7 @@ func TestAppendObject(t *testing.T) {
 // the answer (a server-chosen ID, an error, a termination reason) is
 // copied, so that it does not keep the whole answer alive.
 func TestKeptAnswerStringsAreCopies(t *testing.T) {
-	e, err := New(WithURL("http://127.0.0.1:1"), WithToken("t"), WithPollInterval(-1))
+	e, err := New(WithURL("http://127.0.0.1:1"), WithToken("test-token-0123456789"), WithPollInterval(-1))
 	require.NoError(t, err)
 	defer func() { _ = e.Shutdown(context.Background()) }()
 	var id agenttrace.ID

@@ -44,9 +44,15 @@ var keyPrefix = [...]string{
 // op is one API operation.
 type op struct {
 	kind opKind
-	rec  int // index of its record in the batch; -1 if it has none there
-	inst agenttrace.ID
-	span agenttrace.ID // span ops
+	// refs are the records the operation completes: its own, and for the
+	// create of a span that was deferred, the span's start record.
+	refs [2]*recRef
+	// deadline is when the operation gives up: Retry.Deadline after it
+	// reached its lane.
+	deadline time.Time
+	next     *op // in a deferred span's waiting list
+	inst     agenttrace.ID
+	span     agenttrace.ID // span ops
 	// pendingCreate marks the create of a span that is then finished as
 	// cancelled (its key differs from an ordinary create's).
 	pendingCreate bool
@@ -54,6 +60,9 @@ type op struct {
 	idata         *agenttrace.InstanceData
 	sdata         *agenttrace.SpanData
 	tries         int // not_found retries
+	// chosen: the last body sent carried an ID the exporter chose, which
+	// an answer must not change.
+	chosen bool
 }
 
 func (o *op) key() string { return string(o.appendKey(make([]byte, 0, keyLen))) }
@@ -106,7 +115,8 @@ func (o *op) fields(e *Exporter, b []byte, bulk bool) []byte {
 	switch o.kind {
 	case opRegister:
 		d := o.idata
-		if e.partitionKnown() {
+		o.chosen = e.partitionKnown()
+		if o.chosen {
 			w.str("id", e.instanceID(o.inst))
 		}
 		agentID := e.cfg.agentID
@@ -151,6 +161,7 @@ func (o *op) fields(e *Exporter, b []byte, bulk bool) []byte {
 		w.key("details")
 		w.b = append(w.b, '{')
 		in := fieldWriter{b: w.b}
+		o.chosen = true
 		in.id("id", e, o.span)
 		in.id("agent_instance_id", e, o.inst)
 		in.str("schema_name", d.Type)

@@ -197,20 +197,37 @@ func (e *Exporter) Export(_ context.Context, records []agenttrace.Record) error 
 	return firstErr
 }
 
+// exportJSON writes one line per record. A record that cannot be encoded
+// (a NaN cost, say) is left out alone and reported in an
+// *agenttrace.PartialError, so the tracer counts it failed; the rest of
+// the batch is written.
 func (e *Exporter) exportJSON(records []agenttrace.Record) error {
 	e.buf.Reset()
 	enc := json.NewEncoder(&e.buf)
 	enc.SetEscapeHTML(false)
+	var failed []int
+	var errs []error
 	for i := range records {
 		r := records[i]
 		if !e.payloads {
 			r.Span.Payload, r.Span.Result = nil, nil
 		}
+		n := e.buf.Len()
 		if err := enc.Encode(&r); err != nil {
-			return fmt.Errorf("stdout: encoding a %s record: %w", r.Kind, err)
+			e.buf.Truncate(n)
+			failed = append(failed, i)
+			if len(errs) < 3 {
+				errs = append(errs, fmt.Errorf("stdout: encoding a %s record: %w", r.Kind, err))
+			}
 		}
 	}
-	return e.write()
+	if err := e.write(); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return &agenttrace.PartialError{Failed: failed, Err: errors.Join(errs...)}
+	}
+	return nil
 }
 
 // maxKeptBuffer is the largest output buffer kept between writes.

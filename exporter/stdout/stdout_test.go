@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -87,14 +88,16 @@ func TestUnfinishedInstanceIsPrintedAtShutdown(t *testing.T) {
 	var buf bytes.Buffer
 	scenario(t, stdout.New(stdout.WithWriter(&buf), stdout.WithoutIDs()), false)
 	out := buf.String()
-	// The rollups come from the buffered spans: the instance never sent its
-	// summary.
+	// Shutdown fails the instance left running, and says why.
 	require.True(t, strings.HasPrefix(out,
-		"● bot 2.0  active (still running)\n│ spans 6 (4 complete, 2 failed)  llm calls 2  tokens 350 (300 in, 50 out)  cost $0.0012  ttft 10ms\n"), out)
+		"● bot 2.0  failed  140ms\n│ spans 6 (4 complete, 2 failed)  llm calls 2  tokens 350 (300 in, 50 out)  cost $0.0012  ttft 10ms\n"), out)
+	require.Contains(t, out, "│ error: the tracer shut down before the instance ended (shutdown)\n")
 	require.Contains(t, out, "   ├─ llm answer  complete  20ms")
 }
 
-func TestRunningSpansAndSpansEndingLate(t *testing.T) {
+// Spans still open when their instance ends end with it, and a late End
+// on them prints nothing more.
+func TestRunningSpansEndWithTheirInstance(t *testing.T) {
 	var buf bytes.Buffer
 	tr := newTracer(t, stdout.New(stdout.WithWriter(&buf), stdout.WithoutIDs()))
 	ctx, inst := tr.StartInstance(context.Background())
@@ -103,19 +106,18 @@ func TestRunningSpansAndSpansEndingLate(t *testing.T) {
 	require.NoError(t, tr.Flush(context.Background())) // exported as active and pending
 	inst.End()
 	require.NoError(t, tr.Flush(context.Background()))
+	const why = "error: instance ended first: the span was still open when its instance ended (instance_ended)"
 	require.Equal(t, `● bot 2.0  complete  30ms
-│ spans 2 (1 active, 1 pending)
-└─ agent planner  active
-   └─ tool fetch  pending  call=c9
+│ spans 2 (1 failed, 1 cancelled)
+└─ agent planner  failed  20ms  `+why+`
+   └─ tool fetch  cancelled  call=c9  `+why+`
 `, buf.String())
 
 	buf.Reset()
 	queued.Cancel("not needed")
 	agent.End()
 	require.NoError(t, tr.Shutdown(context.Background()))
-	require.Equal(t, `↳ bot 2.0: tool fetch  cancelled  call=c9  error: not needed  (ended after its instance)
-↳ bot 2.0: agent planner  complete  40ms  (ended after its instance)
-`, buf.String())
+	require.Empty(t, buf.String())
 }
 
 func TestSpanRecordsAreMergedAcrossBatches(t *testing.T) {
@@ -271,16 +273,31 @@ func (w *failWriter) Write(p []byte) (int, error) {
 
 func TestWriteErrorIsReturned(t *testing.T) {
 	w := &failWriter{}
-	tr := newTracer(t, stdout.New(stdout.WithWriter(w)))
-	for range 2 {
-		_, inst := tr.StartInstance(context.Background())
-		inst.End()
+	exp := stdout.New(stdout.WithWriter(w))
+	// One batch with two instances, each started and ended: two trees.
+	var batch []agenttrace.Record
+	for i := range 2 {
+		d := &agenttrace.InstanceData{ID: agenttrace.ID{byte(i + 1)}, Status: agenttrace.StatusActive}
+		end := *d
+		end.Status = agenttrace.StatusComplete
+		batch = append(batch, agenttrace.Record{Kind: agenttrace.InstanceStarted, Instance: d},
+			agenttrace.Record{Kind: agenttrace.InstanceEnded, Instance: &end})
 	}
-	err := tr.Flush(context.Background())
+	err := exp.Export(context.Background(), batch)
 	require.ErrorContains(t, err, "disk full")
 	require.Equal(t, 2, w.n, "a failed write does not stop the rest of the batch")
+	require.NoError(t, exp.Shutdown(context.Background()))
+
+	// Through a tracer, the error is counted and reported.
+	w2 := &failWriter{}
+	tr := newTracer(t, stdout.New(stdout.WithWriter(w2)))
+	_, inst := tr.StartInstance(context.Background())
+	inst.End()
+	_ = tr.Flush(context.Background())
 	require.Equal(t, "disk full", tr.Stats().LastError)
-	require.NoError(t, tr.Shutdown(context.Background()))
+	var de *agenttrace.DeliveryError
+	require.ErrorAs(t, tr.Shutdown(context.Background()), &de)
+	require.EqualValues(t, 2, de.Failed, "the instance, started and ended")
 }
 
 func TestExportAfterShutdown(t *testing.T) {
@@ -347,4 +364,36 @@ func TestFailedInstanceAndAlteredPayload(t *testing.T) {
 │ error: context deadline exceeded
 └─ tool dump  complete  10ms  tool returned an error  payload altered (truncated or unencodable)
 `, buf.String())
+}
+
+// A record that cannot be encoded as JSON (a NaN cost) costs only itself:
+// the rest of the batch is written, and it is counted failed.
+func TestJSONLinesBadValueLosesOnlyItsRecord(t *testing.T) {
+	var buf bytes.Buffer
+	tr := newTracer(t, stdout.New(stdout.WithWriter(&buf), stdout.WithJSONLines()))
+	ctx, inst := tr.StartInstance(context.Background())
+	for i := range 50 {
+		_, s := tr.Start(ctx, "llm", nil)
+		if i == 17 {
+			s.SetCost(agenttrace.Cost{Total: math.NaN(), Currency: "USD"})
+		}
+		s.End()
+	}
+	inst.End()
+	err := tr.Flush(context.Background())
+	var pe *agenttrace.PartialError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, []int{18}, pe.Failed, "the instance start, then spans 0-16, then the NaN one")
+	require.ErrorContains(t, err, "unsupported value: NaN")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	require.Len(t, lines, 51, "52 records, one lost")
+	for _, l := range lines {
+		require.True(t, json.Valid([]byte(l)), l)
+	}
+	st := tr.Stats()
+	require.EqualValues(t, 1, st.Failed)
+	require.EqualValues(t, 51, st.Exported)
+	var de *agenttrace.DeliveryError
+	require.ErrorAs(t, tr.Shutdown(context.Background()), &de)
+	require.EqualValues(t, 1, de.Failed)
 }

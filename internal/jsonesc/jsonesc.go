@@ -16,52 +16,68 @@ var plain = func() (t [256]bool) {
 }()
 
 // AppendString appends s as a JSON string: quotes, backslashes and control
-// characters escaped, invalid UTF-8 replaced by U+FFFD.
+// characters escaped, invalid UTF-8 replaced by U+FFFD. Runs of plain
+// bytes are found eight at a time and copied whole.
 func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
-	i := 0
-	for i < len(s) && plain[s[i]] {
-		i++
-	}
-	if i == len(s) { // the common case: nothing to escape
-		b = append(b, s...)
-		return append(b, '"')
-	}
-	start := 0
+	start, i := 0, 0
 	for i < len(s) {
-		c := s[i]
-		if plain[c] {
-			i++
-			continue
+		for i+8 <= len(s) && plain8(s, i) {
+			i += 8
 		}
-		if c < utf8.RuneSelf {
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
+		// Byte by byte up to the next word.
+		for end := min(i+8, len(s)); i < end; {
+			c := s[i]
+			switch {
+			case plain[c]:
+				i++
+			case c < utf8.RuneSelf:
+				b = append(b, s[start:i]...)
+				b = appendEscape(b, c)
+				i++
+				start = i
 			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+				r, size := utf8.DecodeRuneInString(s[i:])
+				if r == utf8.RuneError && size == 1 {
+					b = append(b, s[start:i]...)
+					b = append(b, "\ufffd"...)
+					start = i + 1
+				}
+				i += size
 			}
-			i++
-			start = i
-			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		i += size
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// appendEscape appends the escape of the ASCII byte c.
+func appendEscape(b []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(b, '\\', c)
+	case '\n':
+		return append(b, '\\', 'n')
+	case '\r':
+		return append(b, '\\', 'r')
+	case '\t':
+		return append(b, '\\', 't')
+	}
+	return append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+}
+
+// plain8 reports whether the eight bytes of s from i are all plain: none is
+// a control character, a quote, a backslash or above ASCII. (The classic
+// "has a byte less than n" and "has a zero byte" word tricks; each term is
+// exact about whether some byte matches.)
+func plain8(s string, i int) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+	q := x ^ (lo * '"')
+	bs := x ^ (lo * '\\')
+	ctl := (x - lo*0x20) &^ x
+	quote := (q - lo) &^ q
+	back := (bs - lo) &^ bs
+	return (ctl|quote|back|x)&hi == 0
 }

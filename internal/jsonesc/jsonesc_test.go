@@ -2,6 +2,7 @@ package jsonesc_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -41,5 +42,27 @@ func BenchmarkAppendString(b *testing.B) {
 				buf = jsonesc.AppendString(buf[:0], c.s)
 			}
 		})
+	}
+}
+
+// Every byte value, at every offset of the eight-byte fast path, is
+// escaped or copied as the byte-at-a-time rules say.
+func TestEveryByteAtEveryOffset(t *testing.T) {
+	for c := range 256 {
+		for off := range 17 {
+			in := []byte("abcdefghijklmnopq")
+			in[off] = byte(c)
+			s := string(in)
+			b := jsonesc.AppendString(nil, s)
+			require.True(t, json.Valid(b), "%q -> %s", s, b)
+			require.True(t, utf8.Valid(b))
+			var back string
+			require.NoError(t, json.Unmarshal(b, &back))
+			if utf8.ValidString(s) {
+				require.Equal(t, s, back)
+			} else {
+				require.Equal(t, strings.ToValidUTF8(s, "\ufffd"), back)
+			}
+		}
 	}
 }

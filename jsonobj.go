@@ -3,6 +3,7 @@ package agenttrace
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -21,10 +22,9 @@ func appendJSONString(b []byte, s string) []byte { return jsonesc.AppendString(b
 
 // objWriter appends the members of one JSON object.
 type objWriter struct {
-	b     []byte
-	n     int
-	err   error
-	depth int
+	b   []byte
+	n   int
+	err error
 }
 
 func newObj(b []byte) objWriter { return objWriter{b: append(b, '{')} }
@@ -161,8 +161,14 @@ type appender interface {
 	appendJSON(b []byte, err error) ([]byte, error)
 }
 
+// ErrTooDeep is the error recorded for a payload value whose JSON would
+// nest deeper than decoders accept (about 10,000 levels, the limit raw
+// JSON payloads get).
+var ErrTooDeep = errors.New("agenttrace: payload nested too deep")
+
 // marshalValue encodes v with encoding/json, turning a panic in a
-// MarshalJSON method into an error.
+// MarshalJSON method into an error, and rejects an encoding nested deeper
+// than maxValueDepth.
 func marshalValue(v any) (b []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -176,6 +182,9 @@ func marshalValue(v any) (b []byte, err error) {
 		return nil, err
 	}
 	out := bytes.TrimRight(buf.Bytes(), "\n")
+	if tooDeep(out, maxValueDepth) {
+		return nil, ErrTooDeep
+	}
 	if !utf8.Valid(out) { // MarshalJSON methods and nested RawMessages are copied unchecked
 		out = bytes.ToValidUTF8(out, []byte("\ufffd"))
 	}

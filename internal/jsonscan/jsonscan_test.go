@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/agenttrace/agenttrace/exporter/prefactor/internal/jsonscan"
+	"github.com/agenttrace/agenttrace/internal/jsonscan"
 )
 
 // Skip accepts exactly the valid JSON documents (nested at most 64 deep).

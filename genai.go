@@ -2,6 +2,8 @@ package agenttrace
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strconv"
 )
 
@@ -30,6 +32,30 @@ func (u Usage) normalized() Usage {
 	return u
 }
 
+// Keys of Usage.Details. Each is a subset of PromptTokens or
+// CompletionTokens, never an extra addend.
+const (
+	// UsageCacheRead counts input tokens read from the provider's prompt
+	// cache (part of PromptTokens).
+	UsageCacheRead = "cache_read"
+	// UsageCacheWrite counts input tokens written to the prompt cache (part
+	// of PromptTokens); UsageCacheWrite5m and UsageCacheWrite1h split it by
+	// the cache entry's lifetime where the provider prices them apart.
+	UsageCacheWrite   = "cache_write"
+	UsageCacheWrite5m = "cache_write_5m"
+	UsageCacheWrite1h = "cache_write_1h"
+	// UsageReasoning counts reasoning (thinking) tokens (part of
+	// CompletionTokens).
+	UsageReasoning = "reasoning"
+	// UsageAudioInput and UsageAudioOutput count audio tokens (parts of
+	// PromptTokens and CompletionTokens).
+	UsageAudioInput  = "audio_input"
+	UsageAudioOutput = "audio_output"
+	// UsageToolPrompt counts prompt tokens of tool results a provider adds
+	// on its side (Gemini's toolUsePromptTokenCount, part of PromptTokens).
+	UsageToolPrompt = "tool_prompt"
+)
+
 func (u Usage) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
 	w.int("prompt_tokens", u.PromptTokens)
@@ -38,7 +64,7 @@ func (u Usage) appendJSON(b []byte, err error) ([]byte, error) {
 	if len(u.Details) > 0 {
 		w.key("details")
 		d := newObj(w.b)
-		for _, k := range sortedKeys(u.Details) {
+		for _, k := range slices.Sorted(maps.Keys(u.Details)) {
 			d.anyKey(k)
 			d.b = strconv.AppendInt(d.b, u.Details[k], 10)
 		}
@@ -92,6 +118,45 @@ type Message struct {
 	Name       string     `json:"name,omitempty"`
 	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
 	ToolCallID string     `json:"tool_call_id,omitempty"`
+	// Parts holds the message's content beyond plain text (images, audio,
+	// files, refusals, thinking), in order; Content keeps the text.
+	Parts []ContentPart `json:"parts,omitempty"`
+}
+
+// Content part types.
+const (
+	PartText     = "text"
+	PartImage    = "image"
+	PartAudio    = "audio"
+	PartFile     = "file"
+	PartRefusal  = "refusal"
+	PartThinking = "thinking"
+)
+
+// ContentPart is one non-text part of a message: an image, audio or file
+// (by URL, or inline data recorded by its size only), a refusal or the
+// model's thinking.
+type ContentPart struct {
+	// Type is one of the Part constants, or the provider's own type name.
+	Type string `json:"type"`
+	// Text is a refusal's or thinking's text.
+	Text string `json:"text,omitempty"`
+	// MIMEType is the media type of an image, audio or file.
+	MIMEType string `json:"mime_type,omitempty"`
+	// URL locates the media, when it was sent by reference.
+	URL string `json:"url,omitempty"`
+	// Size is the length in bytes of inline data, which is not recorded.
+	Size int64 `json:"size,omitempty"`
+}
+
+func (p *ContentPart) appendJSON(b []byte, err error) ([]byte, error) {
+	w := newObj(b)
+	w.strAlways("type", p.Type)
+	w.str("text", p.Text)
+	w.str("mime_type", p.MIMEType)
+	w.str("url", p.URL)
+	w.intNZ("size", p.Size)
+	return w.close(), err
 }
 
 func (m *Message) appendJSON(b []byte, err error) ([]byte, error) {
@@ -104,6 +169,10 @@ func (m *Message) appendJSON(b []byte, err error) ([]byte, error) {
 		w.b, w.err = appendSlice(w.b, w.err, m.ToolCalls)
 	}
 	w.str("tool_call_id", m.ToolCallID)
+	if len(m.Parts) > 0 {
+		w.key("parts")
+		w.b, w.err = appendSlice(w.b, w.err, m.Parts)
+	}
 	if w.err != nil && err == nil {
 		err = w.err
 	}
@@ -150,6 +219,15 @@ type LLMSettings struct {
 	Seed             *int64   `json:"seed,omitempty"`
 	FrequencyPenalty *float64 `json:"frequency_penalty,omitempty"`
 	PresencePenalty  *float64 `json:"presence_penalty,omitempty"`
+	// ResponseFormat is the requested output format: "text",
+	// "json_object", "json_schema" or a provider's MIME type.
+	ResponseFormat string `json:"response_format,omitempty"`
+	// ToolChoice is the tool choice: "auto", "none", "required" or the
+	// name of the forced tool.
+	ToolChoice string `json:"tool_choice,omitempty"`
+	// ReasoningEffort is the requested reasoning effort or thinking budget,
+	// such as "low" or "budget:2048".
+	ReasoningEffort string `json:"reasoning_effort,omitempty"`
 }
 
 func (s *LLMSettings) appendJSON(b []byte, err error) ([]byte, error) {
@@ -171,6 +249,9 @@ func (s *LLMSettings) appendJSON(b []byte, err error) ([]byte, error) {
 	optInt(&w, "seed", s.Seed)
 	optFloat(&w, "frequency_penalty", s.FrequencyPenalty)
 	optFloat(&w, "presence_penalty", s.PresencePenalty)
+	w.str("response_format", s.ResponseFormat)
+	w.str("tool_choice", s.ToolChoice)
+	w.str("reasoning_effort", s.ReasoningEffort)
 	return w.close(), err
 }
 
@@ -228,12 +309,15 @@ type LLMResponse struct {
 	// Text is the generated text.
 	Text string `json:"text,omitempty"`
 	// Messages holds structured output messages, when Text is not enough.
-	Messages     []Message      `json:"messages,omitempty"`
-	ToolCalls    []ToolCall     `json:"tool_calls,omitempty"`
-	FinishReason string         `json:"finish_reason,omitempty"`
-	Usage        *Usage         `json:"token_usage,omitempty"`
-	Cost         *Cost          `json:"cost,omitempty"`
-	Metadata     map[string]any `json:"metadata,omitempty"`
+	Messages     []Message  `json:"messages,omitempty"`
+	ToolCalls    []ToolCall `json:"tool_calls,omitempty"`
+	FinishReason string     `json:"finish_reason,omitempty"`
+	// ServiceTier is the service tier that served the call, when the
+	// provider reports it.
+	ServiceTier string         `json:"service_tier,omitempty"`
+	Usage       *Usage         `json:"token_usage,omitempty"`
+	Cost        *Cost          `json:"cost,omitempty"`
+	Metadata    map[string]any `json:"metadata,omitempty"`
 }
 
 func (r LLMResponse) appendJSON(b []byte, err error) ([]byte, error) {
@@ -250,6 +334,7 @@ func (r LLMResponse) appendJSON(b []byte, err error) ([]byte, error) {
 		w.b, w.err = appendSlice(w.b, w.err, r.ToolCalls)
 	}
 	w.str("finish_reason", r.FinishReason)
+	w.str("service_tier", r.ServiceTier)
 	if r.Usage != nil {
 		w.key("token_usage")
 		w.b, w.err = r.Usage.appendJSON(w.b, w.err)

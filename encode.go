@@ -6,12 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
-	"sort"
+
 	"sync"
-	"sync/atomic"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // PayloadField tells a Redactor which payload of a span it is looking at.
@@ -55,87 +52,78 @@ type encoded struct {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// typeHint remembers, per registered span type and payload field, whether
-// the last payload outgrew a span's inline buffer.
-type typeHint struct {
-	params, result atomic.Bool
-}
-
-// field returns the hint for one payload field; h may be nil (an
-// unregistered type), and so may the result.
-func (h *typeHint) field(f PayloadField) *atomic.Bool {
-	switch {
-	case h == nil:
-		return nil
-	case f == PayloadResult:
-		return &h.result
-	default:
-		return &h.params
-	}
-}
+// valuePrefix wraps a payload that is not a JSON object: {"value": v}.
+const valuePrefix = `{"value":`
 
 // encodePayload snapshots v as a JSON object of at most limit bytes. The
 // snapshot goes to s's inline buffer when it fits and the buffer is free (s
-// may be nil), and to a new slice otherwise. big (nil for none) says that
-// the last payload of this kind outgrew the inline buffer: while it is
-// unset, v is encoded straight into the buffer, with no copy.
-func encodePayload(v any, spanType string, field PayloadField, limit int, redact Redactor, s *Span, big *atomic.Bool) encoded {
+// may be nil), and to a new slice otherwise. A value far over the limit is
+// cut before it is encoded (cutOversized), so that its cost is bounded by
+// the limit rather than by its size.
+func encodePayload(v any, spanType string, field PayloadField, limit int, redact Redactor, s *Span) encoded {
 	if v == nil {
 		return encoded{}
 	}
-	if big != nil && redact == nil && s != nil && !big.Load() && s.inlineTaken.CompareAndSwap(false, true) {
-		buf, err := appendValue(s.inline[:0:inlineSize], v)
-		if err == nil && len(buf) <= limit && isObject(buf) {
-			if len(buf) > 0 && unsafe.SliceData(buf) == &s.inline[0] {
-				return encoded{data: clip(buf)}
-			}
-			// It outgrew the buffer: the next payload of this kind starts
-			// in a pooled one.
-			big.Store(true)
-			s.inlineTaken.Store(false)
-			return encoded{data: clip(bytes.Clone(buf))}
+	v, orig := cutOversized(v, limit)
+	if orig == 0 {
+		if data, ok := encodeSized(v, limit, redact); ok {
+			return encoded{data: data}
 		}
-		// An error, a non-object or a payload over the limit: the general
-		// path below deals with it; the buffer is free again.
-		s.inlineTaken.Store(false)
 	}
 	bp := bufPool.Get().(*[]byte)
-	buf, err := appendValue((*bp)[:0], v)
+	defer putBuf(bp)
+	// Encode after room for the wrapper, so that a value that is not an
+	// object is wrapped in place.
+	buf := append((*bp)[:0], valuePrefix...)
+	buf, err := appendValue(buf, v)
+	*bp = buf
 	if err != nil {
-		*bp = buf[:0]
-		bufPool.Put(bp)
 		return encoded{data: errorMarker("encoding", err, v), err: err}
 	}
-	if !isObject(buf) {
-		wrapped := make([]byte, 0, len(buf)+10)
-		wrapped = append(wrapped, `{"value":`...)
-		wrapped = append(wrapped, buf...)
-		wrapped = append(wrapped, '}')
-		*bp = buf[:0]
-		bufPool.Put(bp)
-		buf = wrapped
-		bp = nil
+	out := buf[len(valuePrefix):]
+	if !isObject(out) {
+		buf = append(buf, '}')
+		*bp = buf
+		out = buf
 	}
-	out := buf
 	if redact != nil {
 		r, rerr := runRedactor(redact, spanType, field, out)
 		if rerr != nil {
-			putBuf(bp, buf)
 			return encoded{data: errorMarker("redaction", rerr, nil), err: rerr}
 		}
 		out = r
 	}
 	res := encoded{}
-	if len(out) > limit {
-		out = truncateJSON(out, limit)
+	if len(out) > limit || orig > 0 {
+		out = truncateJSON(out, limit, max(orig, len(out)))
 		res.truncated = true
 	}
 	res.data = s.keep(out)
-	if big != nil && len(out) <= inlineSize && big.Load() {
-		big.Store(false)
-	}
-	putBuf(bp, buf)
 	return res
+}
+
+// encodeSized encodes a large typed payload straight into a slice of its
+// estimated size, which the span then keeps: no pooled buffer and no copy.
+// It reports false, for the general path, if v gives no estimate (only the
+// LLM payloads do), the estimate is small (the inline buffer may take it)
+// or over limit, a redactor must see the payload first, or the encoding
+// fails or outgrows the limit.
+func encodeSized(v any, limit int, redact Redactor) ([]byte, bool) {
+	var n int
+	switch x := v.(type) {
+	case LLMRequest:
+		n = x.sizeHint()
+	case LLMResponse:
+		n = x.sizeHint()
+	}
+	if redact != nil || n <= inlineSize || n > limit {
+		return nil, false
+	}
+	b, err := appendValue(make([]byte, 0, n+n/8+64), v)
+	if err != nil || len(b) > limit {
+		return nil, false
+	}
+	return clip(b), true
 }
 
 // clip drops b's spare capacity, so that an append to a record's payload
@@ -148,11 +136,12 @@ func isNilPtr(v any) bool {
 	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
-func putBuf(bp *[]byte, buf []byte) {
-	if bp == nil || cap(buf) > 1<<20 {
+// putBuf returns a pooled buffer, unless it grew too large to keep.
+func putBuf(bp *[]byte) {
+	if cap(*bp) > 1<<20 {
 		return
 	}
-	*bp = buf[:0]
+	*bp = (*bp)[:0]
 	bufPool.Put(bp)
 }
 
@@ -166,7 +155,7 @@ func appendValue(b []byte, v any) (out []byte, err error) {
 	}()
 	switch x := v.(type) {
 	case appender:
-		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+		if isNilPtr(v) {
 			return append(b, "null"...), nil
 		}
 		return x.appendJSON(b, nil)
@@ -176,13 +165,12 @@ func appendValue(b []byte, v any) (out []byte, err error) {
 		return appendRaw(b, x)
 	case string:
 		return appendJSONString(b, x), nil
-	default:
-		enc, err := marshalValue(v)
-		if err != nil {
-			return b, err
-		}
-		return append(b, enc...), nil
 	}
+	enc, err := marshalValue(v)
+	if err != nil {
+		return b, err
+	}
+	return append(b, enc...), nil
 }
 
 // ErrInvalidJSON is the error recorded for a json.RawMessage or []byte
@@ -239,11 +227,7 @@ func errorMarker(kind string, err error, v any) []byte {
 	w.key(MarkerKey)
 	m := newObj(w.b)
 	m.strAlways("error", kind)
-	msg := err.Error()
-	if len(msg) > 1024 {
-		msg = msg[:1024]
-	}
-	m.strAlways("message", msg)
+	m.strAlways("message", clipString(safeErrorString(err), 1024))
 	if v != nil {
 		m.strAlways("go_type", fmt.Sprintf("%T", v))
 	}
@@ -275,7 +259,7 @@ func searchMax(lo, hi int, f func(int) []byte) []byte {
 
 // previewMarker is the last resort: the marker plus the start of the
 // original text as a string, sized to fit.
-func previewMarker(in []byte, limit int) []byte {
+func previewMarker(in []byte, limit, orig int) []byte {
 	build := func(n int) []byte {
 		for n > 0 && n < len(in) && !utf8.RuneStart(in[n]) {
 			n--
@@ -284,7 +268,7 @@ func previewMarker(in []byte, limit int) []byte {
 		w.key(MarkerKey)
 		m := newObj(w.b)
 		m.boolean("truncated", true)
-		m.int("original_bytes", int64(len(in)))
+		m.int("original_bytes", int64(orig))
 		w.b = m.close()
 		w.strAlways("preview", string(in[:n]))
 		b := w.close()
@@ -297,13 +281,4 @@ func previewMarker(in []byte, limit int) []byte {
 		return b
 	}
 	return []byte(`{"` + MarkerKey + `":{"truncated":true}}`)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return slices.Clip(keys)
 }

@@ -2,14 +2,44 @@ package prefactor
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/agenttrace/agenttrace"
 )
+
+// APIError is a response the API rejected for good: a 4xx other than 401,
+// 403 and 429 (or an error output of the bulk endpoint).
+type APIError struct {
+	Op      string // the operation, e.g. "agent_spans/create"
+	Status  int    // HTTP status; 0 for a bulk item
+	Code    string // the API's error code, e.g. "validation_errors"
+	Message string
+}
+
+// Error implements error.
+func (e *APIError) Error() string {
+	s := "prefactor: " + e.Op + " rejected"
+	if e.Status != 0 {
+		s += " (" + strconv.Itoa(e.Status) + ")"
+	}
+	if e.Code != "" {
+		s += ": " + e.Code
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// ErrIDMismatch is wrapped by the error reported when an answer gives an
+// operation an ID other than the one the exporter chose for it: the answer
+// is not trusted, the exporter's ID stays.
+var ErrIDMismatch = fmt.Errorf("prefactor: the API answered another ID than the one chosen")
 
 // opResult is the outcome of one operation the API answered: err is nil
 // when accepted, an *APIError when refused for good.
@@ -60,35 +90,37 @@ func (e *Exporter) judge(ctx context.Context, o *op, env *envelope, status int) 
 		(status == http.StatusNotFound || (status == 0 && env.Code == "not_found")):
 		o.tries++
 		e.stats.retries.Add(1)
-		if err := sleep(ctx, e.backoff(o.tries-1)); err != nil {
+		if err := e.sleep(ctx, e.backoff(o.tries-1), nil); err != nil {
 			return nil, err
 		}
 		return nil, nil // sent again by the caller
 	}
-	// Copies: the error outlives the answer, whose strings these are.
-	return []opResult{{op: o, err: &APIError{Op: o.name(), Status: status, Code: strings.Clone(env.Code),
-		Message: strings.Clone(clipMsg(env.Message))}}}, nil
+	// Copies, scrubbed: the error outlives the answer, whose strings these
+	// are, and a gateway may echo the request's headers.
+	return []opResult{{op: o, err: &APIError{Op: o.name(), Status: status, Code: e.scrubText(strings.Clone(clip(env.Code))),
+		Message: e.scrubText(clipMsg(env.Message))}}}, nil
 }
 
 func clipMsg(s string) string {
 	if len(s) > 300 {
-		return s[:300] + "..."
+		return strings.Clone(s[:300]) + "..."
 	}
-	return s
+	return strings.Clone(s)
 }
 
 // accept records what an accepted operation's answer says: the ID the
-// server chose, and a termination signal.
+// server chose, and a termination signal. An answer that changes an ID the
+// exporter chose is reported (ErrIDMismatch) and not believed.
 func (e *Exporter) accept(o *op, env *envelope) {
 	e.stats.sent.Add(1)
 	switch o.kind {
 	case opRegister:
-		if d := env.details(); d.ID != "" {
+		if d := env.details(); d.ID != "" && e.trustID(o, o.inst, d.ID) {
 			e.learnID(o.inst, d.ID)
 		}
 	case opCreateSpan, opFinishSpan:
 		if o.kind == opCreateSpan {
-			if d := env.details(); d.ID != "" {
+			if d := env.details(); d.ID != "" && e.trustID(o, o.span, d.ID) {
 				e.learnID(o.span, d.ID)
 			}
 		}
@@ -96,6 +128,22 @@ func (e *Exporter) accept(o *op, env *envelope) {
 			e.terminate(o.inst, reason)
 		}
 	}
+}
+
+// trustID reports whether the ID an answer gives for id may be learnt: it
+// may when the exporter did not choose one; when it did, a different one
+// is counted and reported.
+func (e *Exporter) trustID(o *op, id agenttrace.ID, answered string) bool {
+	if !o.chosen {
+		return true
+	}
+	var sent [32]byte
+	if mine := e.appendWireID(sent[:0], id); answered != string(mine) {
+		e.stats.mismatches.Add(1)
+		e.report("id_mismatch", fmt.Errorf("%w: %s of %s answered %q for %s", ErrIDMismatch, o.name(), o.key(),
+			clip(answered), mine))
+	}
+	return false
 }
 
 // terminate cancels the instance's context, once.
@@ -106,8 +154,8 @@ func (e *Exporter) terminate(inst agenttrace.ID, reason string) {
 	e.mu.Unlock()
 	if e.terminateFn != nil && e.terminateFn(inst, reason) {
 		e.stats.terminations.Add(1)
-		e.cfg.logger.Info("prefactor: instance terminated by the API", slog.String("instance", inst.String()),
-			slog.String("reason", reason))
+		e.log().Info("prefactor: instance terminated by the API", slog.String("instance", inst.String()),
+			slog.String("reason", e.scrubText(reason)))
 	}
 }
 
@@ -138,7 +186,7 @@ func (e *Exporter) sendBulk(ctx context.Context, chunk []*op) ([]opResult, error
 	case resp.status == http.StatusNotFound || resp.status == http.StatusMethodNotAllowed || resp.status == http.StatusNotImplemented:
 		if e.cfg.mode == ModeAuto {
 			if e.noBulk.CompareAndSwap(false, true) {
-				e.cfg.logger.Info("prefactor: the API has no bulk endpoint; sending single requests")
+				e.log().Info("prefactor: the API has no bulk endpoint; sending single requests")
 			}
 		}
 		return e.sendSingle(ctx, chunk[0])
@@ -146,10 +194,15 @@ func (e *Exporter) sendBulk(ctx context.Context, chunk []*op) ([]opResult, error
 		// The request as a whole was refused: find the culprit one by one.
 		return e.sendEach(ctx, chunk)
 	}
+	return e.bulkResults(ctx, chunk, &resp.env)
+}
+
+// bulkResults reads a bulk answer's outputs, in the chunk's order.
+func (e *Exporter) bulkResults(ctx context.Context, chunk []*op, env *envelope) ([]opResult, error) {
 	var out []opResult
 	var kb [keyLen]byte
 	for i, o := range chunk {
-		item, ok := resp.env.Outputs[string(o.appendKey(kb[:0]))] // a lookup that does not allocate
+		item, ok := env.Outputs[string(o.appendKey(kb[:0]))] // a lookup that does not allocate
 		if !ok {
 			if i == 0 {
 				return e.sendEach(ctx, chunk[:1]) // an answer without our item
@@ -188,65 +241,4 @@ func (e *Exporter) sendEach(ctx context.Context, chunk []*op) ([]opResult, error
 		}
 	}
 	return out, nil
-}
-
-// startPoll starts the termination poll on the first export.
-func (e *Exporter) startPoll() {
-	if e.cfg.pollInterval < 0 || e.terminateFn == nil {
-		return
-	}
-	e.pollOnce.Do(func() { go e.poll() })
-}
-
-// poll asks the API, every poll interval, whether running instances were
-// terminated.
-func (e *Exporter) poll() {
-	defer close(e.pollDone)
-	t := time.NewTicker(e.cfg.pollInterval)
-	defer t.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-e.pollStop
-		cancel()
-	}()
-	for {
-		select {
-		case <-e.pollStop:
-			return
-		case <-t.C:
-		}
-		if e.stoppedErr() != nil || e.breaker.isOpen() {
-			continue
-		}
-		e.mu.Lock()
-		ids := make([]agenttrace.ID, 0, len(e.running))
-		for id := range e.running {
-			ids = append(ids, id)
-		}
-		e.mu.Unlock()
-		for _, id := range ids {
-			if ctx.Err() != nil {
-				return
-			}
-			e.stats.polls.Add(1)
-			resp, err := e.attempt(ctx, http.MethodGet, "/api/v1/agent_instance/"+e.instanceID(id), nil)
-			if err != nil || resp.status != http.StatusOK {
-				e.stats.pollFails.Add(1)
-				continue
-			}
-			env, ok := decodeEnvelope(resp.body)
-			if !ok {
-				e.stats.pollFails.Add(1)
-				continue
-			}
-			if d := env.details(); d.Status == "terminated" {
-				reason := ""
-				if d.TerminationReason != nil {
-					reason = *d.TerminationReason
-				}
-				e.terminate(id, reason)
-			}
-		}
-	}
 }

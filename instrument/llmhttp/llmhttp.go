@@ -1,0 +1,674 @@
+// Package llmhttp records LLM API calls made over HTTP as agenttrace llm
+// spans, with no code per call: install its transport (NewTransport) in the
+// http.Client of any LLM SDK, or its middleware (Middleware) in openai-go
+// and anthropic-sdk-go.
+//
+// It recognises the OpenAI Chat Completions and Responses APIs, the
+// Anthropic Messages API and Gemini's generateContent and
+// streamGenerateContent by path (so OpenAI-compatible servers such as
+// Azure OpenAI, OpenRouter, Ollama and vLLM are covered), and passes every
+// other request through untouched. For each call it starts one span, a
+// child of the span in the request's context, in that span's instance, and
+// records the request (model, messages, tools, settings, by the capture
+// mode), the response (text, tool calls reassembled from stream deltas,
+// finish reason, id, service tier), token usage normalised to
+// agenttrace.Usage, cost from a dated price table, and the time to first
+// token of a stream.
+//
+// The SDK reads exactly the bytes the server sent: the response body is
+// read through, never buffered whole when streamed, and parsed as it goes.
+// The span ends when the body has been fully read or is closed, or when the
+// request's context is done. A stream that ends without its terminal event
+// fails the span with a StreamError saying why; an API error response fails
+// it with an APIError. Retries that openai-go and anthropic-sdk-go make of
+// one call (marked by X-Stainless-Retry-Count) are attempts of one span.
+//
+// Nothing here blocks on anything but the call itself, panics into the SDK
+// or changes what the SDK receives; what cannot be parsed is counted (see
+// ReadStats) and marked on the span.
+package llmhttp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agenttrace/agenttrace"
+)
+
+// Stats counts what the package could not record, across all transports.
+type Stats struct {
+	// Calls counts traced calls (logical calls, not attempts).
+	Calls uint64
+	// ParseErrors counts stream events and bodies that could not be read.
+	ParseErrors uint64
+	// ContentTruncated counts calls whose captured content hit the cap.
+	ContentTruncated uint64
+	// UsageMissing counts successful calls that reported no usage (an
+	// OpenAI stream without stream_options.include_usage, for example).
+	UsageMissing uint64
+	// CostUnknown counts calls with usage whose model has no price.
+	CostUnknown uint64
+	// RequestUnreadable counts request bodies that were not JSON.
+	RequestUnreadable uint64
+	// Panics counts recovered panics in the parsers (a bug; the SDK was
+	// unaffected).
+	Panics uint64
+}
+
+var stats struct {
+	calls, parseErrors, contentTruncated, usageMissing, costUnknown, requestUnreadable, panics atomic.Uint64
+}
+
+// ReadStats returns the package's counters.
+func ReadStats() Stats {
+	return Stats{
+		Calls: stats.calls.Load(), ParseErrors: stats.parseErrors.Load(), ContentTruncated: stats.contentTruncated.Load(),
+		UsageMissing: stats.usageMissing.Load(), CostUnknown: stats.costUnknown.Load(),
+		RequestUnreadable: stats.requestUnreadable.Load(), Panics: stats.panics.Load(),
+	}
+}
+
+// NewTransport returns an http.RoundTripper that records one llm span per
+// LLM API call (base nil = http.DefaultTransport).
+func NewTransport(tracer *agenttrace.Tracer, base http.RoundTripper, opts ...Option) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &transport{core: newCore(tracer, opts), base: base}
+}
+
+// Middleware returns the SDK middleware shape used by openai-go and
+// anthropic-sdk-go (option.Middleware).
+func Middleware(tracer *agenttrace.Tracer, opts ...Option) func(req *http.Request, next func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+	c := newCore(tracer, opts)
+	return func(req *http.Request, next func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+		return c.do(req, next)
+	}
+}
+
+type transport struct {
+	core *core
+	base http.RoundTripper
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.core.do(req, t.base.RoundTrip)
+}
+
+// CloseIdleConnections closes the idle connections of the base transport.
+func (t *transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+type core struct {
+	tr  *agenttrace.Tracer
+	cfg *config
+
+	mu      sync.Mutex
+	waiting map[waitKey]*call
+}
+
+// waitKey finds the call a retry or a continuation belongs to.
+type waitKey struct {
+	parent, inst agenttrace.ID
+	method, url  string
+	hash         uint64 // of the request body (retries)
+	token        string // continuation token (Gemini)
+}
+
+func newCore(tr *agenttrace.Tracer, opts []Option) *core {
+	return &core{tr: tr, cfg: newConfig(opts), waiting: map[waitKey]*call{}}
+}
+
+// endKind is how a response body ended.
+type endKind uint8
+
+const (
+	endEOF endKind = iota + 1
+	endReadErr
+	endClosed
+	endCancelled
+	endTransport // the attempt failed before a response
+)
+
+const retryHeader = "X-Stainless-Retry-Count"
+
+func (co *core) do(req *http.Request, next func(*http.Request) (*http.Response, error)) (res *http.Response, err error) {
+	if co.tr == nil || req == nil {
+		return next(req)
+	}
+	rt := classify(req)
+	if rt.api == apiNone {
+		return next(req)
+	}
+	var body []byte
+	if req.Body != nil && req.Body != http.NoBody {
+		body, err = io.ReadAll(req.Body)
+		_ = req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	c, out := co.begin(req, rt, body)
+	if c == nil {
+		return next(out)
+	}
+	res, err = next(out)
+	if err != nil {
+		c.attemptFailed(sanitize(err), req.Context())
+		return res, err
+	}
+	c.response(req.Context(), res)
+	return res, nil
+}
+
+// begin parses the request and starts (or resumes) its call. It returns the
+// request to send: req with the span's context and a replayable body.
+func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			stats.panics.Add(1)
+			c, out = nil, withBody(req, req.Context(), body)
+		}
+	}()
+	ctx := req.Context()
+	parsed := parseRequest(co.cfg, rt, body)
+	if parsed.rewritten != nil {
+		body = parsed.rewritten
+	}
+	attempt, _ := strconv.Atoi(req.Header.Get(retryHeader))
+	hop := false
+	key := waitKey{method: req.Method, url: req.URL.String()}
+	if s := agenttrace.SpanFromContext(ctx); s != nil {
+		key.parent = s.ID()
+	}
+	if in := agenttrace.InstanceFromContext(ctx); in != nil {
+		key.inst = in.ID()
+	}
+	if attempt > 0 {
+		k := key
+		k.hash = hashBody(body)
+		if c = co.resume(k); c != nil {
+			c.attempts++
+		}
+	} else if parsed.contToken != "" {
+		k := key
+		k.token = parsed.contToken
+		if c = co.resume(k); c != nil {
+			c.hops++
+			hop = true
+		}
+	}
+	if c == nil {
+		c = &call{core: co, cfg: co.cfg, route: rt, req: parsed.req, budget: co.cfg.maxContent - parsed.contentUsed,
+			reqTruncated: parsed.truncated, attempts: 1, hops: 1, stream: parsed.req.Stream || rt.stream}
+		c.req.Stream = c.stream
+		name := rt.api.operation()
+		if c.req.Model != "" {
+			name += " " + c.req.Model
+		}
+		c.ctx, c.span = co.tr.Start(ctx, agenttrace.TypeLLM, c.req, agenttrace.WithName(name))
+		if c.span == nil {
+			return nil, withBody(req, ctx, body)
+		}
+		c.started = time.Now()
+		stats.calls.Add(1)
+	}
+	c.key = key
+	c.attemptCtx = ctx
+	c.marker = req.Header.Get(retryHeader) != ""
+	c.body = body
+	if hop {
+		c.nextHop()
+	} else {
+		c.reset()
+	}
+	return c, withBody(req, c.ctx, body)
+}
+
+// withBody returns a shallow copy of req with ctx and a replayable body b.
+func withBody(req *http.Request, ctx context.Context, b []byte) *http.Request {
+	out := req.WithContext(ctx)
+	if b == nil {
+		return out
+	}
+	out.Body = io.NopCloser(bytes.NewReader(b))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	out.ContentLength = int64(len(b))
+	return out
+}
+
+func hashBody(b []byte) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write(b)
+	return h.Sum64()
+}
+
+// resume takes the call waiting under k, if any.
+func (co *core) resume(k waitKey) *call {
+	co.mu.Lock()
+	c := co.waiting[k]
+	delete(co.waiting, k)
+	co.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateWaiting {
+		return nil // its wait ran out first
+	}
+	c.timer.Stop()
+	c.stop()
+	c.state = stateRunning
+	return c
+}
+
+// wait parks c under k until the next attempt or hop, or the wait runs
+// out; c.mu is held.
+func (co *core) wait(c *call, k waitKey, failWith error, at time.Time) {
+	c.stop()
+	c.state = stateWaiting
+	co.mu.Lock()
+	if old := co.waiting[k]; old != nil && old != c {
+		// Two identical calls failed at once: the older one waits no more.
+		go old.expire(k)
+	}
+	co.waiting[k] = c
+	co.mu.Unlock()
+	c.timer = time.AfterFunc(co.cfg.retryWait, func() { c.expireWith(k, failWith, at) })
+	if failWith != nil && c.attemptCtx != nil {
+		// The SDK gave up (or its caller did) while waiting to retry.
+		c.stopCtx = context.AfterFunc(c.attemptCtx, func() { c.expireWith(k, failWith, at) })
+	}
+}
+
+type callState uint8
+
+const (
+	stateRunning callState = iota
+	stateWaiting
+	stateDone
+)
+
+// call is one logical LLM call: one span, one or more attempts (retries)
+// or hops (continued streams).
+type call struct {
+	core  *core
+	cfg   *config
+	route route
+	req   agenttrace.LLMRequest
+	span  *agenttrace.Span
+	ctx   context.Context
+
+	started      time.Time
+	stream       bool
+	budget       int
+	reqTruncated bool
+	attempts     int
+	attemptErrs  []string
+	hops         int
+
+	key        waitKey
+	marker     bool   // the SDK marks its retries
+	body       []byte // the request body, for the retry key
+	attemptCtx context.Context
+
+	mu        sync.Mutex
+	state     callState
+	timer     *time.Timer
+	stopCtx   func() bool
+	status    int
+	retryable bool
+	framer    framer
+	out       output
+	marked    bool
+	contTok   string // the latest continuation token of a Gemini stream
+	seq       int    // the attempt or hop being read
+
+	textBytes, thinkingBytes, refusalBytes int64
+	anth                                   anthUsage
+	scratch                                []byte
+}
+
+// reset prepares c for a new attempt or hop.
+func (c *call) reset() {
+	prior := c.out.prior
+	c.out = output{prior: prior}
+	c.anth = anthUsage{}
+	c.textBytes, c.thinkingBytes, c.refusalBytes = 0, 0, 0
+	c.seq++
+	c.status = 0
+	c.retryable = false
+	c.framer = nil
+	c.contTok = ""
+}
+
+// nextHop prepares c for the next request of a continued stream: the
+// output so far is kept, the hop's usage is added to the earlier hops'.
+func (c *call) nextHop() {
+	c.out.prior.add(c.out.usage)
+	c.out.usage = usage{}
+	c.out.terminal, c.out.finish, c.out.apiErr = false, "", nil
+	c.status, c.retryable, c.framer, c.contTok = 0, false, nil, ""
+	c.seq++
+}
+
+// attemptFailed records a transport error of one attempt.
+func (c *call) attemptFailed(err error, ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateRunning {
+		return
+	}
+	now := time.Now()
+	c.attemptErrs = append(c.attemptErrs, err.Error())
+	if ctx.Err() == nil && c.marker {
+		k := c.key
+		k.hash = hashBody(c.body)
+		c.core.wait(c, k, err, now)
+		return
+	}
+	c.failLocked(err, now)
+}
+
+// response installs the body reader on res.
+func (c *call) response(ctx context.Context, res *http.Response) {
+	defer func() {
+		if p := recover(); p != nil {
+			stats.panics.Add(1)
+			c.mu.Lock()
+			c.failLocked(errors.New("llmhttp: internal error reading the response"), time.Time{})
+			c.mu.Unlock()
+		}
+	}()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.status = res.StatusCode
+	if res.StatusCode >= 400 {
+		c.retryable = retryableStatus(res)
+		// Error bodies are small: read the head now so the error is known
+		// whether or not the SDK reads it, and hand the SDK the same bytes.
+		if res.Body != nil {
+			head, rerr := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+			c.out.apiErr = parseAPIError(head)
+			res.Body = &errBody{c: c, r: io.MultiReader(bytes.NewReader(head), &errReader{res.Body, rerr}), rc: res.Body}
+		} else {
+			c.out.apiErr = &APIError{}
+		}
+		c.out.apiErr.StatusCode = res.StatusCode
+		if res.Body == nil {
+			c.endLocked(endEOF, nil)
+		}
+		return
+	}
+	if res.Body == nil || res.Body == http.NoBody {
+		c.endLocked(endEOF, nil)
+		return
+	}
+	ct := res.Header.Get("Content-Type")
+	switch {
+	case bytes.HasPrefix([]byte(ct), []byte("text/event-stream")):
+		c.framer = &sseFramer{emit: c.event, drop: c.dropped}
+		c.stream = true
+	case c.route.api == apiGemini && c.route.stream:
+		c.framer = &arrayFramer{emit: c.event, drop: c.dropped}
+	default:
+		c.framer = &jsonFramer{c: c, max: c.cfg.maxResponse}
+	}
+	res.Body = &body{c: c, rc: res.Body}
+	seq := c.seq
+	c.stopCtx = context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.state == stateRunning && c.seq == seq {
+			c.endLocked(endCancelled, context.Cause(ctx))
+		}
+	})
+}
+
+func retryableStatus(res *http.Response) bool {
+	switch res.Header.Get("x-should-retry") {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	s := res.StatusCode
+	return s == http.StatusRequestTimeout || s == http.StatusConflict || s == http.StatusTooManyRequests || s >= 500
+}
+
+// errReader returns the error met reading an error body's head once the
+// rest is read.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	return e.r.Read(p)
+}
+
+// errBody is the body of an error response.
+type errBody struct {
+	c  *call
+	r  io.Reader
+	rc io.Closer
+}
+
+func (b *errBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil {
+		b.c.mu.Lock()
+		b.c.endLocked(endEOF, nil)
+		b.c.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *errBody) Close() error {
+	err := b.rc.Close()
+	b.c.mu.Lock()
+	b.c.endLocked(endClosed, nil)
+	b.c.mu.Unlock()
+	return err
+}
+
+// body is a response body read through by the call.
+type body struct {
+	c  *call
+	rc io.ReadCloser
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.c.feed(p[:n])
+	}
+	if err != nil {
+		kind := endReadErr
+		if err == io.EOF {
+			kind = endEOF
+		}
+		b.c.mu.Lock()
+		b.c.endLocked(kind, err)
+		b.c.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *body) Close() error {
+	err := b.rc.Close()
+	b.c.mu.Lock()
+	b.c.endLocked(endClosed, nil)
+	b.c.mu.Unlock()
+	return err
+}
+
+// feed parses p, a chunk of the body.
+func (c *call) feed(p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateRunning || c.framer == nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			stats.panics.Add(1)
+			c.out.parseErrors++
+			c.framer = nil
+		}
+	}()
+	c.framer.write(p)
+}
+
+// dropped counts an event too big to parse.
+func (c *call) dropped() { c.out.parseErrors++ }
+
+// firstToken marks the time to first token at the first content delta.
+func (c *call) firstToken() {
+	if !c.marked {
+		c.marked = true
+		c.span.MarkFirstToken()
+	}
+}
+
+// endLocked ends the attempt as kind says (err: the read error or the
+// context's cause); c.mu is held.
+func (c *call) endLocked(kind endKind, err error) {
+	if c.state != stateRunning {
+		return
+	}
+	now := time.Now()
+	if c.framer != nil && (kind == endEOF || kind == endClosed) {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					stats.panics.Add(1)
+					c.out.parseErrors++
+				}
+			}()
+			c.framer.end(kind == endEOF)
+		}()
+	}
+	if c.status >= 400 {
+		ae := c.out.apiErr
+		c.attemptErrs = append(c.attemptErrs, ae.Error())
+		if kind == endClosed && c.retryable && c.marker {
+			// The SDK closes an error body unread when it retries.
+			k := c.key
+			k.hash = hashBody(c.body)
+			c.core.wait(c, k, ae, now)
+			return
+		}
+		c.failLocked(ae, now)
+		return
+	}
+	if c.out.apiErr != nil { // an error event in the stream
+		c.failLocked(c.out.apiErr, now)
+		return
+	}
+	if c.route.api == apiGemini && kind == endEOF && c.contTok != "" && resumableFinish(c.out.finish) {
+		// A hop of a continued stream: the SDK sends the next request
+		// with this token.
+		k := c.key
+		k.token = c.contTok
+		c.out.terminal = true
+		c.core.wait(c, k, nil, now)
+		return
+	}
+	if c.out.terminal {
+		c.completeLocked(now)
+		return
+	}
+	var reason error
+	switch kind {
+	case endEOF, endReadErr:
+		reason = ErrStreamCut
+		if !c.stream {
+			reason = ErrIncompleteBody
+		}
+		if kind == endReadErr && c.ctx != nil && c.ctx.Err() != nil {
+			reason = context.Cause(c.ctx)
+		}
+	case endClosed:
+		reason = ErrClosedEarly
+		if !c.stream {
+			reason = ErrIncompleteBody
+		}
+	case endCancelled:
+		reason, err = err, nil
+		if reason == nil {
+			reason = context.Canceled
+		}
+	}
+	if kind == endEOF {
+		err = nil
+	}
+	c.failLocked(&StreamError{Reason: reason, Err: sanitize(err)}, now)
+}
+
+func resumableFinish(f string) bool {
+	return f == "" || f == "FINISH_REASON_UNSPECIFIED" || f == "CONTINUATION"
+}
+
+// expire ends a waiting call whose wait ran out.
+func (c *call) expire(k waitKey) {
+	c.expireWith(k, errors.New("superseded by an identical call"), time.Time{})
+}
+
+func (c *call) expireWith(k waitKey, failWith error, at time.Time) {
+	c.core.mu.Lock()
+	if c.core.waiting[k] == c {
+		delete(c.core.waiting, k)
+	}
+	c.core.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateWaiting {
+		return
+	}
+	c.state = stateRunning
+	if failWith == nil { // a continued stream that was not continued
+		c.completeLocked(at)
+		return
+	}
+	c.failLocked(failWith, at)
+}
+
+func (c *call) stop() {
+	if c.stopCtx != nil {
+		c.stopCtx()
+		c.stopCtx = nil
+	}
+}
+
+func (c *call) completeLocked(at time.Time) {
+	c.state = stateDone
+	c.stop()
+	c.span.SetResult(c.result())
+	c.span.EndAt(at)
+}
+
+func (c *call) failLocked(err error, at time.Time) {
+	if c.state == stateDone {
+		return
+	}
+	c.state = stateDone
+	c.stop()
+	c.span.SetResult(c.result())
+	c.span.FailAt(err, at)
+}

@@ -1,0 +1,772 @@
+package llmhttp
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/agenttrace/agenttrace"
+)
+
+// parsed is what the request body says.
+type parsed struct {
+	req agenttrace.LLMRequest
+	// rewritten is the body to send instead, when an option changed it.
+	rewritten []byte
+	// contToken is a Gemini continuation token: the request continues an
+	// earlier stream.
+	contToken string
+	// contentUsed is the content budget the request's capture used.
+	contentUsed int
+	truncated   bool
+}
+
+// reqCapture captures request content by the mode, within the budget.
+type reqCapture struct {
+	mode      CaptureMode
+	budget    int
+	used      int
+	truncated bool
+}
+
+// text returns s as captured (full) or "" (otherwise).
+func (rc *reqCapture) text(s string) string {
+	if rc.mode != CaptureFull || s == "" {
+		return ""
+	}
+	room := rc.budget - rc.used
+	if room <= 0 {
+		rc.truncated = true
+		return ""
+	}
+	if len(s) > room {
+		s = s[:room]
+		rc.truncated = true
+	}
+	rc.used += len(s)
+	return s
+}
+
+// raw is text for JSON arguments: a cut value is kept as a JSON string.
+func (rc *reqCapture) raw(b json.RawMessage) json.RawMessage {
+	if rc.mode != CaptureFull || len(b) == 0 {
+		return nil
+	}
+	s := rc.text(string(b))
+	if len(s) == len(b) {
+		return json.RawMessage(s)
+	}
+	q, _ := json.Marshal(s)
+	return q
+}
+
+// msg appends text to m: as content (full) or as a sized text part
+// (metadata).
+func (rc *reqCapture) msgText(m *agenttrace.Message, s string) {
+	if s == "" {
+		return
+	}
+	switch rc.mode {
+	case CaptureFull:
+		t := rc.text(s)
+		if m.Content != "" && t != "" {
+			m.Content += "\n"
+		}
+		m.Content += t
+	case CaptureMetadata:
+		m.Parts = append(m.Parts, agenttrace.ContentPart{Type: agenttrace.PartText, Size: int64(len(s))})
+	}
+}
+
+func (rc *reqCapture) part(m *agenttrace.Message, p agenttrace.ContentPart) {
+	if rc.mode == CaptureOff {
+		return
+	}
+	if rc.mode != CaptureFull {
+		if p.Text != "" {
+			p.Size = int64(len(p.Text))
+		}
+		p.Text, p.URL = "", ""
+	} else {
+		p.Text = rc.text(p.Text)
+		if strings.HasPrefix(p.URL, "data:") {
+			// Inline data: its size, not its bytes.
+			p.Size = int64(len(p.URL))
+			p.URL = ""
+		}
+	}
+	m.Parts = append(m.Parts, p)
+}
+
+func parseRequest(cfg *config, rt route, body []byte) parsed {
+	p := parsed{req: agenttrace.LLMRequest{Operation: rt.api.operation(), Provider: rt.provider, Model: rt.model}}
+	if cfg.provider != "" {
+		p.req.Provider = cfg.provider
+	}
+	if len(body) == 0 {
+		return p
+	}
+	rc := &reqCapture{mode: cfg.capture, budget: cfg.maxContent}
+	var ok bool
+	switch rt.api {
+	case apiChat:
+		ok = parseChat(&p, rc, body, cfg.includeUsage)
+	case apiResponses:
+		ok = parseResponses(&p, rc, body)
+	case apiAnthropic:
+		ok = parseAnthropic(&p, rc, body)
+	case apiGemini:
+		ok = parseGemini(&p, rc, body)
+	}
+	if !ok {
+		stats.requestUnreadable.Add(1)
+		p.req.Metadata = map[string]any{"request_unreadable": true}
+	}
+	if cfg.capture == CaptureOff {
+		p.req.Messages, p.req.System = nil, ""
+	}
+	if cfg.capture != CaptureFull {
+		// Tool definitions are content too (gen_ai.tool.definitions is
+		// opt-in): only their names are metadata.
+		for i := range p.req.Tools {
+			p.req.Tools[i].Description, p.req.Tools[i].Parameters = "", nil
+		}
+	}
+	p.contentUsed, p.truncated = rc.used, rc.truncated
+	return p
+}
+
+// jsonString returns b as a string if it is a JSON string.
+func jsonString(b json.RawMessage) (string, bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(b, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+func stopList(b json.RawMessage) []string {
+	if s, ok := jsonString(b); ok {
+		return []string{s}
+	}
+	var l []string
+	_ = json.Unmarshal(b, &l)
+	return l
+}
+
+// settings returns s, or nil when nothing was set.
+func settings(s *agenttrace.LLMSettings) *agenttrace.LLMSettings {
+	if s.Temperature == nil && s.TopP == nil && s.MaxTokens == nil && len(s.Stop) == 0 && s.Seed == nil &&
+		s.FrequencyPenalty == nil && s.PresencePenalty == nil && s.ResponseFormat == "" && s.ToolChoice == "" &&
+		s.ReasoningEffort == "" {
+		return nil
+	}
+	return s
+}
+
+// toolChoice reads a tool choice: a string, or an object naming a tool or a
+// mode.
+func toolChoice(b json.RawMessage) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if s, ok := jsonString(b); ok {
+		return s
+	}
+	var o struct {
+		Type     string `json:"type"`
+		Name     string `json:"name"`
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	_ = json.Unmarshal(b, &o)
+	switch {
+	case o.Function.Name != "":
+		return o.Function.Name
+	case o.Name != "":
+		return o.Name
+	}
+	return o.Type
+}
+
+// --- OpenAI Chat Completions ---
+
+type chatPart struct {
+	Type     string `json:"type"`
+	Text     string `json:"text"`
+	Refusal  string `json:"refusal"`
+	ImageURL struct {
+		URL string `json:"url"`
+	} `json:"image_url"`
+	InputAudio struct {
+		Data   string `json:"data"`
+		Format string `json:"format"`
+	} `json:"input_audio"`
+	File struct {
+		FileData string `json:"file_data"`
+		FileID   string `json:"file_id"`
+		Filename string `json:"filename"`
+	} `json:"file"`
+}
+
+type chatToolCall struct {
+	ID       string `json:"id"`
+	Function struct {
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	} `json:"function"`
+}
+
+type chatRequest struct {
+	Model    string `json:"model"`
+	Messages []struct {
+		Role       string          `json:"role"`
+		Content    json.RawMessage `json:"content"`
+		Name       string          `json:"name"`
+		Refusal    string          `json:"refusal"`
+		ToolCalls  []chatToolCall  `json:"tool_calls"`
+		ToolCallID string          `json:"tool_call_id"`
+	} `json:"messages"`
+	Tools []struct {
+		Function struct {
+			Name        string          `json:"name"`
+			Description string          `json:"description"`
+			Parameters  json.RawMessage `json:"parameters"`
+		} `json:"function"`
+	} `json:"tools"`
+	Temperature         *float64        `json:"temperature"`
+	TopP                *float64        `json:"top_p"`
+	MaxTokens           *int64          `json:"max_tokens"`
+	MaxCompletionTokens *int64          `json:"max_completion_tokens"`
+	Stop                json.RawMessage `json:"stop"`
+	Seed                *int64          `json:"seed"`
+	FrequencyPenalty    *float64        `json:"frequency_penalty"`
+	PresencePenalty     *float64        `json:"presence_penalty"`
+	ResponseFormat      struct {
+		Type string `json:"type"`
+	} `json:"response_format"`
+	ToolChoice      json.RawMessage `json:"tool_choice"`
+	ReasoningEffort string          `json:"reasoning_effort"`
+	Stream          bool            `json:"stream"`
+	StreamOptions   *struct {
+		IncludeUsage *bool `json:"include_usage"`
+	} `json:"stream_options"`
+	ServiceTier string `json:"service_tier"`
+}
+
+func parseChat(p *parsed, rc *reqCapture, body []byte, includeUsage bool) bool {
+	var r chatRequest
+	if json.Unmarshal(body, &r) != nil {
+		return false
+	}
+	if r.Model != "" {
+		p.req.Model = r.Model
+	}
+	p.req.Stream = r.Stream
+	for _, m := range r.Messages {
+		msg := agenttrace.Message{Role: m.Role, Name: m.Name, ToolCallID: m.ToolCallID}
+		if s, ok := jsonString(m.Content); ok {
+			rc.msgText(&msg, s)
+		} else if len(m.Content) > 0 && m.Content[0] == '[' {
+			var parts []chatPart
+			_ = json.Unmarshal(m.Content, &parts)
+			for _, cp := range parts {
+				switch cp.Type {
+				case "text":
+					rc.msgText(&msg, cp.Text)
+				case "image_url":
+					rc.part(&msg, agenttrace.ContentPart{Type: agenttrace.PartImage, URL: cp.ImageURL.URL})
+				case "input_audio":
+					rc.part(&msg, agenttrace.ContentPart{Type: agenttrace.PartAudio, MIMEType: "audio/" + cp.InputAudio.Format, Size: int64(len(cp.InputAudio.Data))})
+				case "file":
+					rc.part(&msg, agenttrace.ContentPart{Type: agenttrace.PartFile, URL: cp.File.FileID, Size: int64(len(cp.File.FileData))})
+				case "refusal":
+					rc.part(&msg, agenttrace.ContentPart{Type: agenttrace.PartRefusal, Text: cp.Refusal})
+				default:
+					rc.part(&msg, agenttrace.ContentPart{Type: cp.Type})
+				}
+			}
+		}
+		if m.Refusal != "" {
+			rc.part(&msg, agenttrace.ContentPart{Type: agenttrace.PartRefusal, Text: m.Refusal})
+		}
+		for _, tc := range m.ToolCalls {
+			args := tc.Function.Arguments
+			if s, ok := jsonString(args); ok {
+				args = json.RawMessage(s)
+			}
+			msg.ToolCalls = append(msg.ToolCalls, agenttrace.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: validOrString(rc.raw(args))})
+		}
+		p.req.Messages = append(p.req.Messages, msg)
+	}
+	for _, t := range r.Tools {
+		p.req.Tools = append(p.req.Tools, agenttrace.ToolDefinition{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
+	}
+	st := &agenttrace.LLMSettings{
+		Temperature: r.Temperature, TopP: r.TopP, MaxTokens: r.MaxTokens, Stop: stopList(r.Stop), Seed: r.Seed,
+		FrequencyPenalty: r.FrequencyPenalty, PresencePenalty: r.PresencePenalty, ResponseFormat: r.ResponseFormat.Type,
+		ToolChoice: toolChoice(r.ToolChoice), ReasoningEffort: r.ReasoningEffort,
+	}
+	if st.MaxTokens == nil {
+		st.MaxTokens = r.MaxCompletionTokens
+	}
+	p.req.Settings = settings(st)
+	if r.ServiceTier != "" {
+		p.req.Metadata = map[string]any{"service_tier": r.ServiceTier}
+	}
+	if includeUsage && r.Stream && (r.StreamOptions == nil || r.StreamOptions.IncludeUsage == nil) {
+		p.rewritten = setIncludeUsage(body)
+	}
+	return true
+}
+
+// setIncludeUsage returns body with stream_options.include_usage = true,
+// the other members untouched.
+func setIncludeUsage(body []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return nil
+	}
+	so := map[string]json.RawMessage{}
+	if raw, ok := m["stream_options"]; ok && !bytes.Equal(raw, []byte("null")) {
+		if json.Unmarshal(raw, &so) != nil {
+			return nil
+		}
+	}
+	so["include_usage"] = json.RawMessage("true")
+	b, err := json.Marshal(so)
+	if err != nil {
+		return nil
+	}
+	m["stream_options"] = b
+	out, err := json.Marshal(m)
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// validOrString keeps valid JSON and turns anything else into a JSON
+// string, so a payload never holds invalid JSON.
+func validOrString(b json.RawMessage) json.RawMessage {
+	if len(b) == 0 || json.Valid(b) {
+		return b
+	}
+	q, _ := json.Marshal(string(b))
+	return q
+}
+
+// --- OpenAI Responses ---
+
+type responsesRequest struct {
+	Model        string          `json:"model"`
+	Instructions string          `json:"instructions"`
+	Input        json.RawMessage `json:"input"`
+	Tools        []struct {
+		Type        string          `json:"type"`
+		Name        string          `json:"name"`
+		Description string          `json:"description"`
+		Parameters  json.RawMessage `json:"parameters"`
+	} `json:"tools"`
+	Temperature     *float64 `json:"temperature"`
+	TopP            *float64 `json:"top_p"`
+	MaxOutputTokens *int64   `json:"max_output_tokens"`
+	Reasoning       struct {
+		Effort string `json:"effort"`
+	} `json:"reasoning"`
+	Text struct {
+		Format struct {
+			Type string `json:"type"`
+		} `json:"format"`
+	} `json:"text"`
+	ToolChoice         json.RawMessage `json:"tool_choice"`
+	Stream             bool            `json:"stream"`
+	PreviousResponseID string          `json:"previous_response_id"`
+}
+
+type responsesItem struct {
+	Type      string          `json:"type"`
+	Role      string          `json:"role"`
+	Content   json.RawMessage `json:"content"`
+	CallID    string          `json:"call_id"`
+	Name      string          `json:"name"`
+	Arguments string          `json:"arguments"`
+	Output    json.RawMessage `json:"output"`
+}
+
+func parseResponses(p *parsed, rc *reqCapture, body []byte) bool {
+	var r responsesRequest
+	if json.Unmarshal(body, &r) != nil {
+		return false
+	}
+	p.req.Model, p.req.Stream = r.Model, r.Stream
+	p.req.System = rc.text(r.Instructions)
+	if rc.mode == CaptureMetadata && r.Instructions != "" {
+		p.req.Messages = append(p.req.Messages, agenttrace.Message{Role: "system", Parts: []agenttrace.ContentPart{{Type: agenttrace.PartText, Size: int64(len(r.Instructions))}}})
+	}
+	if s, ok := jsonString(r.Input); ok {
+		m := agenttrace.Message{Role: "user"}
+		rc.msgText(&m, s)
+		p.req.Messages = append(p.req.Messages, m)
+	} else if len(r.Input) > 0 {
+		var items []responsesItem
+		_ = json.Unmarshal(r.Input, &items)
+		for _, it := range items {
+			switch it.Type {
+			case "function_call":
+				p.req.Messages = append(p.req.Messages, agenttrace.Message{Role: "assistant", ToolCalls: []agenttrace.ToolCall{{ID: it.CallID, Name: it.Name, Arguments: validOrString(rc.raw(json.RawMessage(it.Arguments)))}}})
+			case "function_call_output":
+				m := agenttrace.Message{Role: "tool", ToolCallID: it.CallID}
+				if s, ok := jsonString(it.Output); ok {
+					rc.msgText(&m, s)
+				} else {
+					rc.msgText(&m, string(it.Output))
+				}
+				p.req.Messages = append(p.req.Messages, m)
+			case "message", "":
+				m := agenttrace.Message{Role: it.Role}
+				if s, ok := jsonString(it.Content); ok {
+					rc.msgText(&m, s)
+				} else {
+					var parts []struct {
+						Type     string `json:"type"`
+						Text     string `json:"text"`
+						Refusal  string `json:"refusal"`
+						ImageURL string `json:"image_url"`
+						FileID   string `json:"file_id"`
+						FileData string `json:"file_data"`
+					}
+					_ = json.Unmarshal(it.Content, &parts)
+					for _, cp := range parts {
+						switch cp.Type {
+						case "input_text", "output_text", "text":
+							rc.msgText(&m, cp.Text)
+						case "input_image":
+							rc.part(&m, agenttrace.ContentPart{Type: agenttrace.PartImage, URL: orDefault(cp.ImageURL, cp.FileID)})
+						case "input_file":
+							rc.part(&m, agenttrace.ContentPart{Type: agenttrace.PartFile, URL: cp.FileID, Size: int64(len(cp.FileData))})
+						case "refusal":
+							rc.part(&m, agenttrace.ContentPart{Type: agenttrace.PartRefusal, Text: cp.Refusal})
+						default:
+							rc.part(&m, agenttrace.ContentPart{Type: cp.Type})
+						}
+					}
+				}
+				p.req.Messages = append(p.req.Messages, m)
+			default:
+				p.req.Messages = append(p.req.Messages, agenttrace.Message{Role: "item", Parts: []agenttrace.ContentPart{{Type: it.Type}}})
+			}
+		}
+	}
+	for _, t := range r.Tools {
+		name := t.Name
+		if name == "" {
+			name = t.Type // a built-in tool: web_search, file_search, ...
+		}
+		p.req.Tools = append(p.req.Tools, agenttrace.ToolDefinition{Name: name, Description: t.Description, Parameters: t.Parameters})
+	}
+	p.req.Settings = settings(&agenttrace.LLMSettings{
+		Temperature: r.Temperature, TopP: r.TopP, MaxTokens: r.MaxOutputTokens, ResponseFormat: r.Text.Format.Type,
+		ToolChoice: toolChoice(r.ToolChoice), ReasoningEffort: r.Reasoning.Effort,
+	})
+	if r.PreviousResponseID != "" {
+		p.req.Metadata = map[string]any{"previous_response_id": r.PreviousResponseID}
+	}
+	return true
+}
+
+// --- Anthropic Messages ---
+
+type anthropicBlock struct {
+	Type      string          `json:"type"`
+	Text      string          `json:"text"`
+	Thinking  string          `json:"thinking"`
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	Input     json.RawMessage `json:"input"`
+	ToolUseID string          `json:"tool_use_id"`
+	Content   json.RawMessage `json:"content"`
+	IsError   bool            `json:"is_error"`
+	Source    struct {
+		Type      string `json:"type"`
+		MediaType string `json:"media_type"`
+		Data      string `json:"data"`
+		URL       string `json:"url"`
+	} `json:"source"`
+}
+
+type anthropicRequest struct {
+	Model    string          `json:"model"`
+	System   json.RawMessage `json:"system"`
+	Messages []struct {
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+	} `json:"messages"`
+	Tools []struct {
+		Type        string          `json:"type"`
+		Name        string          `json:"name"`
+		Description string          `json:"description"`
+		InputSchema json.RawMessage `json:"input_schema"`
+	} `json:"tools"`
+	MaxTokens     *int64          `json:"max_tokens"`
+	Temperature   *float64        `json:"temperature"`
+	TopP          *float64        `json:"top_p"`
+	StopSequences []string        `json:"stop_sequences"`
+	Stream        bool            `json:"stream"`
+	ToolChoice    json.RawMessage `json:"tool_choice"`
+	Thinking      struct {
+		Type         string `json:"type"`
+		BudgetTokens int64  `json:"budget_tokens"`
+	} `json:"thinking"`
+	OutputConfig struct {
+		Effort string `json:"effort"`
+	} `json:"output_config"`
+}
+
+// anthropicText joins the text of a string or of text blocks.
+func anthropicBlocks(b json.RawMessage) (string, []anthropicBlock, bool) {
+	if s, ok := jsonString(b); ok {
+		return s, nil, true
+	}
+	var blocks []anthropicBlock
+	if json.Unmarshal(b, &blocks) != nil {
+		return "", nil, false
+	}
+	return "", blocks, true
+}
+
+func parseAnthropic(p *parsed, rc *reqCapture, body []byte) bool {
+	var r anthropicRequest
+	if json.Unmarshal(body, &r) != nil {
+		return false
+	}
+	if r.Model != "" {
+		p.req.Model = r.Model
+	}
+	p.req.Stream = r.Stream
+	if len(r.System) > 0 {
+		s, blocks, _ := anthropicBlocks(r.System)
+		for _, b := range blocks {
+			if b.Type == "text" {
+				if s != "" {
+					s += "\n"
+				}
+				s += b.Text
+			}
+		}
+		p.req.System = rc.text(s)
+		if rc.mode == CaptureMetadata && s != "" {
+			p.req.Messages = append(p.req.Messages, agenttrace.Message{Role: "system", Parts: []agenttrace.ContentPart{{Type: agenttrace.PartText, Size: int64(len(s))}}})
+		}
+	}
+	for _, m := range r.Messages {
+		msg := agenttrace.Message{Role: m.Role}
+		s, blocks, _ := anthropicBlocks(m.Content)
+		rc.msgText(&msg, s)
+		var results []agenttrace.Message
+		for _, b := range blocks {
+			switch b.Type {
+			case "text":
+				rc.msgText(&msg, b.Text)
+			case "image", "document":
+				typ := agenttrace.PartImage
+				if b.Type == "document" {
+					typ = agenttrace.PartFile
+				}
+				rc.part(&msg, agenttrace.ContentPart{Type: typ, MIMEType: b.Source.MediaType, URL: b.Source.URL, Size: int64(len(b.Source.Data))})
+			case "thinking":
+				rc.part(&msg, agenttrace.ContentPart{Type: agenttrace.PartThinking, Text: b.Thinking})
+			case "redacted_thinking":
+				rc.part(&msg, agenttrace.ContentPart{Type: agenttrace.PartThinking})
+			case "tool_use", "server_tool_use":
+				msg.ToolCalls = append(msg.ToolCalls, agenttrace.ToolCall{ID: b.ID, Name: b.Name, Arguments: validOrString(rc.raw(b.Input))})
+			case "tool_result":
+				res := agenttrace.Message{Role: "tool", ToolCallID: b.ToolUseID}
+				rs, rblocks, _ := anthropicBlocks(b.Content)
+				rc.msgText(&res, rs)
+				for _, rb := range rblocks {
+					if rb.Type == "text" {
+						rc.msgText(&res, rb.Text)
+					} else {
+						rc.part(&res, agenttrace.ContentPart{Type: rb.Type, MIMEType: rb.Source.MediaType, Size: int64(len(rb.Source.Data))})
+					}
+				}
+				if b.IsError {
+					res.Name = "error"
+				}
+				results = append(results, res)
+			default:
+				rc.part(&msg, agenttrace.ContentPart{Type: b.Type})
+			}
+		}
+		if msg.Content != "" || len(msg.Parts) > 0 || len(msg.ToolCalls) > 0 || len(results) == 0 {
+			p.req.Messages = append(p.req.Messages, msg)
+		}
+		p.req.Messages = append(p.req.Messages, results...)
+	}
+	for _, t := range r.Tools {
+		name := t.Name
+		if name == "" {
+			name = t.Type
+		}
+		p.req.Tools = append(p.req.Tools, agenttrace.ToolDefinition{Name: name, Description: t.Description, Parameters: t.InputSchema})
+	}
+	st := &agenttrace.LLMSettings{
+		Temperature: r.Temperature, TopP: r.TopP, MaxTokens: r.MaxTokens, Stop: r.StopSequences,
+		ToolChoice: toolChoice(r.ToolChoice), ReasoningEffort: r.OutputConfig.Effort,
+	}
+	if r.Thinking.Type == "enabled" && st.ReasoningEffort == "" {
+		st.ReasoningEffort = "budget:" + strconv.FormatInt(r.Thinking.BudgetTokens, 10)
+	}
+	p.req.Settings = settings(st)
+	return true
+}
+
+// --- Gemini ---
+
+type geminiPart struct {
+	Text       string `json:"text"`
+	Thought    bool   `json:"thought"`
+	InlineData *struct {
+		MIMEType string `json:"mimeType"`
+		Data     string `json:"data"`
+	} `json:"inlineData"`
+	FileData *struct {
+		MIMEType string `json:"mimeType"`
+		FileURI  string `json:"fileUri"`
+	} `json:"fileData"`
+	FunctionCall *struct {
+		ID   string          `json:"id"`
+		Name string          `json:"name"`
+		Args json.RawMessage `json:"args"`
+	} `json:"functionCall"`
+	FunctionResponse *struct {
+		ID       string          `json:"id"`
+		Name     string          `json:"name"`
+		Response json.RawMessage `json:"response"`
+	} `json:"functionResponse"`
+}
+
+type geminiContent struct {
+	Role  string       `json:"role"`
+	Parts []geminiPart `json:"parts"`
+}
+
+type geminiRequest struct {
+	Contents          []geminiContent `json:"contents"`
+	SystemInstruction *geminiContent  `json:"systemInstruction"`
+	Tools             []struct {
+		FunctionDeclarations []struct {
+			Name                 string          `json:"name"`
+			Description          string          `json:"description"`
+			Parameters           json.RawMessage `json:"parameters"`
+			ParametersJSONSchema json.RawMessage `json:"parametersJsonSchema"`
+		} `json:"functionDeclarations"`
+	} `json:"tools"`
+	GenerationConfig struct {
+		Temperature      *float64 `json:"temperature"`
+		TopP             *float64 `json:"topP"`
+		MaxOutputTokens  *int64   `json:"maxOutputTokens"`
+		StopSequences    []string `json:"stopSequences"`
+		Seed             *int64   `json:"seed"`
+		PresencePenalty  *float64 `json:"presencePenalty"`
+		FrequencyPenalty *float64 `json:"frequencyPenalty"`
+		ResponseMIMEType string   `json:"responseMimeType"`
+		ThinkingConfig   struct {
+			ThinkingBudget *int64 `json:"thinkingBudget"`
+			ThinkingLevel  string `json:"thinkingLevel"`
+		} `json:"thinkingConfig"`
+	} `json:"generationConfig"`
+	ToolConfig struct {
+		FunctionCallingConfig struct {
+			Mode string `json:"mode"`
+		} `json:"functionCallingConfig"`
+	} `json:"toolConfig"`
+	ContinuationToken string `json:"continuationToken"`
+}
+
+func parseGemini(p *parsed, rc *reqCapture, body []byte) bool {
+	var r geminiRequest
+	if json.Unmarshal(body, &r) != nil {
+		return false
+	}
+	p.contToken = r.ContinuationToken
+	if r.SystemInstruction != nil {
+		var s string
+		for _, part := range r.SystemInstruction.Parts {
+			if s != "" && part.Text != "" {
+				s += "\n"
+			}
+			s += part.Text
+		}
+		p.req.System = rc.text(s)
+		if rc.mode == CaptureMetadata && s != "" {
+			p.req.Messages = append(p.req.Messages, agenttrace.Message{Role: "system", Parts: []agenttrace.ContentPart{{Type: agenttrace.PartText, Size: int64(len(s))}}})
+		}
+	}
+	for _, c := range r.Contents {
+		role := c.Role
+		if role == "model" {
+			role = "assistant"
+		}
+		msg := agenttrace.Message{Role: role}
+		var results []agenttrace.Message
+		for _, part := range c.Parts {
+			switch {
+			case part.FunctionCall != nil:
+				msg.ToolCalls = append(msg.ToolCalls, agenttrace.ToolCall{ID: part.FunctionCall.ID, Name: part.FunctionCall.Name, Arguments: validOrString(rc.raw(part.FunctionCall.Args))})
+			case part.FunctionResponse != nil:
+				res := agenttrace.Message{Role: "tool", Name: part.FunctionResponse.Name, ToolCallID: part.FunctionResponse.ID}
+				rc.msgText(&res, string(part.FunctionResponse.Response))
+				results = append(results, res)
+			case part.InlineData != nil:
+				rc.part(&msg, agenttrace.ContentPart{Type: mediaPart(part.InlineData.MIMEType), MIMEType: part.InlineData.MIMEType, Size: int64(len(part.InlineData.Data))})
+			case part.FileData != nil:
+				rc.part(&msg, agenttrace.ContentPart{Type: mediaPart(part.FileData.MIMEType), MIMEType: part.FileData.MIMEType, URL: part.FileData.FileURI})
+			case part.Thought:
+				rc.part(&msg, agenttrace.ContentPart{Type: agenttrace.PartThinking, Text: part.Text})
+			default:
+				rc.msgText(&msg, part.Text)
+			}
+		}
+		if msg.Content != "" || len(msg.Parts) > 0 || len(msg.ToolCalls) > 0 || len(results) == 0 {
+			p.req.Messages = append(p.req.Messages, msg)
+		}
+		p.req.Messages = append(p.req.Messages, results...)
+	}
+	for _, t := range r.Tools {
+		for _, f := range t.FunctionDeclarations {
+			params := f.Parameters
+			if len(params) == 0 {
+				params = f.ParametersJSONSchema
+			}
+			p.req.Tools = append(p.req.Tools, agenttrace.ToolDefinition{Name: f.Name, Description: f.Description, Parameters: params})
+		}
+	}
+	g := r.GenerationConfig
+	st := &agenttrace.LLMSettings{
+		Temperature: g.Temperature, TopP: g.TopP, MaxTokens: g.MaxOutputTokens, Stop: g.StopSequences, Seed: g.Seed,
+		PresencePenalty: g.PresencePenalty, FrequencyPenalty: g.FrequencyPenalty, ResponseFormat: g.ResponseMIMEType,
+		ToolChoice: strings.ToLower(r.ToolConfig.FunctionCallingConfig.Mode), ReasoningEffort: strings.ToLower(g.ThinkingConfig.ThinkingLevel),
+	}
+	if st.ReasoningEffort == "" && g.ThinkingConfig.ThinkingBudget != nil {
+		st.ReasoningEffort = "budget:" + strconv.FormatInt(*g.ThinkingConfig.ThinkingBudget, 10)
+	}
+	p.req.Settings = settings(st)
+	return true
+}
+
+func mediaPart(mime string) string {
+	switch {
+	case strings.HasPrefix(mime, "image/"):
+		return agenttrace.PartImage
+	case strings.HasPrefix(mime, "audio/"):
+		return agenttrace.PartAudio
+	}
+	return agenttrace.PartFile
+}

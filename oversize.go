@@ -1,0 +1,235 @@
+package agenttrace
+
+import (
+	"encoding"
+	"encoding/json"
+	"reflect"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Values far over the payload cap are cut before they are encoded, so that
+// recording one costs time and memory bounded by the cap, not by the
+// value's size (the time is spent on the caller's goroutine, inside the
+// span). cutOversized does it where the value allows: strings, raw JSON and
+// byte slices, long messages lists of the typed LLM payloads; long slices
+// of other types are cut while they are encoded (appendLongSlice). What is
+// cut is marked as truncated; original_bytes is then the value's size
+// before escaping, estimated for the typed payloads and long slices.
+
+// rawCutFactor: raw JSON up to this many times the cap keeps its structure
+// when truncated (it is decoded whole); larger raw JSON keeps a preview of
+// its text.
+const rawCutFactor = 4
+
+// cutOversized returns v, or a stand-in for it of about limit bytes and
+// the size of the value it stands for when v is far over limit.
+func cutOversized(v any, limit int) (any, int) {
+	switch x := v.(type) {
+	case string:
+		if len(x) > limit {
+			return cutString(x, limit), len(x) + len(`{"value":""}`)
+		}
+	case json.RawMessage:
+		return cutRaw(x, limit)
+	case []byte:
+		return cutRaw(x, limit)
+	case LLMRequest:
+		if n := messagesSize(x.Messages) + len(x.System); n > limit {
+			x.System = cutString(x.System, limit)
+			x.Messages = cutMessages(x.Messages, limit)
+			return x, n
+		}
+	case LLMResponse:
+		if n := messagesSize(x.Messages) + len(x.Text); n > limit {
+			x.Text = cutString(x.Text, limit)
+			x.Messages = cutMessages(x.Messages, limit)
+			return x, n
+		}
+	default:
+		// A slice that fails to encode is left whole: the general path
+		// records its error.
+		if b, n, err := appendLongSlice(nil, v, limit); err == nil && n > limit {
+			return json.RawMessage(b), n
+		}
+	}
+	return v, 0
+}
+
+// cutString returns the start of s, at most limit bytes cut on a rune
+// boundary, marked with truncSuffix when something was cut.
+func cutString(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	n := limit
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + truncSuffix
+}
+
+// rawPreview stands for raw JSON too large to decode: its encoding is
+// {"preview": the start of the text}.
+type rawPreview struct{ text []byte }
+
+func (p rawPreview) appendJSON(b []byte, err error) ([]byte, error) {
+	w := newObj(b)
+	w.key("preview")
+	w.b = appendJSONString(w.b, string(p.text))
+	return w.close(), err
+}
+
+func cutRaw(raw []byte, limit int) (any, int) {
+	if len(raw) <= rawCutFactor*limit {
+		return json.RawMessage(raw), 0
+	}
+	n := limit
+	for n > 0 && !utf8.RuneStart(raw[n]) {
+		n--
+	}
+	return rawPreview{text: raw[:n]}, len(raw)
+}
+
+// messagesSize estimates the encoded size of ms from its strings, without
+// encoding.
+func messagesSize(ms []Message) int {
+	n := 0
+	for i := range ms {
+		n += messageSize(&ms[i])
+	}
+	return n
+}
+
+func messageSize(m *Message) int {
+	n := len(m.Role) + len(m.Content) + len(m.Name) + len(m.ToolCallID) + 32
+	for j := range m.ToolCalls {
+		c := &m.ToolCalls[j]
+		n += len(c.ID) + len(c.Name) + len(c.Arguments) + 32
+	}
+	return n
+}
+
+// sizeHint estimates the encoded size of r from its strings.
+func (r LLMRequest) sizeHint() int {
+	n := len(r.Operation) + len(r.Provider) + len(r.Model) + len(r.System) + messagesSize(r.Messages) + 96
+	for i := range r.Tools {
+		n += len(r.Tools[i].Name) + len(r.Tools[i].Description) + len(r.Tools[i].Parameters) + 48
+	}
+	return n
+}
+
+// sizeHint estimates the encoded size of r from its strings.
+func (r LLMResponse) sizeHint() int {
+	n := len(r.ID) + len(r.Model) + len(r.Text) + len(r.FinishReason) + messagesSize(r.Messages) + 160
+	for i := range r.ToolCalls {
+		c := &r.ToolCalls[i]
+		n += len(c.ID) + len(c.Name) + len(c.Arguments) + 32
+	}
+	return n
+}
+
+// cutMessages keeps the leading messages of ms that fit in about limit
+// bytes (at least one, its content cut to limit), in a new slice.
+func cutMessages(ms []Message, limit int) []Message {
+	keep, size := 0, 0
+	for keep < len(ms) && (keep == 0 || size+messageSize(&ms[keep]) <= limit) {
+		size += messageSize(&ms[keep])
+		keep++
+	}
+	out := make([]Message, keep)
+	copy(out, ms[:keep])
+	for i := range out {
+		out[i].Content = cutString(out[i].Content, limit)
+		if messageSize(&out[i]) > 2*limit {
+			out[i].ToolCalls = nil // arguments too large to keep
+		}
+	}
+	return out
+}
+
+var (
+	jsonMarshaler = reflect.TypeFor[json.Marshaler]()
+	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
+)
+
+// longSlice is the length above which a slice is encoded in chunks, so
+// that the encoding can stop once it is far over the payload cap.
+const longSlice = 256
+
+// appendLongSlice appends v, a slice of more than longSlice elements of a
+// type with no JSON method of its own, encoding it in chunks and stopping
+// once more than stop bytes are written: the rest is counted in a last
+// element "…[truncated] N more". It returns the estimated size of the
+// whole encoding, or 0 (and b unchanged) if v is not such a slice or was
+// encoded whole.
+func appendLongSlice(b []byte, v any, stop int) ([]byte, int, error) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice || rv.Len() <= longSlice || rv.Type().Elem().Kind() == reflect.Uint8 ||
+		implementsJSON(rv.Type()) || implementsJSON(rv.Type().Elem()) {
+		return b, 0, nil
+	}
+	start := len(b)
+	b = append(b, '[')
+	n, i, chunk := rv.Len(), 0, 64
+	for i < n && len(b)-start <= stop {
+		if i > 0 { // no more elements than the average so far says fit
+			chunk = min(chunk*2, (stop-(len(b)-start))*i/(len(b)-start)+1)
+		}
+		j := min(i+chunk, n)
+		enc, err := marshalValue(rv.Slice(i, j).Interface())
+		if err != nil {
+			return b[:start], 0, err
+		}
+		if len(enc) > 2 { // [...] without its brackets
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, enc[1:len(enc)-1]...)
+		}
+		i = j
+	}
+	if i == n {
+		return b[:start], 0, nil
+	}
+	written := len(b) - start
+	b = append(b, ',')
+	b = appendJSONString(b, truncSuffix+" "+strconv.Itoa(n-i)+" more")
+	return append(b, ']'), written * n / i, nil
+}
+
+// implementsJSON reports whether values of t (or pointers to them) encode
+// themselves.
+func implementsJSON(t reflect.Type) bool {
+	pt := reflect.PointerTo(t)
+	return t.Implements(jsonMarshaler) || t.Implements(textMarshaler) ||
+		pt.Implements(jsonMarshaler) || pt.Implements(textMarshaler)
+}
+
+// maxValueDepth is the deepest nesting a Go value's encoding may have:
+// encoding/json, like most decoders, rejects JSON nested deeper than
+// 10,000 levels (raw JSON payloads deeper than that fail validation), and
+// a payload adds a few levels of its own around a value.
+const maxValueDepth = 10000 - 32
+
+// tooDeep reports whether the JSON text b nests deeper than max levels.
+func tooDeep(b []byte, max int) bool {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '{', '[':
+			if depth++; depth > max {
+				return true
+			}
+		case '}', ']':
+			depth--
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	return false
+}
