@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,9 +118,14 @@ func BenchmarkRunsPage50k(b *testing.B) {
 		{"api/page1", ""}, {"api/page100", "page=100"}, {"api/user", "user=user-3"}, {"api/agent+user", "agent=" + agentID + "&user=user-3"},
 		{"api/search", "search=run+4999"}, {"api/status=failed", "status=failed"},
 		{"api/status=failed/page50", "status=failed&page=50"}, {"api/day-range", "from=" + from + "&to=" + to},
+		{"api/agents-menus", "\x00/viewer/api/agents?stats=false"}, {"api/agents-stats", "\x00/viewer/api/agents"},
 	} {
 		b.Run(q.name, func(b *testing.B) {
-			req, _ := http.NewRequest(http.MethodGet, ts.URL+"/viewer/api/runs?"+q.query, nil)
+			u := ts.URL + "/viewer/api/runs?" + q.query
+			if p, ok := strings.CutPrefix(q.query, "\x00"); ok {
+				u = ts.URL + p
+			}
+			req, _ := http.NewRequest(http.MethodGet, u, nil)
 			req.Header.Set("Authorization", "Bearer "+testToken)
 			for b.Loop() {
 				res, err := http.DefaultClient.Do(req)

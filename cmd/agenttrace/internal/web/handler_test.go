@@ -285,6 +285,14 @@ func TestRunAndAgentsReads(t *testing.T) {
 	assert.Equal(t, time.Now().UTC().Format(time.DateOnly), v.Days[0].Day)
 	assert.Equal(t, 1, v.Days[0].Runs)
 	assert.InDelta(t, 0.003595, v.Days[0].Cost, 1e-9)
+	// The menus' read has the versions without their statistics.
+	require.Equal(t, http.StatusOK, apiGet(t, ts, "/viewer/api/agents?stats=false", &a))
+	require.Len(t, a.Agents, 1)
+	require.Len(t, a.Agents[0].Versions, 1)
+	assert.Equal(t, "1.0.0", a.Agents[0].Versions[0].Name)
+	assert.EqualValues(t, 1, a.Agents[0].Counts.Total, "the agent's counts come from the store's own counter")
+	assert.Zero(t, a.Agents[0].Versions[0].Counts.Total)
+	assert.Empty(t, a.Agents[0].Versions[0].Days)
 }
 
 // TestListRunsScanMatchesSQL checks the two ways of answering a RunQuery

@@ -329,19 +329,45 @@ func versionLabel(v prefactorapi.AgentVersionRecord) string {
 	return v.Name
 }
 
+// RunSpan is a span as the run page reads it: the protocol's span details
+// (prefactorapi.SpanDetails, with the same JSON names) without the fields
+// every span of a run shares (account, agent, instance, type), which are
+// a third of a big run's answer.
+type RunSpan struct {
+	ID            string          `json:"id"`
+	ParentSpanID  *string         `json:"parent_span_id"`
+	SchemaName    string          `json:"schema_name"`
+	SchemaTitle   string          `json:"schema_title"`
+	Status        string          `json:"status"`
+	Payload       json.RawMessage `json:"payload"`
+	ResultPayload json.RawMessage `json:"result_payload"`
+	Summary       *string         `json:"summary"`
+	StartedAt     *string         `json:"started_at"`
+	FinishedAt    *string         `json:"finished_at"`
+	InsertedAt    *string         `json:"inserted_at"`
+}
+
 // RunDetail is a run with all its spans.
 type RunDetail struct {
 	Run      Run                          `json:"run"`
 	Instance prefactorapi.InstanceDetails `json:"instance"`
-	Spans    []prefactorapi.SpanDetails   `json:"spans"`
+	Spans    []RunSpan                    `json:"spans"`
 }
 
 // getRun reads a run and its spans (prefactorapi's span details, with
 // schema titles and summaries). ok is false when there is no such run.
 func getRun(ctx context.Context, api *prefactorapi.API, id string) (d RunDetail, ok bool, err error) {
-	d.Instance, d.Spans, ok, err = api.Instance(ctx, id)
+	var spans []prefactorapi.SpanDetails
+	d.Instance, spans, ok, err = api.Instance(ctx, id)
 	if err != nil || !ok {
 		return d, ok, err
+	}
+	d.Spans = make([]RunSpan, len(spans))
+	for i := range spans {
+		s := &spans[i]
+		d.Spans[i] = RunSpan{ID: s.ID, ParentSpanID: s.ParentSpanID, SchemaName: s.SchemaName, SchemaTitle: s.SchemaTitle,
+			Status: s.Status, Payload: s.Payload, ResultPayload: s.ResultPayload, Summary: s.Summary,
+			StartedAt: s.StartedAt, FinishedAt: s.FinishedAt, InsertedAt: s.InsertedAt}
 	}
 	err = api.Store().View(ctx, func(tx prefactorapi.ReadTx) error {
 		in, found, err := tx.Instance(id)
@@ -353,9 +379,6 @@ func getRun(ctx context.Context, api *prefactorapi.API, id string) (d RunDetail,
 		d.Run, err = n.run(&in)
 		return err
 	})
-	if d.Spans == nil {
-		d.Spans = []prefactorapi.SpanDetails{}
-	}
 	return d, ok, err
 }
 
@@ -396,9 +419,10 @@ func countsOf(c prefactorapi.StatusCounts) prefactorapi.InstanceCountsDetails {
 		Finished: c.Complete + c.Failed + c.Cancelled + c.Terminated}
 }
 
-// listAgents reads every agent with its versions' counts, usage and cost,
-// by day of start.
-func listAgents(ctx context.Context, st prefactorapi.Store) ([]AgentStats, error) {
+// listAgents reads every agent with its versions and, with stats, their
+// counts, usage and cost by day of start (which reads every run of the
+// agent; the runs page's agent and version menus go without).
+func listAgents(ctx context.Context, st prefactorapi.Store, stats bool) ([]AgentStats, error) {
 	out := []AgentStats{}
 	err := st.View(ctx, func(tx prefactorapi.ReadTx) error {
 		agents, err := tx.ListAgents()
@@ -432,9 +456,11 @@ func listAgents(ctx context.Context, st prefactorapi.Store) ([]AgentStats, error
 				counts = append(counts, prefactorapi.StatusCounts{})
 				days = append(days, map[string]*DayStats{})
 			}
-			ins, _, err := tx.ListInstances(prefactorapi.InstanceQuery{AgentID: a.ID, Order: prefactorapi.ByStartAsc})
-			if err != nil {
-				return err
+			var ins []prefactorapi.InstanceRecord
+			if stats {
+				if ins, _, err = tx.ListInstances(prefactorapi.InstanceQuery{AgentID: a.ID, Order: prefactorapi.ByStartAsc}); err != nil {
+					return err
+				}
 			}
 			for i := range ins {
 				in := &ins[i]

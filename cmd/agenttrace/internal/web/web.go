@@ -239,7 +239,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) agents(w http.ResponseWriter, r *http.Request) {
-	a, err := listAgents(r.Context(), h.cfg.API.Store())
+	a, err := listAgents(r.Context(), h.cfg.API.Store(), r.URL.Query().Get("stats") != "false")
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "unexpected", "the store could not be read")
 		return

@@ -117,9 +117,11 @@ function poller(fn, every) {
 
 // ---- runs ----------------------------------------------------------------
 
+// agentList reads the agents and versions for the runs page's menus
+// (without their statistics, which read every run).
 let agentsCache = null;
 async function agentList() {
-  if (!agentsCache) agentsCache = api("/viewer/api/agents").then((b) => b.agents).catch((e) => { agentsCache = null; throw e; });
+  if (!agentsCache) agentsCache = api("/viewer/api/agents?stats=false").then((b) => b.agents).catch((e) => { agentsCache = null; throw e; });
   return agentsCache;
 }
 
@@ -711,8 +713,7 @@ function agentsPage(main) {
   main.append(h("h1", { text: "Agents" }));
   const box = h("div", { id: "agents" }, h("p", { class: "muted", text: "Loading…" }));
   main.append(box);
-  agentsCache = null;
-  agentList().then((agents) => {
+  api("/viewer/api/agents").then((b) => b.agents).then((agents) => {
     if (!agents.length) { box.replaceChildren(h("p", { class: "muted", text: "No agents yet: runs register them." })); return; }
     box.replaceChildren(...agents.map((a) => {
       const c = a.counts;
