@@ -112,3 +112,41 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]prefactorapi.Insta
 	}
 	return out, total, rows.Err()
 }
+
+// RunGroup sums an agent's runs of one version, status, UTC day of start
+// (else registration) and currency.
+type RunGroup struct {
+	VersionID, Status, Currency string
+	// Day is the UTC day, as days since 1970-01-01.
+	Day  int64
+	Runs int64
+	// FirstStart is the earliest start (else registration) in the group.
+	FirstStart                                  time.Time
+	PromptTokens, CompletionTokens, TotalTokens int64
+	CostPrompt, CostCompletion, CostServices    float64
+	CostTotal                                   float64
+}
+
+// RunGroups sums an agent's runs by version, status, day and currency in
+// one query, for the agents page.
+func (s *Store) RunGroups(ctx context.Context, agentID string) ([]RunGroup, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT version_id, status, currency, start_key / 86400000000 AS day, count(*), min(start_key),
+		sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), sum(cost_prompt), sum(cost_completion), sum(cost_services), sum(cost_total)
+		FROM instances WHERE agent_id = ? GROUP BY version_id, status, currency, day`, agentID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	defer rows.Close()
+	var out []RunGroup
+	for rows.Next() {
+		var g RunGroup
+		var first int64
+		if err := rows.Scan(&g.VersionID, &g.Status, &g.Currency, &g.Day, &g.Runs, &first, &g.PromptTokens, &g.CompletionTokens,
+			&g.TotalTokens, &g.CostPrompt, &g.CostCompletion, &g.CostServices, &g.CostTotal); err != nil {
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
+		g.FirstStart = time.UnixMicro(first).UTC()
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}

@@ -347,3 +347,41 @@ func TestListRunsScanMatchesSQL(t *testing.T) {
 		assert.Equal(t, want.Items, got.Items, raw)
 	}
 }
+
+// TestAgentStatsGroupMatchesScan checks SQLite's RunGroups and the scan
+// other stores get give the same agents page.
+func TestAgentStatsGroupMatchesScan(t *testing.T) {
+	ts := newTestServer(t)
+	agentID, versionID := prefactorapi.NewPFID(7), prefactorapi.NewPFID(7)
+	// Runs a minute apart across three UTC days, beside a run from the exporter.
+	seedInstances(t, ts.Store, agentID, versionID, 2600, time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Add(-time.Hour))
+	tr := ts.tracer(t, "travel-agent", "1.0.0")
+	travelRun(context.Background(), tr, "user-1", "team-a")
+	flush(t, tr)
+	ctx := context.Background()
+	want, err := listAgents(ctx, ts.Store, true)
+	require.NoError(t, err)
+	_, isGrouper := ts.Store.(runGrouper)
+	require.True(t, isGrouper)
+	got, err := listAgents(ctx, struct{ prefactorapi.Store }{ts.Store}, true) // hides RunGroups
+	require.NoError(t, err)
+	require.Len(t, want, 2)
+	for i := range want {
+		require.Len(t, got[i].Versions, len(want[i].Versions))
+		for j := range want[i].Versions {
+			w, g := want[i].Versions[j], got[i].Versions[j]
+			assert.Equal(t, w.Counts, g.Counts)
+			assert.Equal(t, w.Usage, g.Usage)
+			assert.Equal(t, w.Costs.Currency, g.Costs.Currency)
+			assert.InDelta(t, w.Costs.Total, g.Costs.Total, 1e-9)
+			require.Len(t, g.Days, len(w.Days))
+			for k := range w.Days {
+				assert.Equal(t, w.Days[k].Day, g.Days[k].Day)
+				assert.Equal(t, w.Days[k].Runs, g.Days[k].Runs)
+				assert.InDelta(t, w.Days[k].Cost, g.Days[k].Cost, 1e-9)
+			}
+		}
+	}
+	assert.EqualValues(t, 2600, want[0].Versions[0].Counts.Total+want[1].Versions[0].Counts.Total-1)
+	assert.Greater(t, len(want[0].Versions[0].Days)+len(want[1].Versions[0].Days), 2)
+}
