@@ -62,7 +62,7 @@ func (ts *testServer) tracer(t testing.TB, agent, version string, opts ...agentt
 	tr, err := agenttrace.New(append([]agenttrace.Option{agenttrace.WithExporter(exp), agenttrace.WithAgent(agent, version)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 		defer cancel()
 		if err := tr.Shutdown(ctx); err != nil && !errors.Is(err, agenttrace.ErrShutdown) {
 			t.Errorf("shutdown: %v", err)
@@ -116,7 +116,11 @@ func (ts *testServer) failedSpans(t testing.TB, runID string) []string {
 
 func flush(t testing.TB, tr *agenttrace.Tracer) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	defer cancel()
 	require.NoError(t, tr.Flush(ctx))
 }
+
+// flushTimeout bounds a flush or shutdown: generous (the race detector
+// slows SQLite and the exporter several times), it only stops a hang.
+const flushTimeout = 5 * time.Minute
