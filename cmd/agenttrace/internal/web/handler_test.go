@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,7 +85,11 @@ func TestLogin(t *testing.T) {
 	assert.Equal(t, http.StatusOK, get("/viewer/api/runs", withCookie(ck.Value)))
 	assert.Equal(t, http.StatusOK, get("/runs", withCookie(ck.Value)))
 	// A forged, altered or expired cookie is refused.
-	assert.Equal(t, http.StatusUnauthorized, get("/viewer/api/runs", withCookie(ck.Value[:len(ck.Value)-1]+"0")))
+	last := "0"
+	if strings.HasSuffix(ck.Value, "0") {
+		last = "1"
+	}
+	assert.Equal(t, http.StatusUnauthorized, get("/viewer/api/runs", withCookie(ck.Value[:len(ck.Value)-1]+last)))
 	assert.Equal(t, http.StatusUnauthorized, get("/viewer/api/runs", withCookie("2999-01-01T00:00:00Z.00")))
 	h, err := New(Config{API: ts.API, Token: testToken})
 	require.NoError(t, err)
