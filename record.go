@@ -185,6 +185,11 @@ type InstanceData struct {
 	GroupID   string         `json:"group_id,omitempty"`
 	Channel   string         `json:"channel,omitempty"`
 	SessionID string         `json:"session_id,omitempty"`
+	// Name, IPAddress and UserAgent describe the run for listings (see
+	// WithInstanceName, WithIPAddress, WithUserAgent, FromHTTPRequest).
+	Name      string `json:"name,omitempty"`
+	IPAddress string `json:"ip_address,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
 	// Default reports the tracer's default instance, which spans started
 	// outside any instance join.
 	Default   bool              `json:"default,omitempty"`

@@ -188,7 +188,10 @@ func (t *memTx) InstanceCounts(agentID string) (StatusCounts, error) {
 }
 
 func (t *memTx) ListInstances(q InstanceQuery) ([]InstanceRecord, int, error) {
-	words := strings.Fields(strings.ToLower(q.Search))
+	words := SearchWords(q.Search)
+	if len(words) == 0 && strings.TrimSpace(q.Search) != "" {
+		return []InstanceRecord{}, 0, nil
+	}
 	var sel []*InstanceRecord
 	for _, id := range t.m.instOrder {
 		in := t.m.instances[id]
@@ -196,15 +199,8 @@ func (t *memTx) ListInstances(q InstanceQuery) ([]InstanceRecord, int, error) {
 			(q.UserID != "" && in.Run.UserID != q.UserID) || (q.GroupID != "" && in.Run.GroupID != q.GroupID) {
 			continue
 		}
-		if len(words) > 0 {
-			name := strings.ToLower(in.Run.Name)
-			ok := true
-			for _, w := range words {
-				ok = ok && strings.Contains(name, w)
-			}
-			if !ok {
-				continue
-			}
+		if len(words) > 0 && !MatchesSearch(in.Run.Name, words) {
+			continue
 		}
 		sel = append(sel, in)
 	}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // Store keeps what the protocol accepted. The protocol (API) does every
@@ -94,8 +97,9 @@ type InstanceQuery struct {
 	VersionID string
 	UserID    string
 	GroupID   string
-	// Search matches instances whose name contains every word of it
-	// (case-insensitive; full-text in SQL stores).
+	// Search matches instances whose name has, for every word of it, a
+	// word starting with it (case-insensitive; see SearchWords; full-text
+	// in SQL stores). A search with no word matches nothing.
 	Search string
 	Order  Order
 	// Offset skips that many; Limit 0 means no limit.
@@ -234,4 +238,22 @@ type SpanTypeInfo struct {
 // DeploymentRecord is an (agent, environment) pair.
 type DeploymentRecord struct {
 	ID, AgentID, EnvironmentID string
+}
+
+// SearchWords splits a search into lower-case words: runs of letters and
+// digits. Everything else (quotes, operators, punctuation) separates.
+func SearchWords(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+}
+
+// MatchesSearch reports whether name has, for every word, a word starting
+// with it.
+func MatchesSearch(name string, words []string) bool {
+	nw := SearchWords(name)
+	for _, w := range words {
+		if !slices.ContainsFunc(nw, func(x string) bool { return strings.HasPrefix(x, w) }) {
+			return false
+		}
+	}
+	return true
 }

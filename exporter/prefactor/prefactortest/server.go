@@ -34,6 +34,10 @@
 //     (409), though a terminated one still takes spans and says so in
 //     "control".
 //
+// The protocol (decoding, checks, state machines, idempotency, bulk) is
+// internal/prefactorapi's, over an in-memory store; this package adds the
+// fault injection, the request log and the accessors.
+//
 // Idempotency: the server keeps, per key, a hash of the operation (the
 // endpoint, the ID in the path and the request's fields; a bulk item and
 // the single request of the same operation hash alike) with the answer.

@@ -324,7 +324,9 @@ func testSearch(t *testing.T, s prefactorapi.Store) {
 	assert.Equal(t, 0, count("nothing"))
 	assert.Equal(t, 5, count(""))
 	assert.Equal(t, 0, count(`"; DROP TABLE x; --`), "quotes and operators are plain text")
-	assert.Equal(t, 0, count("*"))
+	assert.Equal(t, 0, count("*"), "no word: nothing")
+	assert.Equal(t, 3, count("ref"), "words match name words by prefix")
+	assert.Equal(t, 0, count("efund"), "not in the middle of a word")
 }
 
 func testAgents(t *testing.T, s prefactorapi.Store) {

@@ -48,12 +48,12 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]prefactorapi.Insta
 	if q.GroupID != "" {
 		add("group_id = ?", q.GroupID)
 	}
-	match, short := ftsQuery(q.Search)
-	if match != "" {
+	if strings.TrimSpace(q.Search) != "" { // as ListInstances searches
+		match, ok := ftsQuery(q.Search)
+		if !ok {
+			return []prefactorapi.InstanceRecord{}, 0, nil
+		}
 		add("seq IN (SELECT rowid FROM instance_names WHERE instance_names MATCH ?)", match)
-	}
-	for _, w := range short {
-		add(`name LIKE ? ESCAPE '\'`, likeEscape(w))
 	}
 	if len(f.Statuses) > 0 {
 		ph := strings.TrimSuffix(strings.Repeat("?,", len(f.Statuses)), ",")

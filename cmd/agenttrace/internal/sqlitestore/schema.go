@@ -143,5 +143,24 @@ CREATE INDEX spans_instance ON spans(instance_id, seq);
 `, // 2: the runs of a session, for a session view.
 	`
 CREATE INDEX instances_session ON instances(agent_id, session_id, start_key, id);
+`, // 3: name search by words (unicode61, prefix queries) instead of
+	// trigrams, which are slow on common words.
+	`
+DROP TRIGGER instances_name_insert;
+DROP TRIGGER instances_name_update;
+DROP TRIGGER instances_name_delete;
+DROP TABLE instance_names;
+CREATE VIRTUAL TABLE instance_names USING fts5(name, tokenize = 'unicode61 remove_diacritics 2');
+INSERT INTO instance_names(rowid, name) SELECT seq, name FROM instances WHERE name != '';
+CREATE TRIGGER instances_name_insert AFTER INSERT ON instances WHEN new.name != '' BEGIN
+	INSERT INTO instance_names(rowid, name) VALUES (new.seq, new.name);
+END;
+CREATE TRIGGER instances_name_update AFTER UPDATE OF name ON instances WHEN old.name IS NOT new.name BEGIN
+	DELETE FROM instance_names WHERE rowid = old.seq;
+	INSERT INTO instance_names(rowid, name) SELECT new.seq, new.name WHERE new.name != '';
+END;
+CREATE TRIGGER instances_name_delete AFTER DELETE ON instances BEGIN
+	DELETE FROM instance_names WHERE rowid = old.seq;
+END;
 `,
 }

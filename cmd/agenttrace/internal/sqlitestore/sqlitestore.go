@@ -14,8 +14,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
-	"unicode/utf8"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 
@@ -46,7 +46,8 @@ type Store struct {
 	path  string
 	write *sql.DB // one connection: BEGIN IMMEDIATE transactions
 	read  *sql.DB // read-only connections for View
-	stmts map[string]*sql.Stmt
+	// schemas caches schema versions, which are immutable, by ID.
+	schemas sync.Map
 }
 
 func dsn(path string, o Options, readOnly bool) string {
@@ -82,7 +83,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{path: path, write: w, stmts: map[string]*sql.Stmt{}}
+	s := &Store{path: path, write: w}
 	if err := s.migrate(ctx); err != nil {
 		_ = w.Close()
 		return nil, err
@@ -135,9 +136,6 @@ func (s *Store) Path() string { return s.path }
 
 // Close implements prefactorapi.Store.
 func (s *Store) Close() error {
-	for _, st := range s.stmts {
-		_ = st.Close()
-	}
 	return errors.Join(s.read.Close(), s.write.Close())
 }
 
@@ -181,6 +179,9 @@ type sqlTx struct {
 	write bool
 	inst  map[string]*cachedInstance
 	order []string
+	// prepared are the statements prepared in the transaction (closed with
+	// it).
+	prepared map[string]*sql.Stmt
 }
 
 type cachedInstance struct {
@@ -190,11 +191,58 @@ type cachedInstance struct {
 }
 
 func (t *sqlTx) exec(query string, args ...any) error {
-	_, err := t.q.ExecContext(t.ctx, query, args...)
+	_, err := t.stmt(query).ExecContext(t.ctx, args...)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: %w", err)
 	}
 	return nil
+}
+
+// querier runs a statement of a transaction.
+type querier interface {
+	QueryRowContext(ctx context.Context, args ...any) *sql.Row
+	QueryContext(ctx context.Context, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, args ...any) (sql.Result, error)
+}
+
+// unprepared runs a query text on a transaction (for read transactions,
+// whose connections vary).
+type unprepared struct {
+	tx    *sql.Tx
+	query string
+}
+
+func (u unprepared) QueryRowContext(ctx context.Context, args ...any) *sql.Row {
+	return u.tx.QueryRowContext(ctx, u.query, args...)
+}
+
+func (u unprepared) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
+	return u.tx.QueryContext(ctx, u.query, args...)
+}
+
+func (u unprepared) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
+	return u.tx.ExecContext(ctx, u.query, args...)
+}
+
+// stmt returns query as a statement of the transaction: in a write
+// transaction prepared once for the transaction (a bulk request runs the
+// same few statements hundreds of times), in a read one parsed each time.
+func (t *sqlTx) stmt(query string) querier {
+	if !t.write {
+		return unprepared{t.q, query}
+	}
+	if st, ok := t.prepared[query]; ok {
+		return st
+	}
+	st, err := t.q.PrepareContext(t.ctx, query)
+	if err != nil {
+		return unprepared{t.q, query} // the error surfaces when it runs
+	}
+	if t.prepared == nil {
+		t.prepared = map[string]*sql.Stmt{}
+	}
+	t.prepared[query] = st
+	return st
 }
 
 // micro stores a time as Unix microseconds; the zero time is NULL.
@@ -238,7 +286,7 @@ func found(err error) (bool, error) {
 
 func (t *sqlTx) Idempotency(key string) (prefactorapi.IdempotencyRecord, bool, error) {
 	r := prefactorapi.IdempotencyRecord{Key: key}
-	err := t.q.QueryRowContext(t.ctx, "SELECT hash, status, body FROM idempotency WHERE key = ?", key).Scan(&r.Hash, &r.Status, &r.Body)
+	err := t.stmt("SELECT hash, status, body FROM idempotency WHERE key = ?").QueryRowContext(t.ctx, key).Scan(&r.Hash, &r.Status, &r.Body)
 	ok, err := found(err)
 	return r, ok, err
 }
@@ -276,7 +324,7 @@ func (t *sqlTx) Instance(id string) (prefactorapi.InstanceRecord, bool, error) {
 	if c, ok := t.inst[id]; ok {
 		return c.rec, c.ok, nil
 	}
-	r, err := scanInstance(t.q.QueryRowContext(t.ctx, "SELECT "+instanceCols+" FROM instances WHERE id = ?", id))
+	r, err := scanInstance(t.stmt("SELECT "+instanceCols+" FROM instances WHERE id = ?").QueryRowContext(t.ctx, id))
 	ok, err := found(err)
 	if err != nil {
 		return r, false, err
@@ -369,7 +417,7 @@ func scanSpan(sc scanner) (prefactorapi.SpanRecord, error) {
 }
 
 func (t *sqlTx) Span(id string) (prefactorapi.SpanRecord, bool, error) {
-	r, err := scanSpan(t.q.QueryRowContext(t.ctx, "SELECT "+spanCols+" FROM spans WHERE id = ?", id))
+	r, err := scanSpan(t.stmt("SELECT "+spanCols+" FROM spans WHERE id = ?").QueryRowContext(t.ctx, id))
 	ok, err := found(err)
 	return r, ok, err
 }
@@ -397,7 +445,7 @@ func (t *sqlTx) ListSpans(instanceID string) ([]prefactorapi.SpanRecord, error) 
 	if instanceID != "" {
 		q, args = "SELECT "+spanCols+" FROM spans WHERE instance_id = ? ORDER BY seq", []any{instanceID}
 	}
-	rows, err := t.q.QueryContext(t.ctx, q, args...)
+	rows, err := t.stmt(q).QueryContext(t.ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
@@ -425,13 +473,13 @@ func scanAgent(sc scanner) (prefactorapi.AgentRecord, error) {
 }
 
 func (t *sqlTx) Agent(id string) (prefactorapi.AgentRecord, bool, error) {
-	r, err := scanAgent(t.q.QueryRowContext(t.ctx, "SELECT "+agentCols+" FROM agents WHERE id = ?", id))
+	r, err := scanAgent(t.stmt("SELECT "+agentCols+" FROM agents WHERE id = ?").QueryRowContext(t.ctx, id))
 	ok, err := found(err)
 	return r, ok, err
 }
 
 func (t *sqlTx) AgentByExternalID(ext string) (prefactorapi.AgentRecord, bool, error) {
-	r, err := scanAgent(t.q.QueryRowContext(t.ctx, "SELECT "+agentCols+" FROM agents WHERE external_id = ? ORDER BY seq LIMIT 1", ext))
+	r, err := scanAgent(t.stmt("SELECT "+agentCols+" FROM agents WHERE external_id = ? ORDER BY seq LIMIT 1").QueryRowContext(t.ctx, ext))
 	ok, err := found(err)
 	return r, ok, err
 }
@@ -448,7 +496,7 @@ func (t *sqlTx) PutAgent(r prefactorapi.AgentRecord) error {
 func (t *sqlTx) DeleteAgent(id string) error { return t.exec("DELETE FROM agents WHERE id = ?", id) }
 
 func (t *sqlTx) ListAgents() ([]prefactorapi.AgentRecord, error) {
-	rows, err := t.q.QueryContext(t.ctx, "SELECT "+agentCols+" FROM agents ORDER BY seq")
+	rows, err := t.stmt("SELECT " + agentCols + " FROM agents ORDER BY seq").QueryContext(t.ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
@@ -475,7 +523,7 @@ func scanVersion(sc scanner) (prefactorapi.AgentVersionRecord, error) {
 }
 
 func (t *sqlTx) version(where string, args ...any) (prefactorapi.AgentVersionRecord, bool, error) {
-	r, err := scanVersion(t.q.QueryRowContext(t.ctx, "SELECT "+versionCols+" FROM agent_versions WHERE "+where, args...))
+	r, err := scanVersion(t.stmt("SELECT "+versionCols+" FROM agent_versions WHERE "+where).QueryRowContext(t.ctx, args...))
 	ok, err := found(err)
 	return r, ok, err
 }
@@ -494,7 +542,7 @@ func (t *sqlTx) AgentVersionByNumber(agentID string, n int) (prefactorapi.AgentV
 
 func (t *sqlTx) CountAgentVersions(agentID string) (int, error) {
 	var n int
-	err := t.q.QueryRowContext(t.ctx, "SELECT count(*) FROM agent_versions WHERE agent_id = ?", agentID).Scan(&n)
+	err := t.stmt("SELECT count(*) FROM agent_versions WHERE agent_id = ?").QueryRowContext(t.ctx, agentID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("sqlitestore: %w", err)
 	}
@@ -511,7 +559,7 @@ func (t *sqlTx) schema(where string, args ...any) (prefactorapi.SchemaVersionRec
 	var types string
 	var body []byte
 	var inserted sql.NullInt64
-	err := t.q.QueryRowContext(t.ctx, "SELECT id, agent_id, external_id, span_types, body, inserted_at FROM schema_versions WHERE "+where,
+	err := t.stmt("SELECT id, agent_id, external_id, span_types, body, inserted_at FROM schema_versions WHERE "+where).QueryRowContext(t.ctx,
 		args...).Scan(&r.ID, &r.AgentID, &r.ExternalID, &types, &body, &inserted)
 	ok, err := found(err)
 	if !ok || err != nil {
@@ -525,7 +573,14 @@ func (t *sqlTx) schema(where string, args ...any) (prefactorapi.SchemaVersionRec
 }
 
 func (t *sqlTx) SchemaVersion(id string) (prefactorapi.SchemaVersionRecord, bool, error) {
-	return t.schema("id = ?", id)
+	if v, ok := t.s.schemas.Load(id); ok {
+		return v.(prefactorapi.SchemaVersionRecord), true, nil
+	}
+	r, ok, err := t.schema("id = ?", id)
+	if ok && err == nil && !t.write {
+		t.s.schemas.Store(id, r) // immutable; committed, since a read transaction saw it
+	}
+	return r, ok, err
 }
 
 func (t *sqlTx) SchemaVersionByExternalID(agentID, ext string) (prefactorapi.SchemaVersionRecord, bool, error) {
@@ -546,7 +601,7 @@ func (t *sqlTx) PutSchemaVersion(r prefactorapi.SchemaVersionRecord) error {
 
 func (t *sqlTx) Deployment(agentID, envID string) (prefactorapi.DeploymentRecord, bool, error) {
 	r := prefactorapi.DeploymentRecord{AgentID: agentID, EnvironmentID: envID}
-	err := t.q.QueryRowContext(t.ctx, "SELECT id FROM deployments WHERE agent_id = ? AND environment_id = ?", agentID, envID).Scan(&r.ID)
+	err := t.stmt("SELECT id FROM deployments WHERE agent_id = ? AND environment_id = ?").QueryRowContext(t.ctx, agentID, envID).Scan(&r.ID)
 	ok, err := found(err)
 	return r, ok, err
 }
@@ -560,7 +615,7 @@ func (t *sqlTx) InstanceCounts(agentID string) (prefactorapi.StatusCounts, error
 	if err := t.flushed(); err != nil {
 		return c, err
 	}
-	rows, err := t.q.QueryContext(t.ctx, "SELECT status, count(*) FROM instances WHERE agent_id = ? GROUP BY status", agentID)
+	rows, err := t.stmt("SELECT status, count(*) FROM instances WHERE agent_id = ? GROUP BY status").QueryContext(t.ctx, agentID)
 	if err != nil {
 		return c, fmt.Errorf("sqlitestore: %w", err)
 	}
@@ -576,23 +631,18 @@ func (t *sqlTx) InstanceCounts(agentID string) (prefactorapi.StatusCounts, error
 	return c, rows.Err()
 }
 
-// ftsQuery quotes each word of at least 3 characters as an FTS5 string
-// (trigram: a substring); shorter words are matched with LIKE.
-func ftsQuery(search string) (match string, short []string) {
-	var parts []string
-	for _, w := range strings.Fields(search) {
-		if utf8.RuneCountInString(w) < 3 {
-			short = append(short, w)
-			continue
-		}
-		parts = append(parts, `"`+strings.ReplaceAll(w, `"`, `""`)+`"`)
+// ftsQuery makes an FTS5 query of the search words (prefix queries, all
+// required); ok is false when the search has no word at all.
+func ftsQuery(search string) (match string, ok bool) {
+	words := prefactorapi.SearchWords(search)
+	if len(words) == 0 {
+		return "", false
 	}
-	return strings.Join(parts, " AND "), short
-}
-
-func likeEscape(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return "%" + r.Replace(s) + "%"
+	parts := make([]string, len(words))
+	for i, w := range words {
+		parts[i] = `"` + strings.ReplaceAll(w, `"`, `""`) + `"*`
+	}
+	return strings.Join(parts, " AND "), true
 }
 
 func (t *sqlTx) ListInstances(q prefactorapi.InstanceQuery) ([]prefactorapi.InstanceRecord, int, error) {
@@ -614,19 +664,19 @@ func (t *sqlTx) ListInstances(q prefactorapi.InstanceQuery) ([]prefactorapi.Inst
 	if q.GroupID != "" {
 		add("group_id = ?", q.GroupID)
 	}
-	match, short := ftsQuery(q.Search)
-	if match != "" {
+	if strings.TrimSpace(q.Search) != "" {
+		match, ok := ftsQuery(q.Search)
+		if !ok {
+			return []prefactorapi.InstanceRecord{}, 0, nil
+		}
 		add("seq IN (SELECT rowid FROM instance_names WHERE instance_names MATCH ?)", match)
-	}
-	for _, w := range short {
-		add(`name LIKE ? ESCAPE '\'`, likeEscape(w))
 	}
 	cond := ""
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
 	var total int
-	if err := t.q.QueryRowContext(t.ctx, "SELECT count(*) FROM instances"+cond, args...).Scan(&total); err != nil {
+	if err := t.stmt("SELECT count(*) FROM instances"+cond).QueryRowContext(t.ctx, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("sqlitestore: %w", err)
 	}
 	order := " ORDER BY seq"
@@ -640,8 +690,10 @@ func (t *sqlTx) ListInstances(q prefactorapi.InstanceQuery) ([]prefactorapi.Inst
 	if q.Limit > 0 {
 		limit = q.Limit
 	}
-	rows, err := t.q.QueryContext(t.ctx, "SELECT "+instanceCols+" FROM instances"+cond+order+" LIMIT ? OFFSET ?",
-		append(args, limit, max(q.Offset, 0))...)
+	// The page's rows are chosen on the index alone (a deep offset skips
+	// index entries, not rows), then read.
+	rows, err := t.stmt("SELECT "+instanceCols+" FROM instances WHERE seq IN (SELECT seq FROM instances"+cond+order+
+		" LIMIT ? OFFSET ?)"+order).QueryContext(t.ctx, append(args, limit, max(q.Offset, 0))...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlitestore: %w", err)
 	}
