@@ -26,6 +26,7 @@ import (
 	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/pgstore"
 	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/server"
 	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/sqlitestore"
+	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/web"
 	"github.com/agenttrace/agenttrace/exporter/prefactor"
 	"github.com/agenttrace/agenttrace/internal/prefactorapi"
 )
@@ -152,7 +153,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	retainAge := fl.Duration("retain-age", 0, "delete finished runs older than this (e.g. 720h); 0 keeps them")
 	retainMB := fl.Int64("retain-mb", 0, "delete the oldest runs while the database is larger than this many MiB; 0: no limit")
 	fl.Usage = func() {
-		fmt.Fprintf(fl.Output(), "Usage: agenttrace serve [flags]\n\nRuns the server: Prefactor v1 ingest and agents under /api/v1, the run listing under /api/v2/AgentInstance.\n\nFlags:\n")
+		fmt.Fprintf(fl.Output(), "Usage: agenttrace serve [flags]\n\nRuns the server: Prefactor v1 ingest and agents under /api/v1, the run listing under /api/v2/AgentInstance, OTLP/HTTP traces at /v1/traces, and the web viewer at /.\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
@@ -205,8 +206,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ln.Close()
 		return err
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hs := &http.Server{Handler: web.Mount(srv, web.Config{API: srv.API(), Token: *token}), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	fmt.Fprintf(stdout, "agenttrace: serving http://%s (database %s)\n", ln.Addr(), sf.describe())
+	fmt.Fprintf(stdout, "  viewer: http://%s/ (sign in with the token)\n", ln.Addr())
 	fmt.Fprintf(stdout, "  export PREFACTOR_API_URL=http://%s PREFACTOR_API_TOKEN=<the token>\n", ln.Addr())
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -57,7 +57,7 @@ func newBrowser(t testing.TB, width, height int) context.Context {
 }
 
 // stepTimeout bounds a browser step: generous, it only stops a hang.
-const stepTimeout = 60 * time.Second
+const stepTimeout = 30 * time.Second
 
 // within runs browser steps.
 func within(t testing.TB, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {

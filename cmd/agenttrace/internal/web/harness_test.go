@@ -3,8 +3,6 @@ package web
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agenttrace/agenttrace"
+	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/server"
 	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/sqlitestore"
 	"github.com/agenttrace/agenttrace/exporter/prefactor"
 	"github.com/agenttrace/agenttrace/internal/prefactorapi"
@@ -20,52 +19,30 @@ import (
 
 const testToken = "viewer-test-token-5f2c"
 
-// testServer is the server's shape on one loopback address: the Prefactor
-// v1 ingest at /api/v1/ (prefactorapi over a SQLite file) and the viewer at
-// /.
+// testServer is `agenttrace serve` on a loopback address: the server's
+// APIs (package server, over a SQLite file) with the viewer mounted as the
+// command mounts it.
 type testServer struct {
-	URL       string
-	API       *prefactorapi.API
-	Store     prefactorapi.Store
-	AgentID   string
-	EnvID     string
-	partition uint32
-	hs        *httptest.Server
+	URL   string
+	API   *prefactorapi.API
+	Store prefactorapi.Store
+	hs    *httptest.Server
 }
 
 func newTestServer(t testing.TB) *testServer {
 	t.Helper()
+	return newTestServerAt(t, filepath.Join(t.TempDir(), "traces.db"))
+}
+
+func newTestServerAt(t testing.TB, path string) *testServer {
+	t.Helper()
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "traces.db"), sqlitestore.Options{})
+	st, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
 	require.NoError(t, err)
-	const partition = 424242
-	ts := &testServer{Store: st, partition: partition,
-		AgentID: prefactorapi.NewPFID(partition), EnvID: prefactorapi.NewPFID(partition)}
-	api, err := prefactorapi.New(st, prefactorapi.Config{AccountID: prefactorapi.NewPFID(partition), RequireIDs: true,
-		AgentID: ts.AgentID, EnvironmentID: ts.EnvID})
+	srv, err := server.New(server.Config{Store: st, Token: testToken})
 	require.NoError(t, err)
-	ts.API = api
-	viewer, err := New(Config{API: api, Token: testToken})
-	require.NoError(t, err)
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+testToken {
-			writeError(w, http.StatusUnauthorized, "bad_authtoken", "Token invalid or expired")
-			return
-		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", "unreadable body")
-			return
-		}
-		ep, id := prefactorapi.Route(r.Method, r.URL.Path)
-		ans := api.Do(r.Context(), ep, id, body, r.URL.Query())
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(ans.Status)
-		_, _ = w.Write(ans.Body)
-	}))
-	mux.Handle("/", viewer)
-	ts.hs = httptest.NewServer(mux)
+	ts := &testServer{Store: st, API: srv.API()}
+	ts.hs = httptest.NewServer(Mount(srv, Config{API: srv.API(), Token: testToken}))
 	ts.URL = ts.hs.URL
 	t.Cleanup(func() {
 		ts.hs.Close()
@@ -79,13 +56,13 @@ func newTestServer(t testing.TB) *testServer {
 func (ts *testServer) tracer(t testing.TB, agent, version string, opts ...agenttrace.Option) *agenttrace.Tracer {
 	t.Helper()
 	exp, err := prefactor.New(prefactor.WithURL(ts.URL), prefactor.WithToken(testToken),
-		prefactor.WithAgentID(ts.AgentID), prefactor.WithEnvironmentID(ts.EnvID),
+		prefactor.WithEnvironmentID(server.EnvironmentID),
 		prefactor.WithErrorHandler(func(err error) { t.Errorf("export: %v", err) }))
 	require.NoError(t, err)
 	tr, err := agenttrace.New(append([]agenttrace.Option{agenttrace.WithExporter(exp), agenttrace.WithAgent(agent, version)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 		defer cancel()
 		if err := tr.Shutdown(ctx); err != nil && !errors.Is(err, agenttrace.ErrShutdown) {
 			t.Errorf("shutdown: %v", err)
@@ -94,12 +71,56 @@ func (ts *testServer) tracer(t testing.TB, agent, version string, opts ...agentt
 	return tr
 }
 
-// pfid is the server's ID of an instance or span the tracer made.
-func (ts *testServer) pfid(id agenttrace.ID) string { return prefactor.PFID(id, ts.partition) }
+// runID finds the server's ID of the run named name (the server makes
+// the IDs the exporter then learns).
+func (ts *testServer) runID(t testing.TB, name string) string {
+	t.Helper()
+	id := ""
+	require.NoError(t, ts.Store.View(context.Background(), func(tx prefactorapi.ReadTx) error {
+		ins, _, err := tx.ListInstances(prefactorapi.InstanceQuery{})
+		for _, in := range ins {
+			if in.Run.Name == name {
+				id = in.ID
+			}
+		}
+		return err
+	}))
+	require.NotEmpty(t, id, "no run named %q", name)
+	return id
+}
+
+// failedSpan finds the server's ID of a run's one failed span.
+func (ts *testServer) failedSpan(t testing.TB, runID string) string {
+	t.Helper()
+	ids := ts.failedSpans(t, runID)
+	require.Len(t, ids, 1)
+	return ids[0]
+}
+
+// failedSpans finds the server's IDs of a run's failed spans, in creation
+// order.
+func (ts *testServer) failedSpans(t testing.TB, runID string) []string {
+	t.Helper()
+	var ids []string
+	require.NoError(t, ts.Store.View(context.Background(), func(tx prefactorapi.ReadTx) error {
+		spans, err := tx.ListSpans(runID)
+		for _, s := range spans {
+			if s.Status == "failed" {
+				ids = append(ids, s.ID)
+			}
+		}
+		return err
+	}))
+	return ids
+}
 
 func flush(t testing.TB, tr *agenttrace.Tracer) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	defer cancel()
 	require.NoError(t, tr.Flush(ctx))
 }
+
+// flushTimeout bounds a flush or shutdown: generous (the race detector
+// slows SQLite and the exporter several times), it only stops a hang.
+const flushTimeout = 5 * time.Minute

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -28,20 +29,27 @@ func TestPagesInBrowser(t *testing.T) {
 	bg := context.Background()
 
 	v1 := ts.tracer(t, "travel-agent", "1.0.0", agenttrace.WithPayloadLimit(16<<10))
-	v2 := ts.tracer(t, "travel-agent", "2.0.0", agenttrace.WithPayloadLimit(16<<10))
-	first, weather := travelRun(bg, v1, "user-1", "team-a")
-	second, _ := travelRun(bg, v2, "user-2", "team-b")
+	// v2's redactor blanks card numbers, as an application's would.
+	redact := func(_ string, _ agenttrace.PayloadField, p []byte) []byte {
+		return bytes.ReplaceAll(p, []byte(`"4111 1111 1111 1111"`), []byte(`"[REDACTED]"`))
+	}
+	v2 := ts.tracer(t, "travel-agent", "2.0.0", agenttrace.WithPayloadLimit(16<<10), agenttrace.WithRedactor(redact))
+	travelRun(bg, v1, "user-1", "team-a")
+	travelRun(bg, v2, "user-2", "team-b")
 	// A failed run, and a live one left running.
 	fctx, failedRun := v2.StartInstance(bg)
 	_, root := v2.Start(fctx, agenttrace.TypeAgent, map[string]any{"instance": map[string]string{"name": "broken booking", "user_id": "user-3"}})
+	_, charge := v2.Start(fctx, agenttrace.TypeTool, map[string]any{"tool_name": "charge_card", "card_number": "4111 1111 1111 1111"})
+	charge.Fail(errors.New("card declined"))
 	root.Fail(errors.New("booking API refused the card"))
 	failedRun.Fail(errors.New("booking API refused the card"))
 	lctx, liveRun := v2.StartInstance(bg)
 	_, liveRoot := v2.Start(lctx, agenttrace.TypeAgent, map[string]any{"instance": map[string]string{"name": "live chat", "user_id": "user-4"}})
 	flush(t, v1)
 	flush(t, v2)
-	firstID, secondID, failedID, liveID := ts.pfid(first.ID()), ts.pfid(second.ID()), ts.pfid(failedRun.ID()), ts.pfid(liveRun.ID())
-	weatherID := ts.pfid(weather.ID())
+	firstID, secondID := ts.runID(t, "Lisbon rainy day user-1"), ts.runID(t, "Lisbon rainy day user-2")
+	failedID, liveID := ts.runID(t, "broken booking"), ts.runID(t, "live chat")
+	weatherID := ts.failedSpan(t, firstID)
 	row := func(id string) string { return `#runs tbody tr[data-id="` + id + `"]` }
 
 	t.Run("sign in", func(t *testing.T) {
@@ -132,9 +140,23 @@ func TestPagesInBrowser(t *testing.T) {
 		within(t, ctx, chromedp.KeyEvent("f"), visible("#span-error"))
 		screenshot(t, ctx, shots, "run")
 
+		// Find in the tree.
+		within(t, ctx, chromedp.SendKeys(chromedp.ID("span-search"), "search_pl"),
+			waitJS(`document.querySelectorAll("#tree .row.match").length === 1`))
+		assert.Contains(t, text(t, ctx, "#tree .row.match"), "search_places")
+		assert.Equal(t, "1 matching spans (Enter: next)", text(t, ctx, "#span-count"))
+
 		// A deep link opens the span.
 		within(t, ctx, chromedp.Navigate(ts.URL+"/runs/"+firstID+"?span="+weatherID), visible("#span-error"))
 		assert.Contains(t, text(t, ctx, "#span-error"), "weather service timed out")
+	})
+
+	t.Run("redacted payload", func(t *testing.T) {
+		within(t, ctx, chromedp.Navigate(ts.URL+"/runs/"+failedID), visible(`#tree .row[data-status="failed"]`),
+			chromedp.Click(chromedp.CSS(`#tree .row[data-id="`+ts.failedSpans(t, failedID)[1]+`"]`)), visible(`#span-detail [data-marker="redacted"]`))
+		assert.Contains(t, text(t, ctx, `#span-detail [data-marker="redacted"]`), "redacted (1 value)")
+		assert.NotContains(t, text(t, ctx, "#payload"), "4111")
+		assert.Equal(t, "Next failed (2)", text(t, ctx, "#next-failed"))
 	})
 
 	t.Run("narrow window", func(t *testing.T) {
@@ -160,5 +182,24 @@ func TestPagesInBrowser(t *testing.T) {
 		// A version links to its runs.
 		within(t, ctx, chromedp.Click(chromedp.CSS(`#agents tbody tr:nth-child(2) a`)),
 			waitJS(`location.pathname === "/runs" && `+rowsJS+` === 3`))
+	})
+
+	t.Run("live run page", func(t *testing.T) {
+		rctx, run := v1.StartInstance(bg)
+		actx, agent := v1.Start(rctx, agenttrace.TypeAgent, map[string]any{"instance": map[string]string{"name": "live page"}})
+		_, step := v1.Start(actx, agenttrace.TypeTool, agenttrace.ToolInput{Name: "slow_tool"})
+		flush(t, v1)
+		id := ts.runID(t, "live page")
+		within(t, ctx, chromedp.Navigate(ts.URL+"/runs/"+id), visible(`h1 [data-status="active"]`), visible("#tree .row .bar.open"))
+		assert.Equal(t, 2, eval[int](t, ctx, `document.querySelectorAll("#tree .row").length`))
+		// A span appears and the run finishes, with no reload.
+		_, late := v1.Start(actx, agenttrace.TypeTool, agenttrace.ToolInput{Name: "late_tool"})
+		late.End()
+		step.End()
+		agent.End()
+		run.End()
+		flush(t, v1)
+		within(t, ctx, visible(`h1 [data-status="complete"]`), waitJS(`document.querySelectorAll("#tree .row").length === 3`))
+		assert.Contains(t, eval[string](t, ctx, `document.getElementById("live").textContent`), "now complete")
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/sqlitestore"
 	"github.com/agenttrace/agenttrace/internal/prefactorapi"
 )
 
@@ -151,13 +152,41 @@ func parseRunQuery(v map[string][]string) (RunQuery, error) {
 // scanChunk is how many instances a filtered listing reads per store query.
 const scanChunk = 1000
 
-// listRuns answers a RunQuery. Without status or time filters it is one
-// store query for the page; with them, the store's listing (in start
-// order) is read in chunks and filtered, stopping early on the time bound
-// the order passes.
+// runLister is a store that evaluates the status and time filters in its
+// own query (sqlitestore.Store).
+type runLister interface {
+	ListRuns(ctx context.Context, f sqlitestore.RunFilter) ([]prefactorapi.InstanceRecord, int, error)
+}
+
+// listRuns answers a RunQuery. A store with ListRuns answers it in one
+// query. For other stores, without status or time filters it is one
+// ListInstances query for the page; with them, the store's listing (in
+// start order) is read in chunks and filtered, stopping early on the time
+// bound the order passes.
 func listRuns(ctx context.Context, st prefactorapi.Store, q RunQuery) (RunPage, error) {
 	page := RunPage{Page: q.Page, PageSize: q.PageSize, Items: []Run{}}
 	offset := (q.Page - 1) * q.PageSize
+	if rl, ok := st.(runLister); ok {
+		iq := q.InstanceQuery
+		iq.Offset, iq.Limit = offset, q.PageSize
+		ins, total, err := rl.ListRuns(ctx, sqlitestore.RunFilter{InstanceQuery: iq, Statuses: q.Statuses, From: q.From, To: q.To})
+		if err != nil {
+			return page, err
+		}
+		page.Total, page.Scanned = total, len(ins)
+		err = st.View(ctx, func(tx prefactorapi.ReadTx) error {
+			names := runNamer{tx: tx, agents: map[string]prefactorapi.AgentRecord{}, versions: map[string]prefactorapi.AgentVersionRecord{}}
+			for i := range ins {
+				r, err := names.run(&ins[i])
+				if err != nil {
+					return err
+				}
+				page.Items = append(page.Items, r)
+			}
+			return nil
+		})
+		return page, err
+	}
 	err := st.View(ctx, func(tx prefactorapi.ReadTx) error {
 		names := runNamer{tx: tx, agents: map[string]prefactorapi.AgentRecord{}, versions: map[string]prefactorapi.AgentVersionRecord{}}
 		if len(q.Statuses) == 0 && q.From.IsZero() && q.To.IsZero() {
@@ -300,19 +329,45 @@ func versionLabel(v prefactorapi.AgentVersionRecord) string {
 	return v.Name
 }
 
+// RunSpan is a span as the run page reads it: the protocol's span details
+// (prefactorapi.SpanDetails, with the same JSON names) without the fields
+// every span of a run shares (account, agent, instance, type), which are
+// a third of a big run's answer.
+type RunSpan struct {
+	ID            string          `json:"id"`
+	ParentSpanID  *string         `json:"parent_span_id"`
+	SchemaName    string          `json:"schema_name"`
+	SchemaTitle   string          `json:"schema_title"`
+	Status        string          `json:"status"`
+	Payload       json.RawMessage `json:"payload"`
+	ResultPayload json.RawMessage `json:"result_payload"`
+	Summary       *string         `json:"summary"`
+	StartedAt     *string         `json:"started_at"`
+	FinishedAt    *string         `json:"finished_at"`
+	InsertedAt    *string         `json:"inserted_at"`
+}
+
 // RunDetail is a run with all its spans.
 type RunDetail struct {
 	Run      Run                          `json:"run"`
 	Instance prefactorapi.InstanceDetails `json:"instance"`
-	Spans    []prefactorapi.SpanDetails   `json:"spans"`
+	Spans    []RunSpan                    `json:"spans"`
 }
 
 // getRun reads a run and its spans (prefactorapi's span details, with
 // schema titles and summaries). ok is false when there is no such run.
 func getRun(ctx context.Context, api *prefactorapi.API, id string) (d RunDetail, ok bool, err error) {
-	d.Instance, d.Spans, ok, err = api.Instance(ctx, id)
+	var spans []prefactorapi.SpanDetails
+	d.Instance, spans, ok, err = api.Instance(ctx, id)
 	if err != nil || !ok {
 		return d, ok, err
+	}
+	d.Spans = make([]RunSpan, len(spans))
+	for i := range spans {
+		s := &spans[i]
+		d.Spans[i] = RunSpan{ID: s.ID, ParentSpanID: s.ParentSpanID, SchemaName: s.SchemaName, SchemaTitle: s.SchemaTitle,
+			Status: s.Status, Payload: s.Payload, ResultPayload: s.ResultPayload, Summary: s.Summary,
+			StartedAt: s.StartedAt, FinishedAt: s.FinishedAt, InsertedAt: s.InsertedAt}
 	}
 	err = api.Store().View(ctx, func(tx prefactorapi.ReadTx) error {
 		in, found, err := tx.Instance(id)
@@ -324,9 +379,6 @@ func getRun(ctx context.Context, api *prefactorapi.API, id string) (d RunDetail,
 		d.Run, err = n.run(&in)
 		return err
 	})
-	if d.Spans == nil {
-		d.Spans = []prefactorapi.SpanDetails{}
-	}
 	return d, ok, err
 }
 
@@ -367,9 +419,10 @@ func countsOf(c prefactorapi.StatusCounts) prefactorapi.InstanceCountsDetails {
 		Finished: c.Complete + c.Failed + c.Cancelled + c.Terminated}
 }
 
-// listAgents reads every agent with its versions' counts, usage and cost,
-// by day of start.
-func listAgents(ctx context.Context, st prefactorapi.Store) ([]AgentStats, error) {
+// listAgents reads every agent with its versions and, with stats, their
+// counts, usage and cost by day of start (which reads every run of the
+// agent; the runs page's agent and version menus go without).
+func listAgents(ctx context.Context, st prefactorapi.Store, stats bool) ([]AgentStats, error) {
 	out := []AgentStats{}
 	err := st.View(ctx, func(tx prefactorapi.ReadTx) error {
 		agents, err := tx.ListAgents()
@@ -386,9 +439,6 @@ func listAgents(ctx context.Context, st prefactorapi.Store) ([]AgentStats, error
 			if err != nil {
 				return err
 			}
-			byID := map[string]int{}
-			var counts []prefactorapi.StatusCounts
-			var days []map[string]*DayStats
 			for n := 1; n <= nv; n++ {
 				v, ok, err := tx.AgentVersionByNumber(a.ID, n)
 				if err != nil {
@@ -397,59 +447,141 @@ func listAgents(ctx context.Context, st prefactorapi.Store) ([]AgentStats, error
 				if !ok {
 					continue
 				}
-				byID[v.ID] = len(as.Versions)
 				as.Versions = append(as.Versions, VersionStats{ID: v.ID, Number: v.Number, Name: versionLabel(v),
 					Current: v.ID == a.CurrentVersionID, CreatedAt: prefactorapi.Timestamp(v.InsertedAt), Days: []DayStats{}})
-				counts = append(counts, prefactorapi.StatusCounts{})
-				days = append(days, map[string]*DayStats{})
 			}
-			ins, _, err := tx.ListInstances(prefactorapi.InstanceQuery{AgentID: a.ID, Order: prefactorapi.ByStartAsc})
-			if err != nil {
-				return err
-			}
-			for i := range ins {
-				in := &ins[i]
-				k, ok := byID[in.VersionID]
-				if !ok {
-					continue
+			if _, grouper := st.(runGrouper); stats && !grouper {
+				groups, err := groupRuns(tx, a.ID)
+				if err != nil {
+					return err
 				}
-				v := &as.Versions[k]
-				counts[k].Add(in.Status, 1)
-				f := &in.Run
-				v.Usage.PromptTokens += f.PromptTokens
-				v.Usage.CompletionTokens += f.CompletionTokens
-				v.Usage.TotalTokens += f.TotalTokens
-				if f.Currency != "" && (v.Costs.Currency == "" || v.Costs.Currency == f.Currency) {
-					v.Costs.Currency = f.Currency
-					v.Costs.Prompt += f.CostPrompt
-					v.Costs.Completion += f.CostCompletion
-					v.Costs.Services += f.CostServices
-					v.Costs.Total += f.CostTotal
-				}
-				day := in.StartKey().UTC().Format(time.DateOnly)
-				ds := days[k][day]
-				if ds == nil {
-					ds = &DayStats{Day: day}
-					days[k][day] = ds
-				}
-				ds.Runs++
-				ds.Tokens += f.TotalTokens
-				if f.Currency == v.Costs.Currency {
-					ds.Cost += f.CostTotal
-				}
-			}
-			for k := range as.Versions {
-				as.Versions[k].Counts = countsOf(counts[k])
-				for _, ds := range days[k] {
-					as.Versions[k].Days = append(as.Versions[k].Days, *ds)
-				}
-				sort.Slice(as.Versions[k].Days, func(i, j int) bool { return as.Versions[k].Days[i].Day < as.Versions[k].Days[j].Day })
+				addGroups(&as, groups)
 			}
 			out = append(out, as)
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	// A grouping store is asked after the transaction, which holds one of
+	// its read connections.
+	if gs, ok := st.(runGrouper); stats && ok {
+		for i := range out {
+			groups, err := gs.RunGroups(ctx, out[i].ID)
+			if err != nil {
+				return nil, err
+			}
+			addGroups(&out[i], groups)
+		}
+	}
+	return out, nil
+}
+
+// runGrouper is a store that sums an agent's runs itself
+// (sqlitestore.Store).
+type runGrouper interface {
+	RunGroups(ctx context.Context, agentID string) ([]sqlitestore.RunGroup, error)
+}
+
+const microsPerDay = 86400 * 1000 * 1000
+
+// groupRuns sums an agent's runs as RunGroups does, reading every run.
+func groupRuns(tx prefactorapi.ReadTx, agentID string) ([]sqlitestore.RunGroup, error) {
+	ins, _, err := tx.ListInstances(prefactorapi.InstanceQuery{AgentID: agentID})
+	if err != nil {
+		return nil, err
+	}
+	type key struct {
+		v, s, c string
+		d       int64
+	}
+	idx := map[key]int{}
+	var out []sqlitestore.RunGroup
+	for i := range ins {
+		in, f := &ins[i], &ins[i].Run
+		sk := in.StartKey()
+		k := key{in.VersionID, in.Status, f.Currency, sk.UnixMicro() / microsPerDay}
+		j, ok := idx[k]
+		if !ok {
+			j = len(out)
+			idx[k] = j
+			out = append(out, sqlitestore.RunGroup{VersionID: k.v, Status: k.s, Currency: k.c, Day: k.d, FirstStart: sk})
+		}
+		g := &out[j]
+		g.Runs++
+		if sk.Before(g.FirstStart) {
+			g.FirstStart = sk
+		}
+		g.PromptTokens += f.PromptTokens
+		g.CompletionTokens += f.CompletionTokens
+		g.TotalTokens += f.TotalTokens
+		g.CostPrompt += f.CostPrompt
+		g.CostCompletion += f.CostCompletion
+		g.CostServices += f.CostServices
+		g.CostTotal += f.CostTotal
+	}
+	return out, nil
+}
+
+// addGroups fills an agent's version statistics from its run groups: runs
+// by status, all tokens, and costs in the currency of the version's
+// earliest run that has one (as the run listing keeps one currency).
+func addGroups(as *AgentStats, groups []sqlitestore.RunGroup) {
+	byID := map[string]*VersionStats{}
+	for i := range as.Versions {
+		byID[as.Versions[i].ID] = &as.Versions[i]
+	}
+	currency := map[string]string{}
+	first := map[string]time.Time{}
+	for _, g := range groups {
+		if g.Currency == "" {
+			continue
+		}
+		if t, ok := first[g.VersionID]; !ok || g.FirstStart.Before(t) {
+			first[g.VersionID], currency[g.VersionID] = g.FirstStart, g.Currency
+		}
+	}
+	counts := map[string]*prefactorapi.StatusCounts{}
+	days := map[string]map[int64]*DayStats{}
+	for _, g := range groups {
+		v := byID[g.VersionID]
+		if v == nil {
+			continue
+		}
+		if counts[g.VersionID] == nil {
+			counts[g.VersionID], days[g.VersionID] = &prefactorapi.StatusCounts{}, map[int64]*DayStats{}
+		}
+		counts[g.VersionID].Add(g.Status, g.Runs)
+		v.Usage.PromptTokens += g.PromptTokens
+		v.Usage.CompletionTokens += g.CompletionTokens
+		v.Usage.TotalTokens += g.TotalTokens
+		ds := days[g.VersionID][g.Day]
+		if ds == nil {
+			ds = &DayStats{Day: time.UnixMicro(g.Day * microsPerDay).UTC().Format(time.DateOnly)}
+			days[g.VersionID][g.Day] = ds
+		}
+		ds.Runs += int(g.Runs)
+		ds.Tokens += g.TotalTokens
+		if cur := currency[g.VersionID]; cur != "" && g.Currency == cur {
+			v.Costs.Currency = cur
+			v.Costs.Prompt += g.CostPrompt
+			v.Costs.Completion += g.CostCompletion
+			v.Costs.Services += g.CostServices
+			v.Costs.Total += g.CostTotal
+			ds.Cost += g.CostTotal
+		}
+	}
+	for i := range as.Versions {
+		v := &as.Versions[i]
+		if c := counts[v.ID]; c != nil {
+			v.Counts = countsOf(*c)
+		}
+		for _, ds := range days[v.ID] {
+			v.Days = append(v.Days, *ds)
+		}
+		sort.Slice(v.Days, func(i, j int) bool { return v.Days[i].Day < v.Days[j].Day })
+	}
 }
 
 // writeJSON writes v as a JSON answer.

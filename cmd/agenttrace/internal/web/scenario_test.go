@@ -69,9 +69,10 @@ func travelRun(ctx context.Context, tr *agenttrace.Tracer, user, group string) (
 func TestScenarioLands(t *testing.T) {
 	ts := newTestServer(t)
 	tr := ts.tracer(t, "travel-agent", "1.0.0", agenttrace.WithPayloadLimit(16<<10))
-	inst, weather := travelRun(context.Background(), tr, "user-1", "team-a")
+	travelRun(context.Background(), tr, "user-1", "team-a")
 	flush(t, tr)
-	d, ok, err := getRun(context.Background(), ts.API, ts.pfid(inst.ID()))
+	id := ts.runID(t, "Lisbon rainy day user-1")
+	d, ok, err := getRun(context.Background(), ts.API, id)
 	require.NoError(t, err)
 	require.True(t, ok)
 	r := d.Run
@@ -97,6 +98,6 @@ func TestScenarioLands(t *testing.T) {
 			truncated++
 		}
 	}
-	assert.Equal(t, "failed", byID[ts.pfid(weather.ID())])
+	assert.Equal(t, "failed", byID[ts.failedSpan(t, id)])
 	assert.Equal(t, 1, truncated, "the search result is over the payload cap")
 }

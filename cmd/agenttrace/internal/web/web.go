@@ -239,10 +239,33 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) agents(w http.ResponseWriter, r *http.Request) {
-	a, err := listAgents(r.Context(), h.cfg.API.Store())
+	a, err := listAgents(r.Context(), h.cfg.API.Store(), r.URL.Query().Get("stats") != "false")
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "unexpected", "the store could not be read")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"agents": a})
+}
+
+// Mount returns a handler serving the viewer on the address of the server
+// api: requests under /api/, /healthz and /v1/traces (OTLP) go to api, the rest to the
+// viewer. If the viewer cannot be made (no token), the API is still
+// served and the viewer's paths answer 503 saying why.
+func Mount(api http.Handler, cfg Config) http.Handler {
+	viewer, err := New(cfg)
+	var v http.Handler = viewer
+	if err != nil {
+		msg := "the viewer is unavailable: " + err.Error()
+		v = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, msg, http.StatusServiceUnavailable)
+		})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if strings.HasPrefix(p, "/api/") || p == "/api" || p == "/healthz" || p == "/v1/traces" {
+			api.ServeHTTP(w, r)
+			return
+		}
+		v.ServeHTTP(w, r)
+	})
 }

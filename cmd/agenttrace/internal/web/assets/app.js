@@ -97,12 +97,19 @@ function route() {
   }
 }
 
+// poller calls fn every `every` ms while the tab is visible, backing off to
+// four times fn's own duration when reads are slow (a big live run).
 function poller(fn, every) {
   let timer = null, stopped = false;
   const tick = async () => {
     if (stopped) return;
-    if (!document.hidden) { try { await fn(); } catch (e) { if (e instanceof AuthError) return; } }
-    if (!stopped) timer = setTimeout(tick, every);
+    let wait = every;
+    if (!document.hidden) {
+      const t0 = performance.now();
+      try { await fn(); } catch (e) { if (e instanceof AuthError) return; }
+      wait = Math.max(every, 4 * (performance.now() - t0));
+    }
+    if (!stopped) timer = setTimeout(tick, wait);
   };
   timer = setTimeout(tick, every);
   return { stop() { stopped = true; clearTimeout(timer); } };
@@ -110,9 +117,11 @@ function poller(fn, every) {
 
 // ---- runs ----------------------------------------------------------------
 
+// agentList reads the agents and versions for the runs page's menus
+// (without their statistics, which read every run).
 let agentsCache = null;
 async function agentList() {
-  if (!agentsCache) agentsCache = api("/viewer/api/agents").then((b) => b.agents).catch((e) => { agentsCache = null; throw e; });
+  if (!agentsCache) agentsCache = api("/viewer/api/agents?stats=false").then((b) => b.agents).catch((e) => { agentsCache = null; throw e; });
   return agentsCache;
 }
 
@@ -208,14 +217,14 @@ function runsPage(main) {
       for (const r of page.items) if (prev.has(r.id) && prev.get(r.id) !== r.status) say("Run " + (r.name || r.id) + " is now " + r.status);
     }
     const pages = Math.max(1, Math.ceil(page.total / page.pageSize));
-    summary.textContent = fmtInt(page.total) + (page.total === 1 ? " run" : " runs") + (page.total ? " · page " + page.page + " of " + pages : "");
+    summary.textContent = fmtInt(page.total) + (page.total === 1 ? " run" : " runs") + (page.total ? " · page " + fmtInt(page.page) + " of " + fmtInt(pages) : "");
     const link = (p, text) => {
       const q = query(); if (p === 1) q.delete("page"); else q.set("page", p);
       const s = q.toString();
       const off = p < 1 || p > pages || p === page.page;
       return h("a", { href: "/runs" + (s ? "?" + s : ""), "data-nav": true, "aria-disabled": off ? "true" : null, tabindex: off ? "-1" : null, text });
     };
-    pager.replaceChildren(link(1, "« First"), link(page.page - 1, "‹ Previous"), h("span", { text: page.page + " / " + pages }), link(page.page + 1, "Next ›"), link(pages, "Last »"));
+    pager.replaceChildren(link(1, "« First"), link(page.page - 1, "‹ Previous"), h("span", { text: fmtInt(page.page) + " / " + fmtInt(pages) }), link(page.page + 1, "Next ›"), link(pages, "Last »"));
   };
   const load = async () => render(await api("/viewer/api/runs?" + query().toString()));
   load().catch((e) => { if (!(e instanceof AuthError)) summary.textContent = "Could not load runs: " + e.message; });
@@ -473,8 +482,9 @@ function runPage(main, id) {
       h("div", { class: "name", style: "padding-left:" + (4 + n.depth * 14) + "px" },
         h("button", { class: "tog", type: "button", tabindex: "-1", "aria-hidden": "true", text: hasKids ? (isCol ? "▸" : "▾") : "" }),
         h("span", { class: "dot" }), h("span", { class: "type", text: s.schema_title || s.schema_name }),
-        h("span", { class: "label", text: label + (isCol ? "  (+" + (n.roll.spans - 1) + (n.roll.failed ? ", " + n.roll.failed + " failed" : "") + ")" : "") })),
+        h("span", { class: "label", text: label + (isCol ? "  (+" + fmtInt(n.roll.spans - 1) + (n.roll.failed ? ", " + fmtInt(n.roll.failed) + " failed" : "") + ")" : "") })),
       h("div", { class: "wf" }, h("div", { class: "bar" + (open && s.status === "active" ? " open" : ""), style: "left:" + left + "%;width:" + width + "%", title: fmtDur(en - st) }),
+        n.facts.ttft != null && !isNaN(n.start) ? h("div", { class: "ttft", style: "left:" + (((Math.min(n.start + n.facts.ttft, en) - model.t0) / span) * 100) + "%", title: "first token after " + fmtDur(n.facts.ttft) }) : null,
         h("span", { class: "dur", style: left + width > 80 ? "right:" + (100 - left + 1) + "%" : "left:calc(" + (left + width) + "% + 4px)", text: open && s.status !== "active" ? s.status : fmtDur(en - st) })));
     return el;
   };
@@ -482,7 +492,7 @@ function runPage(main, id) {
   let drawn = "";
   const draw = (force) => {
     if (!model) return;
-    const top = viewport.scrollTop, hgt = viewport.clientHeight || 600;
+    const top = viewport.scrollTop, hgt = Math.max(viewport.clientHeight, Math.min(window.innerHeight * 0.7, 640));
     const a = Math.max(0, Math.floor(top / ROW) - 15), b = Math.min(visible.length, Math.ceil((top + hgt) / ROW) + 15);
     const key = a + ":" + b;
     if (!force && key === drawn) return;
@@ -642,10 +652,13 @@ function runPage(main, id) {
   let lastStatus = "";
   let live = null;
   const load = async () => {
+    performance.mark("run-fetch");
     const d = await api("/viewer/api/runs/" + encodeURIComponent(id));
+    performance.mark("run-fetched");
     if (lastStatus && d.run.status !== lastStatus) say("The run is now " + d.run.status);
     lastStatus = d.run.status;
     apply(d);
+    performance.mark("run-drawn");
     if (d.run.status !== "active" && d.run.status !== "pending" && live) { live.stop(); live = null; }
   };
   load().then(() => {
@@ -700,8 +713,7 @@ function agentsPage(main) {
   main.append(h("h1", { text: "Agents" }));
   const box = h("div", { id: "agents" }, h("p", { class: "muted", text: "Loading…" }));
   main.append(box);
-  agentsCache = null;
-  agentList().then((agents) => {
+  api("/viewer/api/agents").then((b) => b.agents).then((agents) => {
     if (!agents.length) { box.replaceChildren(h("p", { class: "muted", text: "No agents yet: runs register them." })); return; }
     box.replaceChildren(...agents.map((a) => {
       const c = a.counts;
