@@ -91,6 +91,9 @@ type Exporter struct {
 	// operations of their descendants.
 	planMu  sync.Mutex
 	pending pendingSpans
+	// instances holds the data of the instances started and not ended, for
+	// the "instance" object of their root spans. Used by planRecord only.
+	instances map[agenttrace.ID]*agenttrace.InstanceData
 
 	lanesMu sync.Mutex
 	lanes   map[agenttrace.ID]*lane

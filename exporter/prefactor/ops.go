@@ -187,7 +187,11 @@ func (o *op) createSpanBody(e *Exporter, w *fieldWriter) {
 	in.str("schema_name", d.Type)
 	in.str("status", o.status)
 	in.key("payload")
-	in.b = appendObject(in.b, d.Payload, d, false)
+	if d.ParentID.IsZero() && o.idata != nil {
+		in.b = appendRootPayload(in.b, d.Payload, o.idata)
+	} else {
+		in.b = appendObject(in.b, d.Payload, d, false)
+	}
 	in.key("parent_span_id")
 	if d.ParentID.IsZero() {
 		in.b = append(in.b, "null"...)
@@ -313,11 +317,54 @@ func appendObject(b []byte, obj json.RawMessage, d *agenttrace.SpanData, result 
 	if d.Cost != nil {
 		add("cost", d.Cost)
 	}
+	if ttft := d.TimeToFirstToken(); ttft > 0 {
+		add("ttft_ms", float64(ttft.Microseconds())/1000)
+	}
 	if len(extra) == 0 {
 		return append(b, obj...)
 	}
 	b = append(b, '{')
 	b = append(b, extra...)
+	if rest := bytes.TrimSpace(obj[1 : len(obj)-1]); len(rest) > 0 {
+		b = append(b, ',')
+		b = append(b, rest...)
+	}
+	return append(b, '}')
+}
+
+// instanceInfo is what the API has no instance field for, carried in an
+// "instance" object of an instance's root spans' payload: the run's name,
+// user, group, channel, session, client address and user agent (the local
+// server's run listing reads it there).
+type instanceInfo struct {
+	Name      string `json:"name,omitempty"`
+	UserID    string `json:"user_id,omitempty"`
+	GroupID   string `json:"group_id,omitempty"`
+	Channel   string `json:"channel,omitempty"`
+	SessionID string `json:"session_id,omitempty"`
+	IPAddress string `json:"ip_address,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+}
+
+// appendRootPayload appends a root span's payload with an "instance"
+// object of the instance's identifiers added, unless the payload has that
+// key already or the instance has none of them.
+func appendRootPayload(b []byte, obj json.RawMessage, d *agenttrace.InstanceData) []byte {
+	info := instanceInfo{Name: d.Name, UserID: d.UserID, GroupID: d.GroupID, Channel: d.Channel,
+		SessionID: d.SessionID, IPAddress: d.IPAddress, UserAgent: d.UserAgent}
+	obj = bytes.TrimSpace(obj)
+	if len(obj) < 2 || obj[0] != '{' {
+		obj = json.RawMessage("{}")
+	}
+	if info == (instanceInfo{}) || bytes.Contains(obj, []byte(`"instance"`)) {
+		return append(b, obj...)
+	}
+	enc, err := json.Marshal(info)
+	if err != nil {
+		return append(b, obj...)
+	}
+	b = append(b, `{"instance":`...)
+	b = append(b, enc...)
 	if rest := bytes.TrimSpace(obj[1 : len(obj)-1]); len(rest) > 0 {
 		b = append(b, ',')
 		b = append(b, rest...)

@@ -100,10 +100,15 @@ func (e *Exporter) planRecord(r *agenttrace.Record, ref *refFor) {
 	switch r.Kind {
 	case agenttrace.InstanceStarted:
 		d := r.Instance
+		if e.instances == nil {
+			e.instances = map[agenttrace.ID]*agenttrace.InstanceData{}
+		}
+		e.instances[d.ID] = d
 		e.enqueue(newOp(opRegister, d.ID, agenttrace.ID{}, ref).withInstance(d))
 		e.enqueue(newOp(opStartInstance, d.ID, agenttrace.ID{}, ref).withInstance(d))
 	case agenttrace.InstanceEnded:
 		d := r.Instance
+		delete(e.instances, d.ID)
 		o := newOp(opFinishInstance, d.ID, agenttrace.ID{}, ref).withInstance(d)
 		o.status = "complete"
 		if d.Status == agenttrace.StatusFailed {
@@ -124,6 +129,9 @@ func (e *Exporter) planSpan(kind agenttrace.RecordKind, d *agenttrace.SpanData, 
 	span := func(k opKind, status string) *op {
 		o := newOp(k, d.InstanceID, d.ID, ref)
 		o.sdata, o.status = d, status
+		if k == opCreateSpan && d.ParentID.IsZero() {
+			o.idata = e.instances[d.InstanceID] // for the root span's "instance" object
+		}
 		return o
 	}
 	switch {
