@@ -15,9 +15,9 @@
 // default synchronous_commit). Views run in read-only REPEATABLE READ
 // transactions, one consistent snapshot each, beside the writers.
 //
-// Name search (InstanceQuery.Search) matches every word of the query as a
-// substring with ILIKE (case folding is the database's: ASCII under the C
-// locale); when the pg_trgm extension can be had (it is a trusted extension
+// Name search (InstanceQuery.Search) matches, for every word of the query,
+// a word of the name starting with it (prefactorapi.SearchWords; case
+// folding is the database's: ASCII under the C locale); when the pg_trgm extension can be had (it is a trusted extension
 // of PostgreSQL's contrib modules, which Debian's postgresql package ships)
 // a trigram index serves it, otherwise it scans the agent's instances.
 package pgstore
@@ -781,8 +781,18 @@ func (t *pgTx) ListInstances(q prefactorapi.InstanceQuery) ([]prefactorapi.Insta
 	if q.GroupID != "" {
 		add("group_id = $%d", q.GroupID)
 	}
-	for _, w := range strings.Fields(q.Search) {
-		add(`name ILIKE $%d ESCAPE '\'`, likePattern(w))
+	if q.Search != "" {
+		words := prefactorapi.SearchWords(q.Search)
+		if len(words) == 0 {
+			where = append(where, "false") // no word: nothing matches
+		}
+		for _, w := range words {
+			// The substring test can use the trigram index; the regular
+			// expression keeps only matches at the start of a name word.
+			// Words are letters and digits only: nothing to escape.
+			add(`name ILIKE $%d ESCAPE '\'`, likePattern(w))
+			add(`name ~* $%d`, `(^|[^[:alnum:]])`+w)
+		}
 	}
 	cond := ""
 	if len(where) > 0 {
