@@ -21,7 +21,11 @@
 // request's context is done. A stream that ends without its terminal event
 // fails the span with a StreamError saying why; an API error response fails
 // it with an APIError. Retries that openai-go and anthropic-sdk-go make of
-// one call (marked by X-Stainless-Retry-Count) are attempts of one span.
+// one call (marked by X-Stainless-Retry-Count) are attempts of one span;
+// each attempt is sent with its own request's context (SDKs give attempts
+// deadlines of their own), and a failed attempt's context ending while the
+// SDK waits to retry only shortens the wait for the retry to a grace period
+// (anthropic-sdk-go cancels it just before it retries).
 //
 // Nothing here blocks on anything but the call itself, panics into the SDK
 // or changes what the SDK receives; what cannot be parsed is counted (see
@@ -228,6 +232,12 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 		c.started = time.Now()
 		stats.calls.Add(1)
 	}
+	if c.attempts > 1 || c.hops > 1 {
+		// A retry or a hop goes out with its own request's context (the
+		// SDK may give each attempt a deadline of its own and cancel the
+		// previous one), carrying the call's span.
+		c.ctx = agenttrace.ContextWithSpan(ctx, c.span)
+	}
 	c.key = key
 	c.attemptCtx = ctx
 	c.marker = marked
@@ -290,6 +300,10 @@ func (co *core) wait(c *call, k waitKey, failWith error, at time.Time) {
 	co.waitFor(c, k, failWith, at, co.cfg.retryWait)
 }
 
+// cancelGrace is how long a call waiting for a retry still waits once the
+// failed attempt's context is done (bounded by the retry wait).
+const cancelGrace = 5 * time.Second
+
 // continuationWait is how long a Gemini stream that ended with a
 // continuation token waits for the SDK's next request.
 const continuationWait = 15 * time.Second
@@ -304,10 +318,31 @@ func (co *core) waitFor(c *call, k waitKey, failWith error, at time.Time, d time
 	}
 	co.waiting[k] = c
 	co.mu.Unlock()
+	c.waits++
+	c.waitUntil = time.Now().Add(d)
 	c.timer = time.AfterFunc(d, func() { c.expireWith(k, failWith, at) })
 	if failWith != nil && c.attemptCtx != nil {
-		// The SDK gave up (or its caller did) while waiting to retry.
-		c.stopCtx = context.AfterFunc(c.attemptCtx, func() { c.expireWith(k, failWith, at) })
+		// The failed attempt's context ends while the SDK waits to retry:
+		// either the SDK (or its caller) gave up, or the SDK cancelled the
+		// attempt's own deadline just before sending the retry, as
+		// anthropic-sdk-go does. Only whether a retry follows tells them
+		// apart, so the wait shrinks to a short grace period.
+		wait := c.waits
+		c.stopCtx = context.AfterFunc(c.attemptCtx, func() { c.shortenWait(k, failWith, at, wait) })
+	}
+}
+
+// shortenWait cuts the wait numbered wait down to the grace period.
+func (c *call) shortenWait(k waitKey, failWith error, at time.Time, wait uint64) {
+	grace := min(cancelGrace, c.cfg.retryWait)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateWaiting || c.waits != wait || time.Until(c.waitUntil) <= grace {
+		return
+	}
+	if c.timer.Stop() { // else it has fired: the wait is over anyway
+		c.waitUntil = time.Now().Add(grace)
+		c.timer = time.AfterFunc(grace, func() { c.expireWith(k, failWith, at) })
 	}
 }
 
@@ -345,6 +380,8 @@ type call struct {
 	mu        sync.Mutex
 	state     callState
 	timer     *time.Timer
+	waits     uint64    // waits so far; tells a stale context callback
+	waitUntil time.Time // when the current wait runs out
 	stopCtx   func() bool
 	status    int
 	retryable bool
