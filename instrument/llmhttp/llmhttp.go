@@ -157,7 +157,7 @@ func (co *core) do(req *http.Request, next func(*http.Request) (*http.Response, 
 	}
 	var body []byte
 	if req.Body != nil && req.Body != http.NoBody {
-		body, err = io.ReadAll(req.Body)
+		body, err = readAll(req.Body, req.ContentLength)
 		_ = req.Body.Close()
 		if err != nil {
 			return nil, err
@@ -248,6 +248,34 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 		c.reset()
 	}
 	return c, withBody(req, c.ctx, body)
+}
+
+// readAll reads r whole, in one allocation when its length n is known.
+func readAll(r io.Reader, n int64) ([]byte, error) {
+	if n <= 0 || n > 64<<20 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, n, n+1)
+	k, err := io.ReadFull(r, b)
+	switch {
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		return b[:k], nil // shorter than announced: what there is
+	case err != nil:
+		return nil, err
+	}
+	// Read on to EOF: one byte more means it is longer than announced.
+	if m, err := r.Read(b[n : n+1]); m == 0 && err == io.EOF {
+		return b, nil
+	} else if m == 1 {
+		b = b[:n+1]
+	} else if err != nil {
+		return nil, err
+	}
+	rest, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, rest...), nil
 }
 
 // withBody returns a shallow copy of req with ctx and a replayable body b.
@@ -480,7 +508,11 @@ func (c *call) response(ctx context.Context, res *http.Response) {
 	case c.route.api == apiGemini && c.route.stream:
 		c.framer = &arrayFramer{emit: c.event, drop: c.dropped}
 	default:
-		c.framer = &jsonFramer{c: c, max: c.cfg.maxResponse}
+		f := &jsonFramer{c: c, max: c.cfg.maxResponse}
+		if n := res.ContentLength; n > 0 && n <= int64(f.max) {
+			f.buf = make([]byte, 0, n) // one allocation for the whole body
+		}
+		c.framer = f
 	}
 	res.Body = &body{c: c, rc: res.Body}
 	seq := c.seq

@@ -347,12 +347,12 @@ func scanChatRequest(body []byte) (chatRequest, bool) {
 				return
 			}
 			s.object(func(k []byte) {
-				if string(k) == "include_usage" && !s.isNull() {
+				if string(k) != "include_usage" {
+					s.skip()
+				} else if !s.isNull() {
 					r.includeUsageSet = true
 					s.boolean()
-					return
 				}
-				s.skip()
 			})
 		case "service_tier":
 			r.ServiceTier = s.str()
