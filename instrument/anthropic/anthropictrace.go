@@ -31,7 +31,6 @@
 package anthropictrace
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/agenttrace/agenttrace"
@@ -49,30 +48,6 @@ type Option = llmhttp.Option
 func Middleware(tracer *agenttrace.Tracer, opts ...Option) option.Middleware {
 	mw := llmhttp.Middleware(tracer, append([]Option{llmhttp.WithProvider("anthropic")}, opts...)...)
 	return func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
-		attempt := req.Context()
-		traced := req
-		if req.Header.Get(timeoutHeader) != "" {
-			// The SDK gives every attempt of a non-streamed call a deadline
-			// of its own (X-Stainless-Timeout says so) and cancels it before
-			// it retries: llmhttp must not take that for the caller giving
-			// up while it waits for the retry, so it sees the attempt's
-			// values without its cancellation. The SDK itself reads the
-			// whole body within the attempt and reports its cancellation.
-			traced = req.WithContext(context.WithoutCancel(attempt))
-		}
-		return mw(traced, func(out *http.Request) (*http.Response, error) {
-			// Each attempt goes out with its own context (llmhttp sends a
-			// retry with the context of the call's first attempt): keep the
-			// span, take the attempt's context.
-			ctx := attempt
-			if span := agenttrace.SpanFromContext(out.Context()); span != nil {
-				ctx = agenttrace.ContextWithSpan(attempt, span)
-			}
-			return next(out.WithContext(ctx))
-		})
+		return mw(req, next)
 	}
 }
-
-// timeoutHeader carries the per-attempt timeout anthropic-sdk-go sets on
-// non-streamed calls.
-const timeoutHeader = "X-Stainless-Timeout"

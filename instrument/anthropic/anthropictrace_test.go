@@ -18,6 +18,7 @@ import (
 	otelbridge "github.com/agenttrace/agenttrace/bridge/otel"
 	anthropictrace "github.com/agenttrace/agenttrace/instrument/anthropic"
 	"github.com/agenttrace/agenttrace/instrument/llmhttp"
+	"github.com/agenttrace/agenttrace/instrument/llmhttp/llmhttptest"
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 	"github.com/stretchr/testify/assert"
@@ -440,4 +441,45 @@ func TestOTelRoute(t *testing.T) {
 	assert.Equal(t, toolUseUsage, *llms[0].Usage, "cache_write read from the SDK's spelling")
 	assert.Equal(t, "tool_use", result(t, llms[0]).FinishReason)
 	assert.False(t, llms[1].FirstTokenAt.IsZero(), "gen_ai.response.time_to_first_chunk")
+}
+
+// anthropic-sdk-go gives each attempt of a non-streamed call a deadline of
+// its own and cancels it just before it retries. With one retry allowed
+// (WithMaxRetries(1)) the traced call must succeed as the uninstrumented one
+// does, the retry going out with its own context, and be one span: the
+// cancelled attempt context is not the caller giving up.
+func TestRetryAfterAttemptContextCancelled(t *testing.T) {
+	script := []llmhttptest.Reply{
+		{Status: 529, Body: []byte(errorJSON("overloaded_error", "Overloaded")), Header: map[string]string{"retry-after-ms": "200"}},
+		{Body: []byte(answerJSON), Delay: 50 * time.Millisecond},
+	}
+	for _, timeout := range []time.Duration{0, 30 * time.Second} {
+		t.Run(fmt.Sprint("timeout=", timeout), func(t *testing.T) {
+			srv, bareSrv := llmhttptest.NewServer(t, script...), llmhttptest.NewServer(t, script...)
+			tr, rec := agenttracetest.New(t, agenttrace.WithFlushInterval(5*time.Millisecond))
+			extra := []option.RequestOption{option.WithMaxRetries(1)}
+			if timeout > 0 {
+				extra = append(extra, option.WithRequestTimeout(timeout))
+			}
+			want, err := newClient(bareSrv.URL, nil, extra...).Messages.New(context.Background(), params())
+			require.NoError(t, err)
+			got, err := newClient(srv.URL, tr, extra...).Messages.New(context.Background(), params())
+			require.NoError(t, err, "the traced call succeeds as the uninstrumented one does")
+			assert.Equal(t, want.RawJSON(), got.RawJSON())
+			reqs := srv.Requests()
+			require.Len(t, reqs, 2)
+			assert.NotEmpty(t, reqs[0].Header.Get("X-Stainless-Timeout"), "the SDK set a per-attempt timeout")
+
+			// Long enough for a cancelled wait to have ended the span early.
+			time.Sleep(100 * time.Millisecond)
+			require.NoError(t, tr.Flush(context.Background()))
+			waitSpans(t, rec, 1)
+			llms := rec.SpansOfType(agenttrace.TypeLLM)
+			require.Len(t, llms, 1, "one logical call, one span")
+			assert.Equal(t, agenttrace.StatusComplete, llms[0].Status)
+			res := result(t, llms[0])
+			assert.EqualValues(t, 2, res.Metadata["attempts"])
+			assert.Contains(t, fmt.Sprint(res.Metadata["attempt_errors"]), "overloaded_error")
+		})
+	}
 }

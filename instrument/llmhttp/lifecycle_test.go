@@ -239,3 +239,85 @@ func TestPassThrough(t *testing.T) {
 	require.NoError(t, tr.Flush(context.Background()))
 	assert.Empty(t, rec.SpansOfType(agenttrace.TypeLLM))
 }
+
+type attemptKey struct{}
+
+// TestRetryAfterAttemptCancelled: as anthropic-sdk-go does, each attempt
+// has a context of its own and the SDK cancels the failed attempt's context
+// before it sends the retry. The retry goes out with its own context (and
+// the call's span) and resumes the call: one span, not a failed one and a
+// second one.
+func TestRetryAfterAttemptCancelled(t *testing.T) {
+	var n atomic.Int32
+	ok := fixture(t, "anthropic_message.json")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		if n.Add(1) == 1 {
+			w.WriteHeader(529)
+			_, _ = w.Write([]byte(`{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`))
+			return
+		}
+		_, _ = w.Write(ok)
+	}))
+	defer srv.Close()
+	tr, rec := agenttracetest.New(t)
+	mw := llmhttp.Middleware(tr)
+	root, parent := tr.Start(context.Background(), agenttrace.TypeAgent, nil)
+	var last []byte
+	for attempt := 0; attempt < 2; attempt++ {
+		ctx, cancel := context.WithCancel(context.WithValue(root, attemptKey{}, attempt))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/messages", strings.NewReader(`{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[]}`))
+		require.NoError(t, err)
+		req.Header.Set("X-Stainless-Retry-Count", string(rune('0'+attempt)))
+		res, err := mw(req, func(out *http.Request) (*http.Response, error) {
+			assert.Equal(t, attempt, out.Context().Value(attemptKey{}), "each attempt goes out with its own context")
+			assert.NoError(t, out.Context().Err())
+			assert.NotNil(t, agenttrace.SpanFromContext(out.Context()))
+			return http.DefaultTransport.RoundTrip(out)
+		})
+		require.NoError(t, err)
+		if res.StatusCode >= 400 {
+			require.NoError(t, res.Body.Close()) // retried: closed unread
+			cancel()                             // the SDK releases the attempt's deadline
+			// Time for a wait that gave up on the cancelled context to end
+			// the span before the retry comes.
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		last, err = io.ReadAll(res.Body)
+		require.NoError(t, err)
+		require.NoError(t, res.Body.Close())
+		cancel()
+	}
+	eq(t, ok, last)
+	parent.End()
+	spans := llmSpans(t, tr, rec, 1)
+	s := spans[0]
+	assert.Equal(t, agenttrace.StatusComplete, s.Status)
+	assert.Equal(t, parent.ID(), s.ParentID)
+	assert.EqualValues(t, 2, decodeResult(t, s).Metadata["attempts"])
+}
+
+// TestCancelledWhileWaitingForRetry: the caller gives up while the SDK
+// waits to retry (the attempt's context ends, no retry comes): the span
+// fails within the grace period, not after the whole retry wait, stamped
+// at the failed attempt.
+func TestCancelledWhileWaitingForRetry(t *testing.T) {
+	srv := serve(t, 429, "application/json", []byte(`{"error":{"message":"slow down","type":"rate_limit_exceeded"}}`), 0)
+	tr, rec := agenttracetest.New(t)
+	mw := llmhttp.Middleware(tr, llmhttp.WithRetryWait(time.Hour))
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o","messages":[]}`))
+	require.NoError(t, err)
+	req.Header.Set("X-Stainless-Retry-Count", "0")
+	res, err := mw(req, http.DefaultTransport.RoundTrip)
+	require.NoError(t, err)
+	require.NoError(t, res.Body.Close())
+	failedAt := time.Now()
+	cancel()
+	s := llmSpans(t, tr, rec, 1)[0] // waits 10 s at most
+	assert.Equal(t, agenttrace.StatusFailed, s.Status)
+	assert.Equal(t, "rate_limit_exceeded", s.Error.Type)
+	assert.False(t, s.EndedAt.After(failedAt), "the span ends when the attempt failed")
+}

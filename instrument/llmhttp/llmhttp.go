@@ -21,7 +21,11 @@
 // request's context is done. A stream that ends without its terminal event
 // fails the span with a StreamError saying why; an API error response fails
 // it with an APIError. Retries that openai-go and anthropic-sdk-go make of
-// one call (marked by X-Stainless-Retry-Count) are attempts of one span.
+// one call (marked by X-Stainless-Retry-Count) are attempts of one span;
+// each attempt is sent with its own request's context (SDKs give attempts
+// deadlines of their own), and a failed attempt's context ending while the
+// SDK waits to retry only shortens the wait for the retry to a grace period
+// (anthropic-sdk-go cancels it just before it retries).
 //
 // Nothing here blocks on anything but the call itself, panics into the SDK
 // or changes what the SDK receives; what cannot be parsed is counted (see
@@ -153,7 +157,7 @@ func (co *core) do(req *http.Request, next func(*http.Request) (*http.Response, 
 	}
 	var body []byte
 	if req.Body != nil && req.Body != http.NoBody {
-		body, err = io.ReadAll(req.Body)
+		body, err = readAll(req.Body, req.ContentLength)
 		_ = req.Body.Close()
 		if err != nil {
 			return nil, err
@@ -228,6 +232,12 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 		c.started = time.Now()
 		stats.calls.Add(1)
 	}
+	if c.attempts > 1 || c.hops > 1 {
+		// A retry or a hop goes out with its own request's context (the
+		// SDK may give each attempt a deadline of its own and cancel the
+		// previous one), carrying the call's span.
+		c.ctx = agenttrace.ContextWithSpan(ctx, c.span)
+	}
 	c.key = key
 	c.attemptCtx = ctx
 	c.marker = marked
@@ -238,6 +248,34 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 		c.reset()
 	}
 	return c, withBody(req, c.ctx, body)
+}
+
+// readAll reads r whole, in one allocation when its length n is known.
+func readAll(r io.Reader, n int64) ([]byte, error) {
+	if n <= 0 || n > 64<<20 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, n, n+1)
+	k, err := io.ReadFull(r, b)
+	switch {
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		return b[:k], nil // shorter than announced: what there is
+	case err != nil:
+		return nil, err
+	}
+	// Read on to EOF: one byte more means it is longer than announced.
+	if m, err := r.Read(b[n : n+1]); m == 0 && err == io.EOF {
+		return b, nil
+	} else if m == 1 {
+		b = b[:n+1]
+	} else if err != nil {
+		return nil, err
+	}
+	rest, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, rest...), nil
 }
 
 // withBody returns a shallow copy of req with ctx and a replayable body b.
@@ -290,6 +328,10 @@ func (co *core) wait(c *call, k waitKey, failWith error, at time.Time) {
 	co.waitFor(c, k, failWith, at, co.cfg.retryWait)
 }
 
+// cancelGrace is how long a call waiting for a retry still waits once the
+// failed attempt's context is done (bounded by the retry wait).
+const cancelGrace = 5 * time.Second
+
 // continuationWait is how long a Gemini stream that ended with a
 // continuation token waits for the SDK's next request.
 const continuationWait = 15 * time.Second
@@ -304,10 +346,31 @@ func (co *core) waitFor(c *call, k waitKey, failWith error, at time.Time, d time
 	}
 	co.waiting[k] = c
 	co.mu.Unlock()
+	c.waits++
+	c.waitUntil = time.Now().Add(d)
 	c.timer = time.AfterFunc(d, func() { c.expireWith(k, failWith, at) })
 	if failWith != nil && c.attemptCtx != nil {
-		// The SDK gave up (or its caller did) while waiting to retry.
-		c.stopCtx = context.AfterFunc(c.attemptCtx, func() { c.expireWith(k, failWith, at) })
+		// The failed attempt's context ends while the SDK waits to retry:
+		// either the SDK (or its caller) gave up, or the SDK cancelled the
+		// attempt's own deadline just before sending the retry, as
+		// anthropic-sdk-go does. Only whether a retry follows tells them
+		// apart, so the wait shrinks to a short grace period.
+		wait := c.waits
+		c.stopCtx = context.AfterFunc(c.attemptCtx, func() { c.shortenWait(k, failWith, at, wait) })
+	}
+}
+
+// shortenWait cuts the wait numbered wait down to the grace period.
+func (c *call) shortenWait(k waitKey, failWith error, at time.Time, wait uint64) {
+	grace := min(cancelGrace, c.cfg.retryWait)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateWaiting || c.waits != wait || time.Until(c.waitUntil) <= grace {
+		return
+	}
+	if c.timer.Stop() { // else it has fired: the wait is over anyway
+		c.waitUntil = time.Now().Add(grace)
+		c.timer = time.AfterFunc(grace, func() { c.expireWith(k, failWith, at) })
 	}
 }
 
@@ -345,6 +408,8 @@ type call struct {
 	mu        sync.Mutex
 	state     callState
 	timer     *time.Timer
+	waits     uint64    // waits so far; tells a stale context callback
+	waitUntil time.Time // when the current wait runs out
 	stopCtx   func() bool
 	status    int
 	retryable bool
@@ -443,7 +508,11 @@ func (c *call) response(ctx context.Context, res *http.Response) {
 	case c.route.api == apiGemini && c.route.stream:
 		c.framer = &arrayFramer{emit: c.event, drop: c.dropped}
 	default:
-		c.framer = &jsonFramer{c: c, max: c.cfg.maxResponse}
+		f := &jsonFramer{c: c, max: c.cfg.maxResponse}
+		if n := res.ContentLength; n > 0 && n <= int64(f.max) {
+			f.buf = make([]byte, 0, n) // one allocation for the whole body
+		}
+		c.framer = f
 	}
 	res.Body = &body{c: c, rc: res.Body}
 	seq := c.seq

@@ -137,7 +137,11 @@ func WithProvider(name string) Option {
 // with a retryable status (408, 409, 429, 5xx) whose body the SDK closed
 // unread, as openai-go, anthropic-sdk-go and genai do before retrying, or a
 // transport error of a request marked X-Stainless-Retry-Count. An error
-// body read to its end ends the span at once. d <= 0 keeps the default.
+// body read to its end ends the span at once. Once the failed attempt's
+// context is done (its caller gave up, or the SDK released the attempt's
+// own deadline before retrying), the wait is cut to 5 s (or d if shorter);
+// the span's end is stamped at the failed attempt either way. d <= 0 keeps
+// the default.
 func WithRetryWait(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d > 0 {

@@ -228,17 +228,19 @@ type chatToolCall struct {
 	} `json:"function"`
 }
 
+type chatMessage struct {
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	Name       string          `json:"name"`
+	Refusal    string          `json:"refusal"`
+	ToolCalls  []chatToolCall  `json:"tool_calls"`
+	ToolCallID string          `json:"tool_call_id"`
+}
+
 type chatRequest struct {
-	Model    string `json:"model"`
-	Messages []struct {
-		Role       string          `json:"role"`
-		Content    json.RawMessage `json:"content"`
-		Name       string          `json:"name"`
-		Refusal    string          `json:"refusal"`
-		ToolCalls  []chatToolCall  `json:"tool_calls"`
-		ToolCallID string          `json:"tool_call_id"`
-	} `json:"messages"`
-	Tools []struct {
+	Model    string        `json:"model"`
+	Messages []chatMessage `json:"messages"`
+	Tools    []struct {
 		Function struct {
 			Name        string          `json:"name"`
 			Description string          `json:"description"`
@@ -259,15 +261,112 @@ type chatRequest struct {
 	ToolChoice      json.RawMessage `json:"tool_choice"`
 	ReasoningEffort string          `json:"reasoning_effort"`
 	Stream          bool            `json:"stream"`
-	StreamOptions   *struct {
-		IncludeUsage *bool `json:"include_usage"`
-	} `json:"stream_options"`
-	ServiceTier string `json:"service_tier"`
+	// includeUsageSet: stream_options.include_usage is there, not null.
+	includeUsageSet bool
+	ServiceTier     string `json:"service_tier"`
+}
+
+// scanChatRequest reads a Chat Completions request with the in-place
+// scanner (no reflection; strings without escapes and raw values alias
+// body); it reports false for a body that is not a valid JSON object of
+// the expected shape.
+func scanChatRequest(body []byte) (chatRequest, bool) {
+	var r chatRequest
+	s := scanner{b: body}
+	ok := s.object(func(k []byte) {
+		switch string(k) {
+		case "model":
+			r.Model = s.str()
+		case "messages":
+			if s.isNull() {
+				return
+			}
+			s.array(func(int) {
+				r.Messages = append(r.Messages, chatMessage{})
+				m := &r.Messages[len(r.Messages)-1]
+				s.object(func(k []byte) {
+					switch string(k) {
+					case "role":
+						m.Role = s.str()
+					case "content":
+						m.Content = s.raw()
+					case "name":
+						m.Name = s.str()
+					case "refusal":
+						m.Refusal = s.str()
+					case "tool_call_id":
+						m.ToolCallID = s.str()
+					case "tool_calls":
+						if raw := s.raw(); raw != nil && json.Unmarshal(raw, &m.ToolCalls) != nil {
+							s.fail()
+						}
+					default:
+						s.skip()
+					}
+				})
+			})
+		case "tools":
+			if raw := s.raw(); raw != nil && json.Unmarshal(raw, &r.Tools) != nil {
+				s.fail()
+			}
+		case "temperature":
+			r.Temperature = s.floatPtr()
+		case "top_p":
+			r.TopP = s.floatPtr()
+		case "frequency_penalty":
+			r.FrequencyPenalty = s.floatPtr()
+		case "presence_penalty":
+			r.PresencePenalty = s.floatPtr()
+		case "max_tokens":
+			r.MaxTokens = s.intPtr()
+		case "max_completion_tokens":
+			r.MaxCompletionTokens = s.intPtr()
+		case "seed":
+			r.Seed = s.intPtr()
+		case "stop":
+			r.Stop = s.raw()
+		case "tool_choice":
+			r.ToolChoice = s.raw()
+		case "response_format":
+			if s.isNull() {
+				return
+			}
+			s.object(func(k []byte) {
+				if string(k) == "type" {
+					r.ResponseFormat.Type = s.str()
+					return
+				}
+				s.skip()
+			})
+		case "reasoning_effort":
+			r.ReasoningEffort = s.str()
+		case "stream":
+			r.Stream = s.boolean()
+		case "stream_options":
+			if s.isNull() {
+				return
+			}
+			s.object(func(k []byte) {
+				if string(k) != "include_usage" {
+					s.skip()
+				} else if !s.isNull() {
+					r.includeUsageSet = true
+					s.boolean()
+				}
+			})
+		case "service_tier":
+			r.ServiceTier = s.str()
+		default:
+			s.skip()
+		}
+	})
+	s.ws()
+	return r, ok && !s.bad && s.i == len(s.b)
 }
 
 func parseChat(p *parsed, rc *reqCapture, body []byte, includeUsage bool) bool {
-	var r chatRequest
-	if json.Unmarshal(body, &r) != nil {
+	r, ok := scanChatRequest(body)
+	if !ok {
 		return false
 	}
 	if r.Model != "" {
@@ -325,7 +424,7 @@ func parseChat(p *parsed, rc *reqCapture, body []byte, includeUsage bool) bool {
 	if r.ServiceTier != "" {
 		p.req.Metadata = map[string]any{"service_tier": r.ServiceTier}
 	}
-	if includeUsage && r.Stream && (r.StreamOptions == nil || r.StreamOptions.IncludeUsage == nil) {
+	if includeUsage && r.Stream && !r.includeUsageSet {
 		p.rewritten = setIncludeUsage(body)
 	}
 	return true

@@ -355,3 +355,53 @@ func hex4(b []byte) (rune, int) {
 // keyIs reports whether the raw key k is name (keys the codecs look for
 // have no escapes).
 func keyIs(k []byte, name string) bool { return string(k) == name }
+
+// floatPtr reads a number, or null as nil.
+func (s *scanner) floatPtr() *float64 {
+	if s.isNull() {
+		return nil
+	}
+	raw := s.number()
+	if raw == nil {
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
+		s.fail()
+		return nil
+	}
+	return &f
+}
+
+// intPtr reads an integer, or null as nil.
+func (s *scanner) intPtr() *int64 {
+	if s.isNull() {
+		return nil
+	}
+	raw := s.number()
+	if raw == nil {
+		return nil
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		s.fail()
+		return nil
+	}
+	return &n
+}
+
+// boolean reads true or false (null is false).
+func (s *scanner) boolean() bool {
+	switch s.peek() {
+	case 't':
+		s.lit("true")
+		return !s.bad
+	case 'f':
+		s.lit("false")
+	case 'n':
+		s.lit("null")
+	default:
+		s.fail()
+	}
+	return false
+}

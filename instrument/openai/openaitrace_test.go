@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -427,4 +428,40 @@ func TestResponsesStream(t *testing.T) {
 	assert.False(t, s.FirstTokenAt.IsZero())
 	assert.Equal(t, int64(48), s.Usage.TotalTokens)
 	assert.InDelta(t, (37*2+11*8)/1e6, s.Cost.Total, 1e-12)
+}
+
+// A retry goes out with its own attempt's context: openai-go gives each
+// attempt a deadline of WithRequestTimeout, so a retry sent with the first
+// attempt's context would run out of time where an uninstrumented call
+// succeeds. The first attempt fails at once and the SDK waits 1.5 s (well
+// inside the 3 s timeout); the retry's answer takes 2 s, past the first
+// attempt's deadline but inside its own.
+func TestRetryWithRequestTimeout(t *testing.T) {
+	script := []llmhttptest.Reply{
+		{Status: 500, Body: fixture(t, "openai_error_500.json"), Header: map[string]string{"Retry-After-Ms": "1500"}},
+		{Body: fixture(t, "openai_chat.json"), Delay: 2 * time.Second},
+	}
+	tr, rec := agenttracetest.New(t)
+	srv, bareSrv := llmhttptest.NewServer(t, script...), llmhttptest.NewServer(t, script...)
+	common := []option.RequestOption{option.WithAPIKey("sk-test-SECRET"), option.WithMaxRetries(1), option.WithRequestTimeout(3 * time.Second)}
+	traced := openai.NewClient(append(common, option.WithBaseURL(srv.URL+"/v1"), openaitrace.WithTracing(tr))...)
+	bare := openai.NewClient(append(common, option.WithBaseURL(bareSrv.URL+"/v1"))...)
+
+	var wg sync.WaitGroup
+	var want *openai.ChatCompletion
+	var bareErr error
+	wg.Go(func() { want, bareErr = bare.Chat.Completions.New(context.Background(), chatParams()) })
+	got, err := traced.Chat.Completions.New(context.Background(), chatParams())
+	wg.Wait()
+	require.NoError(t, bareErr)
+	require.NoError(t, err, "the traced call succeeds as the uninstrumented one does")
+	assert.Equal(t, want.RawJSON(), got.RawJSON())
+	require.Len(t, srv.Requests(), 2)
+
+	e := &env{tr: tr, rec: rec}
+	s := e.spans(t, 1)[0]
+	assert.Equal(t, agenttrace.StatusComplete, s.Status, "one span for the logical call")
+	r := result(t, s)
+	assert.EqualValues(t, 2, r.Metadata["attempts"])
+	assert.Equal(t, int64(29), s.Usage.TotalTokens)
 }

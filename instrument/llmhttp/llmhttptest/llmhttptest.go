@@ -36,6 +36,9 @@ type Reply struct {
 	// HoldAfter, when > 0, writes the first HoldAfter bytes and then holds
 	// the response open until the client goes away or the test ends.
 	HoldAfter int
+	// Delay, when > 0, holds the reply back that long before its headers
+	// (a slow server); a client that goes away meanwhile gets nothing.
+	Delay time.Duration
 }
 
 // Request is a request the server received.
@@ -93,6 +96,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
+	if rep.Delay > 0 {
+		t := time.NewTimer(rep.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-s.done:
+			t.Stop()
+			return
+		}
+	}
 	ct := rep.ContentType
 	if ct == "" {
 		ct = "application/json"
