@@ -137,3 +137,15 @@ func TestPostgresDB(t *testing.T) {
 	require.ErrorContains(t, err, "--retain-mb is for SQLite")
 	require.NotContains(t, err.Error(), "s3cret")
 }
+
+// Listening beyond loopback needs an explicit token: serve refuses to
+// generate one there, before it opens the database or listens.
+func TestServeNonLoopbackNeedsToken(t *testing.T) {
+	t.Setenv("AGENTTRACE_TOKEN", "")
+	db := filepath.Join(t.TempDir(), "runs.db")
+	var stdout, stderr bytes.Buffer
+	err := serve(context.Background(), []string{"--addr", "0.0.0.0:0", "--db", db}, &stdout, &stderr)
+	require.ErrorContains(t, err, "needs a token")
+	require.NoFileExists(t, db, "nothing opened")
+	require.Empty(t, stdout.String(), "no token generated or printed")
+}
