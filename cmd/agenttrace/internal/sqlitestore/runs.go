@@ -101,16 +101,8 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]prefactorapi.Insta
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlitestore: %w", err)
 	}
-	defer rows.Close()
-	out := []prefactorapi.InstanceRecord{}
-	for rows.Next() {
-		r, err := scanInstance(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("sqlitestore: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, total, rows.Err()
+	out, err := scanInstances(rows)
+	return out, total, err
 }
 
 // RunGroup sums an agent's runs of one version, status, UTC day of start

@@ -697,14 +697,20 @@ func (t *sqlTx) ListInstances(q prefactorapi.InstanceQuery) ([]prefactorapi.Inst
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlitestore: %w", err)
 	}
+	out, err := scanInstances(rows)
+	return out, total, err
+}
+
+// scanInstances reads every instance row of rows and closes it.
+func scanInstances(rows *sql.Rows) ([]prefactorapi.InstanceRecord, error) {
 	defer rows.Close()
 	out := []prefactorapi.InstanceRecord{}
 	for rows.Next() {
 		r, err := scanInstance(rows)
 		if err != nil {
-			return nil, 0, fmt.Errorf("sqlitestore: %w", err)
+			return nil, fmt.Errorf("sqlitestore: %w", err)
 		}
 		out = append(out, r)
 	}
-	return out, total, rows.Err()
+	return out, rows.Err()
 }
