@@ -483,3 +483,53 @@ func TestRetryAfterAttemptContextCancelled(t *testing.T) {
 		})
 	}
 }
+
+// An attempt whose answer is slower than option.WithRequestTimeout, then a
+// success: anthropic-sdk-go retries once the attempt's own deadline runs
+// out (before the headers, or part-way through the JSON body it reads in
+// its retry loop), and also when the connection drops part-way through
+// that body. The traced call returns what the uninstrumented one does, and
+// it is one span, complete, with both attempts recorded.
+func TestRetryAfterRequestTimeout(t *testing.T) {
+	cases := map[string]llmhttptest.Reply{
+		"slow headers": {Body: []byte(answerJSON), Delay: 5 * time.Second},
+		"slow body":    {Body: []byte(answerJSON), HoldAfter: 20},
+		"body cut":     {Body: []byte(answerJSON), CutAfter: 20},
+	}
+	for name, slow := range cases {
+		t.Run(name, func(t *testing.T) {
+			script := []llmhttptest.Reply{slow, {Body: []byte(answerJSON)}}
+			srv, bareSrv := llmhttptest.NewServer(t, script...), llmhttptest.NewServer(t, script...)
+			tr, rec := agenttracetest.New(t, agenttrace.WithFlushInterval(5*time.Millisecond))
+			extra := []option.RequestOption{option.WithMaxRetries(1), option.WithRequestTimeout(300 * time.Millisecond)}
+			want, err := newClient(bareSrv.URL, nil, extra...).Messages.New(context.Background(), params())
+			require.NoError(t, err, "the SDK retries after the attempt's deadline")
+			require.Len(t, bareSrv.Requests(), 2)
+
+			ctx, run := tr.StartInstance(context.Background())
+			got, err := newClient(srv.URL, tr, extra...).Messages.New(ctx, params())
+			run.End()
+			require.NoError(t, err)
+			assert.Equal(t, want.RawJSON(), got.RawJSON())
+			reqs := srv.Requests()
+			require.Len(t, reqs, 2)
+			assert.Equal(t, "1", reqs[1].Header.Get("X-Stainless-Retry-Count"))
+
+			require.NoError(t, tr.Flush(context.Background()))
+			waitSpans(t, rec, 1)
+			llms := rec.SpansOfType(agenttrace.TypeLLM)
+			require.Len(t, llms, 1, "one logical call, one span")
+			assert.Equal(t, agenttrace.StatusComplete, llms[0].Status)
+			res := result(t, llms[0])
+			assert.EqualValues(t, 2, res.Metadata["attempts"])
+			wantErr := "deadline exceeded"
+			if slow.CutAfter > 0 {
+				wantErr = "unexpected EOF"
+			}
+			assert.Contains(t, fmt.Sprint(res.Metadata["attempt_errors"]), wantErr)
+			assert.Equal(t, "Sunny in Paris.", res.Text)
+			require.NotNil(t, llms[0].Usage)
+			assert.EqualValues(t, 1160, llms[0].Usage.PromptTokens)
+		})
+	}
+}

@@ -21,7 +21,9 @@
 // request's context is done. A stream that ends without its terminal event
 // fails the span with a StreamError saying why; an API error response fails
 // it with an APIError. Retries that openai-go and anthropic-sdk-go make of
-// one call (marked by X-Stainless-Retry-Count) are attempts of one span;
+// one call (marked by X-Stainless-Retry-Count) are attempts of one span,
+// also after an attempt's own deadline (X-Stainless-Timeout) ran out or its
+// JSON body broke off, which anthropic-sdk-go retries;
 // each attempt is sent with its own request's context (SDKs give attempts
 // deadlines of their own), and a failed attempt's context ending while the
 // SDK waits to retry only shortens the wait for the retry to a grace period
@@ -145,7 +147,12 @@ const (
 	endTransport // the attempt failed before a response
 )
 
-const retryHeader = "X-Stainless-Retry-Count"
+const (
+	retryHeader = "X-Stainless-Retry-Count"
+	// timeoutHeader is sent by openai-go and anthropic-sdk-go when each
+	// attempt has a deadline of its own (option.WithRequestTimeout).
+	timeoutHeader = "X-Stainless-Timeout"
+)
 
 func (co *core) do(req *http.Request, next func(*http.Request) (*http.Response, error)) (res *http.Response, err error) {
 	if co.tr == nil || req == nil {
@@ -241,6 +248,7 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 	c.key = key
 	c.attemptCtx = ctx
 	c.marker = marked
+	c.ownDeadline = marked && req.Header.Get(timeoutHeader) != ""
 	c.body = body
 	if hop {
 		c.nextHop()
@@ -400,10 +408,13 @@ type call struct {
 	attemptErrs  []string
 	hops         int
 
-	key        waitKey
-	marker     bool   // the SDK marks its retries
-	body       []byte // the request body, for the retry key
-	attemptCtx context.Context
+	key    waitKey
+	marker bool // the SDK marks its retries
+	// ownDeadline: the attempt has a deadline of its own, set by the SDK,
+	// which may retry when it runs out.
+	ownDeadline bool
+	body        []byte // the request body, for the retry key
+	attemptCtx  context.Context
 
 	mu        sync.Mutex
 	state     callState
@@ -456,13 +467,39 @@ func (c *call) attemptFailed(err error, ctx context.Context) {
 	}
 	now := time.Now()
 	c.attemptErrs = append(c.attemptErrs, err.Error())
-	if ctx.Err() == nil && c.marker {
+	if c.marker && (ctx.Err() == nil || c.attemptTimedOut(ctx)) {
+		// The SDK retries a connection error, and one of an attempt whose
+		// own deadline ran out (anthropic-sdk-go; openai-go gives up then,
+		// and the span ends as failed after the short grace period).
 		k := c.key
 		k.hash = hashBody(c.body)
 		c.core.wait(c, k, err, now)
 		return
 	}
 	c.failLocked(err, now)
+}
+
+// attemptTimedOut says whether ctx, the attempt's context, ended because
+// the attempt's own deadline (set by the SDK) ran out.
+func (c *call) attemptTimedOut(ctx context.Context) bool {
+	return c.ownDeadline && ctx != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)
+}
+
+// retriedBody says whether the SDK may retry an attempt whose JSON body
+// ended as kind says before it was complete: anthropic-sdk-go reads the
+// body of a non-streamed call inside its retry loop and retries when the
+// connection drops or the attempt's deadline runs out part-way.
+func (c *call) retriedBody(kind endKind) bool {
+	if !c.marker || c.stream || c.status >= 400 {
+		return false
+	}
+	switch kind {
+	case endReadErr:
+		return c.ctx == nil || c.ctx.Err() == nil || c.attemptTimedOut(c.attemptCtx)
+	case endCancelled:
+		return c.attemptTimedOut(c.attemptCtx)
+	}
+	return false
 }
 
 // response installs the body reader on res.
@@ -708,7 +745,17 @@ func (c *call) endLocked(kind endKind, err error) {
 	if kind == endEOF {
 		err = nil
 	}
-	c.failLocked(&StreamError{Reason: reason, Err: sanitize(err)}, now)
+	serr := &StreamError{Reason: reason, Err: sanitize(err)}
+	if c.retriedBody(kind) {
+		// The SDK may send the call again: wait for it, but only the grace
+		// period, since openai-go returns the error to its caller instead.
+		c.attemptErrs = append(c.attemptErrs, serr.Error())
+		k := c.key
+		k.hash = hashBody(c.body)
+		c.core.waitFor(c, k, serr, now, min(cancelGrace, c.cfg.retryWait))
+		return
+	}
+	c.failLocked(serr, now)
 }
 
 func resumableFinish(f string) bool {

@@ -465,3 +465,35 @@ func TestRetryWithRequestTimeout(t *testing.T) {
 	assert.EqualValues(t, 2, r.Metadata["attempts"])
 	assert.Equal(t, int64(29), s.Usage.TotalTokens)
 }
+
+// An attempt slower than option.WithRequestTimeout: openai-go (v3.98.0)
+// returns the attempt's deadline error to its caller rather than retrying.
+// The traced call fails as the uninstrumented one does, with one request
+// sent, and it is one span, failed with the deadline (after the short wait
+// for a retry that does not come, bounded here by WithRetryWait).
+func TestRequestTimeoutNotRetried(t *testing.T) {
+	script := []llmhttptest.Reply{{Body: fixture(t, "openai_chat.json"), Delay: 5 * time.Second}, {Body: fixture(t, "openai_chat.json")}}
+	tr, rec := agenttracetest.New(t)
+	srv, bareSrv := llmhttptest.NewServer(t, script...), llmhttptest.NewServer(t, script...)
+	common := []option.RequestOption{option.WithAPIKey("sk-test-SECRET"), option.WithMaxRetries(1), option.WithRequestTimeout(200 * time.Millisecond)}
+	traced := openai.NewClient(append(common, option.WithBaseURL(srv.URL+"/v1"), openaitrace.WithTracing(tr, llmhttp.WithRetryWait(2*time.Second)))...)
+	bare := openai.NewClient(append(common, option.WithBaseURL(bareSrv.URL+"/v1"))...)
+
+	_, bareErr := bare.Chat.Completions.New(context.Background(), chatParams())
+	require.ErrorIs(t, bareErr, context.DeadlineExceeded)
+	ctx, agent := tr.Start(context.Background(), agenttrace.TypeAgent, agenttrace.AgentInput{Name: "a"})
+	_, err := traced.Chat.Completions.New(ctx, chatParams())
+	agent.End()
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the traced call fails as the uninstrumented one does")
+	assert.Len(t, srv.Requests(), len(bareSrv.Requests()))
+
+	e := &env{tr: tr, rec: rec}
+	s := e.spans(t, 1)[0]
+	assert.Equal(t, agenttrace.StatusFailed, s.Status)
+	assert.Equal(t, agent.ID(), s.ParentID)
+	require.NotNil(t, s.Error)
+	assert.Contains(t, s.Error.Message, "deadline exceeded")
+	took := s.EndedAt.Sub(s.StartedAt)
+	assert.GreaterOrEqual(t, took, 200*time.Millisecond)
+	assert.Less(t, took, 1500*time.Millisecond, "the span ends when the attempt did, not when the 2 s wait ran out")
+}
