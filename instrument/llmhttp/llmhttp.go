@@ -197,18 +197,26 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 	if parsed.rewritten != nil {
 		body = parsed.rewritten
 	}
-	attempt, _ := strconv.Atoi(req.Header.Get(retryHeader))
+	retryCount := req.Header.Get(retryHeader)
+	marked := retryCount != ""
+	attempt := 0
+	if marked && retryCount != "0" {
+		attempt, _ = strconv.Atoi(retryCount)
+	}
 	hop := false
-	key := waitKey{method: req.Method, url: req.URL.String()}
-	if s := agenttrace.SpanFromContext(ctx); s != nil {
-		key.parent = s.ID()
+	// The key (its URL string) is made only when a call is or may be
+	// waiting: most calls never need it.
+	var key waitKey
+	keyed := false
+	keyOf := func() waitKey {
+		if !keyed {
+			keyed = true
+			key = keyFor(req)
+		}
+		return key
 	}
-	if in := agenttrace.InstanceFromContext(ctx); in != nil {
-		key.inst = in.ID()
-	}
-	marked := req.Header.Get(retryHeader) != ""
 	if parsed.contToken != "" {
-		k := key
+		k := keyOf()
 		k.token = parsed.contToken
 		if c = co.resume(k); c != nil {
 			c.hops++
@@ -218,7 +226,7 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 	// A retry: an SDK that marks its retries says so; any other request
 	// may be one if an identical call is waiting.
 	if c == nil && (attempt > 0 || !marked && co.anyWaiting()) {
-		k := key
+		k := keyOf()
 		k.hash = hashBody(body)
 		if c = co.resume(k); c != nil {
 			c.attempts++
@@ -245,7 +253,7 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 		// previous one), carrying the call's span.
 		c.ctx = agenttrace.ContextWithSpan(ctx, c.span)
 	}
-	c.key = key
+	c.key, c.keyed, c.keyReq = key, keyed, req
 	c.attemptCtx = ctx
 	c.marker = marked
 	c.ownDeadline = marked && req.Header.Get(timeoutHeader) != ""
@@ -292,11 +300,23 @@ func withBody(req *http.Request, ctx context.Context, b []byte) *http.Request {
 	if b == nil {
 		return out
 	}
-	out.Body = io.NopCloser(bytes.NewReader(b))
-	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	out.Body = newReplay(b)
+	out.GetBody = func() (io.ReadCloser, error) { return newReplay(b), nil }
 	out.ContentLength = int64(len(b))
 	return out
 }
+
+// replay is a request body read from memory, in one allocation.
+type replay struct{ bytes.Reader }
+
+func newReplay(b []byte) *replay {
+	r := &replay{}
+	r.Reset(b)
+	return r
+}
+
+// Close does nothing: the body is in memory.
+func (*replay) Close() error { return nil }
 
 func hashBody(b []byte) uint64 {
 	h := fnv.New64a()
@@ -409,7 +429,9 @@ type call struct {
 	hops         int
 
 	key    waitKey
-	marker bool // the SDK marks its retries
+	keyed  bool          // key is set; else waitKey makes it from keyReq
+	keyReq *http.Request // the attempt's request
+	marker bool          // the SDK marks its retries
 	// ownDeadline: the attempt has a deadline of its own, set by the SDK,
 	// which may retry when it runs out.
 	ownDeadline bool
@@ -433,6 +455,9 @@ type call struct {
 	textBytes, thinkingBytes, refusalBytes int64
 	anth                                   anthUsage
 	scratch                                []byte
+
+	jf        jsonFramer // the framer of a JSON body
+	firstBody body       // the first attempt's response body
 }
 
 // reset prepares c for a new attempt or hop.
@@ -471,12 +496,34 @@ func (c *call) attemptFailed(err error, ctx context.Context) {
 		// The SDK retries a connection error, and one of an attempt whose
 		// own deadline ran out (anthropic-sdk-go; openai-go gives up then,
 		// and the span ends as failed after the short grace period).
-		k := c.key
+		k := c.waitKey()
 		k.hash = hashBody(c.body)
 		c.core.wait(c, k, err, now)
 		return
 	}
 	c.failLocked(err, now)
+}
+
+// keyFor returns the key of req's call.
+func keyFor(req *http.Request) waitKey {
+	k := waitKey{method: req.Method, url: req.URL.String()}
+	ctx := req.Context()
+	if s := agenttrace.SpanFromContext(ctx); s != nil {
+		k.parent = s.ID()
+	}
+	if in := agenttrace.InstanceFromContext(ctx); in != nil {
+		k.inst = in.ID()
+	}
+	return k
+}
+
+// waitKey returns the key the call waits under for its next attempt or
+// hop; c.mu is held.
+func (c *call) waitKey() waitKey {
+	if !c.keyed {
+		c.key, c.keyed = keyFor(c.keyReq), true
+	}
+	return c.key
 }
 
 // attemptTimedOut says whether ctx, the attempt's context, ended because
@@ -545,13 +592,21 @@ func (c *call) response(ctx context.Context, res *http.Response) {
 	case c.route.api == apiGemini && c.route.stream:
 		c.framer = &arrayFramer{emit: c.event, drop: c.dropped}
 	default:
-		f := &jsonFramer{c: c, max: c.cfg.maxResponse}
+		c.jf = jsonFramer{c: c, max: c.cfg.maxResponse}
+		f := &c.jf
 		if n := res.ContentLength; n > 0 && n <= int64(f.max) {
 			f.buf = make([]byte, 0, n) // one allocation for the whole body
 		}
 		c.framer = f
 	}
-	res.Body = &body{c: c, rc: res.Body}
+	if c.seq == 1 {
+		// The first attempt's reader is part of the call; a later one is
+		// its own, since an earlier attempt's body may still be closed.
+		c.firstBody = body{c: c, rc: res.Body}
+		res.Body = &c.firstBody
+	} else {
+		res.Body = &body{c: c, rc: res.Body}
+	}
 	seq := c.seq
 	c.stopCtx = context.AfterFunc(ctx, func() {
 		c.mu.Lock()
@@ -696,7 +751,7 @@ func (c *call) endLocked(kind endKind, err error) {
 			// SDKs close an error body unread when they retry it
 			// (openai-go, anthropic-sdk-go, genai); the span waits for the
 			// retry a while.
-			k := c.key
+			k := c.waitKey()
 			k.hash = hashBody(c.body)
 			c.core.wait(c, k, ae, now)
 			return
@@ -711,7 +766,7 @@ func (c *call) endLocked(kind endKind, err error) {
 	if c.route.api == apiGemini && kind == endEOF && c.contTok != "" && resumableFinish(c.out.finish) {
 		// A hop of a continued stream: the SDK sends the next request
 		// with this token.
-		k := c.key
+		k := c.waitKey()
 		k.token = c.contTok
 		c.out.terminal = true
 		c.core.waitFor(c, k, nil, now, continuationWait)
@@ -750,7 +805,7 @@ func (c *call) endLocked(kind endKind, err error) {
 		// The SDK may send the call again: wait for it, but only the grace
 		// period, since openai-go returns the error to its caller instead.
 		c.attemptErrs = append(c.attemptErrs, serr.Error())
-		k := c.key
+		k := c.waitKey()
 		k.hash = hashBody(c.body)
 		c.core.waitFor(c, k, serr, now, min(cancelGrace, c.cfg.retryWait))
 		return
