@@ -229,6 +229,12 @@ func TestTwoTurnToolCall(t *testing.T) {
 	require.NoError(t, e.tr.Flush(context.Background()))
 	assert.Equal(t, "agent\n  llm\n  tool\n  llm\n", treeTypes(e.rec, inst.ID()))
 	first, second := spans[0], spans[1]
+	for _, s := range spans {
+		assert.Equal(t, agenttrace.StatusComplete, s.Status)
+		assert.True(t, s.FirstTokenAt.IsZero(), "not streamed")
+	}
+	assert.Equal(t, agenttrace.Usage{PromptTokens: 82, CompletionTokens: 17, TotalTokens: 99}, *first.Usage)
+	assert.Equal(t, "stop", result(t, second).FinishReason)
 	r1 := result(t, first)
 	require.Len(t, r1.ToolCalls, 1)
 	assert.Equal(t, agenttrace.ToolCall{ID: "call_12345xyz", Name: "get_weather", Arguments: json.RawMessage(`{"location":"Paris, France"}`)}, r1.ToolCalls[0])
@@ -396,7 +402,11 @@ func TestResponsesJSON(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want.RawJSON(), got.RawJSON())
 	s := e.spans(t, 1)[0]
+	assert.Equal(t, agenttrace.StatusComplete, s.Status)
+	assert.Equal(t, "chat o4-mini", s.Name, "gen_ai.operation.name is chat for the Responses API too")
 	req, r := request(t, s), result(t, s)
+	assert.Equal(t, "stop", r.FinishReason)
+	assert.Equal(t, got.ID, r.ID)
 	assert.Equal(t, "Be brief.", req.System)
 	assert.Equal(t, "Tell me a story.", req.Messages[0].Content)
 	assert.Equal(t, got.OutputText(), r.Text)
@@ -424,6 +434,7 @@ func TestResponsesStream(t *testing.T) {
 	assert.Equal(t, agenttrace.StatusComplete, s.Status)
 	r := result(t, s)
 	assert.Equal(t, "Hi there!", r.Text)
+	assert.Equal(t, "tool_calls", r.FinishReason)
 	assert.Equal(t, agenttrace.ToolCall{ID: "call_xyz", Name: "get_weather", Arguments: json.RawMessage(`{"city":"Rome"}`)}, r.ToolCalls[0])
 	assert.False(t, s.FirstTokenAt.IsZero())
 	assert.Equal(t, int64(48), s.Usage.TotalTokens)
