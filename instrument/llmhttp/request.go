@@ -145,8 +145,11 @@ func jsonString(b json.RawMessage) (string, bool) {
 	if n := len(b); n >= 2 && b[n-1] == '"' && bytes.IndexByte(b[1:n-1], '\\') < 0 && bytes.IndexByte(b[1:n-1], '"') < 0 {
 		return string(b[1 : n-1]), true // no escapes: the common case
 	}
-	var s string
-	if json.Unmarshal(b, &s) != nil {
+	// Escapes: unescaped by the scanner, which refuses what encoding/json
+	// refuses.
+	sc := scanner{b: b}
+	s := sc.str()
+	if sc.bad || sc.i != len(b) {
 		return "", false
 	}
 	return s, true
@@ -237,16 +240,21 @@ type chatMessage struct {
 	ToolCallID string          `json:"tool_call_id"`
 }
 
+// chatTool is a tool definition of a Chat Completions request.
+type chatTool struct {
+	Function struct {
+		Name string `json:"name"`
+		// Description is the raw JSON string (or null), unescaped only
+		// when content is captured.
+		Description json.RawMessage `json:"description"`
+		Parameters  json.RawMessage `json:"parameters"`
+	} `json:"function"`
+}
+
 type chatRequest struct {
-	Model    string        `json:"model"`
-	Messages []chatMessage `json:"messages"`
-	Tools    []struct {
-		Function struct {
-			Name        string          `json:"name"`
-			Description string          `json:"description"`
-			Parameters  json.RawMessage `json:"parameters"`
-		} `json:"function"`
-	} `json:"tools"`
+	Model               string          `json:"model"`
+	Messages            []chatMessage   `json:"messages"`
+	Tools               []chatTool      `json:"tools"`
 	Temperature         *float64        `json:"temperature"`
 	TopP                *float64        `json:"top_p"`
 	MaxTokens           *int64          `json:"max_tokens"`
@@ -297,18 +305,14 @@ func scanChatRequest(body []byte) (chatRequest, bool) {
 					case "tool_call_id":
 						m.ToolCallID = s.str()
 					case "tool_calls":
-						if raw := s.raw(); raw != nil && json.Unmarshal(raw, &m.ToolCalls) != nil {
-							s.fail()
-						}
+						scanToolCalls(&s, &m.ToolCalls)
 					default:
 						s.skip()
 					}
 				})
 			})
 		case "tools":
-			if raw := s.raw(); raw != nil && json.Unmarshal(raw, &r.Tools) != nil {
-				s.fail()
-			}
+			scanTools(&s, &r.Tools)
 		case "temperature":
 			r.Temperature = s.floatPtr()
 		case "top_p":
@@ -364,6 +368,78 @@ func scanChatRequest(body []byte) (chatRequest, bool) {
 	return r, ok && !s.bad && s.i == len(s.b)
 }
 
+// scanToolCalls reads an assistant message's tool_calls (null or an array
+// of {id, function: {name, arguments}}) in place.
+func scanToolCalls(s *scanner, out *[]chatToolCall) {
+	if s.isNull() {
+		return
+	}
+	s.array(func(int) {
+		*out = append(*out, chatToolCall{})
+		tc := &(*out)[len(*out)-1]
+		s.object(func(k []byte) {
+			switch string(k) {
+			case "id":
+				tc.ID = s.str()
+			case "function":
+				if s.isNull() {
+					return
+				}
+				s.object(func(k []byte) {
+					switch string(k) {
+					case "name":
+						tc.Function.Name = s.str()
+					case "arguments":
+						tc.Function.Arguments = s.raw()
+					default:
+						s.skip()
+					}
+				})
+			default:
+				s.skip()
+			}
+		})
+	})
+}
+
+// scanTools reads a request's tools (null or an array of {function: {name,
+// description, parameters}}) in place: the description and parameters
+// alias the body.
+func scanTools(s *scanner, out *[]chatTool) {
+	if s.isNull() {
+		return
+	}
+	s.array(func(int) {
+		*out = append(*out, chatTool{})
+		t := &(*out)[len(*out)-1]
+		s.object(func(k []byte) {
+			if string(k) != "function" {
+				s.skip()
+				return
+			}
+			if s.isNull() {
+				return
+			}
+			s.object(func(k []byte) {
+				switch string(k) {
+				case "name":
+					t.Function.Name = s.str()
+				case "description":
+					if c := s.peek(); c != '"' && c != 'n' {
+						s.fail() // as encoding/json refuses a non-string
+						return
+					}
+					t.Function.Description = s.raw()
+				case "parameters":
+					t.Function.Parameters = s.raw()
+				default:
+					s.skip()
+				}
+			})
+		})
+	})
+}
+
 func parseChat(p *parsed, rc *reqCapture, body []byte, includeUsage bool) bool {
 	r, ok := scanChatRequest(body)
 	if !ok {
@@ -409,8 +485,17 @@ func parseChat(p *parsed, rc *reqCapture, body []byte, includeUsage bool) bool {
 		}
 		p.req.Messages = append(p.req.Messages, msg)
 	}
+	if len(r.Tools) > 0 {
+		p.req.Tools = make([]agenttrace.ToolDefinition, 0, len(r.Tools))
+	}
 	for _, t := range r.Tools {
-		p.req.Tools = append(p.req.Tools, agenttrace.ToolDefinition{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
+		def := agenttrace.ToolDefinition{Name: t.Function.Name}
+		if rc.mode == CaptureFull {
+			// Tool definitions are content: unescaped only when kept.
+			def.Description, _ = jsonString(t.Function.Description)
+			def.Parameters = t.Function.Parameters
+		}
+		p.req.Tools = append(p.req.Tools, def)
 	}
 	st := &agenttrace.LLMSettings{
 		Temperature: r.Temperature, TopP: r.TopP, MaxTokens: r.MaxTokens, Stop: stopList(r.Stop), Seed: r.Seed,
