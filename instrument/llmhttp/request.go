@@ -28,6 +28,7 @@ type reqCapture struct {
 	budget    int
 	used      int
 	truncated bool
+	scratch   []byte
 }
 
 // text returns s as captured (full) or "" (otherwise).
@@ -135,6 +136,21 @@ func parseRequest(cfg *config, rt route, body []byte) parsed {
 	}
 	p.contentUsed, p.truncated = rc.used, rc.truncated
 	return p
+}
+
+// strLen returns the length of the JSON string b once unescaped, in the
+// capture's scratch buffer (no allocation per string).
+func (rc *reqCapture) strLen(b json.RawMessage) (int, bool) {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' && bytes.IndexByte(b[1:n-1], '\\') < 0 {
+		return n - 2, true
+	}
+	sc := scanner{b: b}
+	raw, ok := sc.rawString()
+	if !ok || sc.i != len(b) {
+		return 0, false
+	}
+	rc.scratch = unescape(rc.scratch[:0], raw)
+	return len(rc.scratch), true
 }
 
 // jsonString returns b as a string if it is a JSON string.
@@ -295,7 +311,7 @@ func scanChatRequest(body []byte) (chatRequest, bool) {
 				s.object(func(k []byte) {
 					switch string(k) {
 					case "role":
-						m.Role = s.str()
+						m.Role = s.role()
 					case "content":
 						m.Content = s.raw()
 					case "name":
@@ -451,7 +467,12 @@ func parseChat(p *parsed, rc *reqCapture, body []byte, includeUsage bool) bool {
 	p.req.Stream = r.Stream
 	for _, m := range r.Messages {
 		msg := agenttrace.Message{Role: m.Role, Name: m.Name, ToolCallID: m.ToolCallID}
-		if s, ok := jsonString(m.Content); ok {
+		if rc.mode != CaptureFull && len(m.Content) > 0 && m.Content[0] == '"' {
+			// Metadata: the text's size, unescaped without keeping it.
+			if n, ok := rc.strLen(m.Content); ok && n > 0 && rc.mode == CaptureMetadata {
+				msg.Parts = append(msg.Parts, agenttrace.ContentPart{Type: agenttrace.PartText, Size: int64(n)})
+			}
+		} else if s, ok := jsonString(m.Content); ok {
 			rc.msgText(&msg, s)
 		} else if len(m.Content) > 0 && m.Content[0] == '[' {
 			var parts []chatPart
@@ -477,11 +498,15 @@ func parseChat(p *parsed, rc *reqCapture, body []byte, includeUsage bool) bool {
 			rc.part(&msg, agenttrace.ContentPart{Type: agenttrace.PartRefusal, Text: m.Refusal})
 		}
 		for _, tc := range m.ToolCalls {
-			args := tc.Function.Arguments
-			if s, ok := jsonString(args); ok {
-				args = json.RawMessage(s)
+			call := agenttrace.ToolCall{ID: tc.ID, Name: tc.Function.Name}
+			if rc.mode == CaptureFull {
+				args := tc.Function.Arguments
+				if s, ok := jsonString(args); ok {
+					args = json.RawMessage(s)
+				}
+				call.Arguments = validOrString(rc.raw(args))
 			}
-			msg.ToolCalls = append(msg.ToolCalls, agenttrace.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: validOrString(rc.raw(args))})
+			msg.ToolCalls = append(msg.ToolCalls, call)
 		}
 		p.req.Messages = append(p.req.Messages, msg)
 	}

@@ -95,3 +95,19 @@ func mustString(t *testing.T, raw json.RawMessage) string {
 	require.NoError(t, json.Unmarshal(raw, &v))
 	return v
 }
+
+// strLen is the length of the unescaped string, as jsonString's.
+func TestStrLen(t *testing.T) {
+	rc := &reqCapture{}
+	for _, in := range []string{`""`, `"abc"`, `"a\"b\u00e9"`, `"\ud83d\ude00 x"`, `"tab\tnl\n"`} {
+		n, ok := rc.strLen(json.RawMessage(in))
+		require.True(t, ok, in)
+		s, ok := jsonString(json.RawMessage(in))
+		require.True(t, ok, in)
+		assert.Equal(t, len(s), n, in)
+	}
+	for _, bad := range []string{`"abc`, `abc`, `"a" x`, `1`} {
+		_, ok := rc.strLen(json.RawMessage(bad))
+		assert.False(t, ok, bad)
+	}
+}
