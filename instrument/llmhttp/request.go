@@ -518,7 +518,9 @@ func parseChat(p *parsed, rc *reqCapture, body []byte, includeUsage bool) bool {
 		if rc.mode == CaptureFull {
 			// Tool definitions are content: unescaped only when kept.
 			def.Description, _ = jsonString(t.Function.Description)
-			def.Parameters = t.Function.Parameters
+			// The scanner does not check inside strings: a schema that is
+			// not valid JSON is kept as a string.
+			def.Parameters = validOrString(t.Function.Parameters)
 		}
 		p.req.Tools = append(p.req.Tools, def)
 	}
