@@ -287,9 +287,12 @@ func (h *handler) drain(c *current, info *callbacks.RunInfo, output *schema.Stre
 	case len(chunks) > 0:
 		out := cc.Text(strings.Join(chunks, ""))
 		cc.Mark(nil)
-		if c.typ == agenttrace.TypeTool {
+		switch c.typ {
+		case agenttrace.TypeTool:
 			c.span.SetResult(agenttrace.ToolOutput{Output: out})
-		} else {
+		case agenttrace.TypeAgent:
+			c.span.SetResult(agenttrace.AgentOutput{Output: out})
+		default:
 			c.span.SetResult(agenttrace.ChainOutput{Outputs: out})
 		}
 	case last != nil:
