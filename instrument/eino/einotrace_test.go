@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -447,4 +448,53 @@ func TestGraphInjectedCallbacks(t *testing.T) {
 	require.Len(t, llms, 2)
 	assert.Equal(t, agenttrace.Usage{PromptTokens: 100, CompletionTokens: 20, TotalTokens: 120}, *llms[0].Usage)
 	assert.JSONEq(t, `"tool_calls"`, jsonField(t, llms[0].Result, "finish_reason"))
+}
+
+// A streamed run whose chunks are text records the joined text in the
+// result shape of each span's type: the outermost chain is the agent
+// (AgentOutput), the streaming lambda inside it a chain (ChainOutput).
+func TestStreamedTextOutputs(t *testing.T) {
+	tr, rec := agenttracetest.New(t, agenttrace.WithFlushInterval(5*time.Millisecond))
+	words := compose.StreamableLambda(func(_ context.Context, in string) (*schema.StreamReader[string], error) {
+		return schema.StreamReaderFromArray([]string{"Sunny ", "in ", in, "."}), nil
+	})
+	chain := compose.NewChain[string, string]()
+	chain.AppendLambda(words, compose.WithNodeName("words"))
+	r, err := chain.Compile(context.Background())
+	require.NoError(t, err)
+	ctx, inst := tr.StartInstance(context.Background())
+	sr, err := r.Stream(ctx, "Paris", compose.WithCallbacks(einotrace.NewHandler(tr, einotrace.WithContent(true))))
+	require.NoError(t, err)
+	var got strings.Builder
+	for {
+		s, err := sr.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		got.WriteString(s)
+	}
+	sr.Close()
+	assert.Equal(t, "Sunny in Paris.", got.String())
+	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, rec.WaitFor(wctx, func(r *agenttracetest.Recorder) bool {
+		return len(r.FindSpans(func(d agenttrace.SpanData) bool { return d.Status.Finished() })) == 2
+	}))
+	inst.End()
+	require.NoError(t, tr.Flush(context.Background()))
+
+	agents := rec.SpansOfType(agenttrace.TypeAgent)
+	require.Len(t, agents, 1)
+	assert.Equal(t, agenttrace.StatusComplete, agents[0].Status)
+	var ao agenttrace.AgentOutput
+	require.NoError(t, json.Unmarshal(agents[0].Result, &ao), string(agents[0].Result))
+	assert.Equal(t, "Sunny in Paris.", ao.Output)
+
+	chains := rec.SpansOfType(agenttrace.TypeChain)
+	require.Len(t, chains, 1)
+	assert.Equal(t, agents[0].ID, chains[0].ParentID)
+	var co agenttrace.ChainOutput
+	require.NoError(t, json.Unmarshal(chains[0].Result, &co), string(chains[0].Result))
+	assert.Equal(t, "Sunny in Paris.", co.Outputs)
 }
