@@ -181,7 +181,9 @@ func TestMessage(t *testing.T) {
 	assert.Equal(t, toolUseUsage, *llm.Usage)
 	assert.True(t, llm.FirstTokenAt.IsZero(), "no first token without a stream")
 	require.NotNil(t, llm.Cost, "claude-sonnet-4-5 is in the price table")
-	assert.Positive(t, llm.Cost.Total)
+	// 20 plain input, 1000 cache reads, 60 5-minute and 40 1-hour cache
+	// writes, 30 output tokens.
+	assert.InDelta(t, (20*3+1000*0.30+60*3.75+40*6+30*15)/1e6, llm.Cost.Total, 1e-12)
 }
 
 // Streamed: the tool call reassembled from input_json_delta, the first
@@ -227,13 +229,16 @@ func TestStream(t *testing.T) {
 	assert.False(t, llm.FirstTokenAt.IsZero())
 	assert.GreaterOrEqual(t, llm.TimeToFirstToken(), time.Duration(0))
 	assert.Positive(t, inst.Summary().TimeToFirstToken)
+	assert.Equal(t, "llm chat claude-sonnet-4-5 complete\n", rec.Tree(inst.ID()))
+	require.NotNil(t, llm.Cost)
+	assert.InDelta(t, (472*3+1000*0.30+100*3.75+89*15)/1e6, llm.Cost.Total, 1e-12, "a cache write of unknown lifetime at the 5-minute rate")
 }
 
 // Two turns with a tool call in between, inside an agent span: agent >
 // llm, tool, llm, the instance summing both calls.
 func TestToolCallTwoTurns(t *testing.T) {
 	srv := fakeAnthropic(t, func(w http.ResponseWriter, _ *http.Request, n int, body map[string]any) {
-		if n == 0 {
+		if n%2 == 0 { // the first turn, traced and then uninstrumented
 			writeJSON(w, 200, toolUseJSON)
 			return
 		}
@@ -242,19 +247,27 @@ func TestToolCallTwoTurns(t *testing.T) {
 		writeJSON(w, 200, answerJSON)
 	})
 	tr, rec := agenttracetest.New(t, agenttrace.WithFlushInterval(5*time.Millisecond))
-	client := newClient(srv.URL, tr)
+	user := anthropic.NewUserMessage(anthropic.NewTextBlock("Weather in Paris?"))
+	twoTurns := func(ctx context.Context, client *anthropic.Client, record bool) (*anthropic.Message, *anthropic.Message) {
+		first, err := client.Messages.New(ctx, params(user))
+		require.NoError(t, err)
+		use := first.Content[1]
+		if record {
+			_, tool := tr.Start(ctx, agenttrace.TypeTool, agenttrace.ToolInput{Name: use.Name, CallID: use.ID, Arguments: use.Input}, agenttrace.WithName(use.Name))
+			tool.SetResult(agenttrace.ToolOutput{Output: "sunny"})
+			tool.End()
+		}
+		second, err := client.Messages.New(ctx, params(user, first.ToParam(), anthropic.NewUserMessage(anthropic.NewToolResultBlock(use.ID, "sunny", false))))
+		require.NoError(t, err)
+		return first, second
+	}
 	ctx, inst := tr.StartInstance(context.Background())
 	ctx, agent := tr.Start(ctx, agenttrace.TypeAgent, agenttrace.AgentInput{Name: "weather"})
-	user := anthropic.NewUserMessage(anthropic.NewTextBlock("Weather in Paris?"))
-	first, err := client.Messages.New(ctx, params(user))
-	require.NoError(t, err)
-	use := first.Content[1]
-	_, tool := tr.Start(ctx, agenttrace.TypeTool, agenttrace.ToolInput{Name: use.Name, CallID: use.ID, Arguments: use.Input}, agenttrace.WithName(use.Name))
-	tool.SetResult(agenttrace.ToolOutput{Output: "sunny"})
-	tool.End()
-	second, err := client.Messages.New(ctx, params(user, first.ToParam(), anthropic.NewUserMessage(anthropic.NewToolResultBlock(use.ID, "sunny", false))))
-	require.NoError(t, err)
+	first, second := twoTurns(ctx, newClient(srv.URL, tr), true)
 	assert.Equal(t, "Sunny in Paris.", second.Content[0].Text)
+	wantFirst, wantSecond := twoTurns(context.Background(), newClient(srv.URL, nil), false)
+	assert.Equal(t, wantFirst.RawJSON(), first.RawJSON(), "the SDK's results are an uninstrumented client's")
+	assert.Equal(t, wantSecond.RawJSON(), second.RawJSON())
 	agent.End()
 	inst.End()
 	require.NoError(t, tr.Flush(context.Background()))
@@ -264,10 +277,18 @@ func TestToolCallTwoTurns(t *testing.T) {
 		"  tool get_weather complete\n"+
 		"  llm chat claude-sonnet-4-5 complete\n", rec.Tree(inst.ID()))
 	llms := rec.SpansOfType(agenttrace.TypeLLM)
+	require.Len(t, llms, 2)
+	one := result(t, llms[0])
+	assert.Equal(t, "tool_use", one.FinishReason)
+	assert.Equal(t, []agenttrace.ToolCall{{ID: "toolu_01", Name: "get_weather", Arguments: json.RawMessage(`{"location":"Paris"}`)}}, one.ToolCalls)
 	var req agenttrace.LLMRequest
 	require.NoError(t, json.Unmarshal(llms[1].Payload, &req))
 	require.Len(t, req.Messages, 3)
+	assert.Equal(t, []agenttrace.ToolCall{{ID: "toolu_01", Name: "get_weather", Arguments: json.RawMessage(`{"location":"Paris"}`)}}, req.Messages[1].ToolCalls, "the tool use sent back")
+	assert.Equal(t, "toolu_01", req.Messages[2].ToolCallID, "the tool result")
 	assert.Equal(t, "end_turn", result(t, llms[1]).FinishReason)
+	require.NotNil(t, llms[1].Cost)
+	assert.InDelta(t, (60*3+1100*0.30+6*15)/1e6, llms[1].Cost.Total, 1e-12)
 	assert.Equal(t, agenttrace.Usage{PromptTokens: 1160, CompletionTokens: 6, TotalTokens: 1166, Details: map[string]int64{agenttrace.UsageCacheRead: 1100}}, *llms[1].Usage)
 	sum := inst.Summary()
 	require.NotNil(t, sum.Usage)
@@ -482,4 +503,83 @@ func TestRetryAfterAttemptContextCancelled(t *testing.T) {
 			assert.Contains(t, fmt.Sprint(res.Metadata["attempt_errors"]), "overloaded_error")
 		})
 	}
+}
+
+// An attempt whose answer is slower than option.WithRequestTimeout, then a
+// success: anthropic-sdk-go retries once the attempt's own deadline runs
+// out (before the headers, or part-way through the JSON body it reads in
+// its retry loop), and also when the connection drops part-way through
+// that body. The traced call returns what the uninstrumented one does, and
+// it is one span, complete, with both attempts recorded.
+func TestRetryAfterRequestTimeout(t *testing.T) {
+	cases := map[string]llmhttptest.Reply{
+		"slow headers": {Body: []byte(answerJSON), Delay: 5 * time.Second},
+		"slow body":    {Body: []byte(answerJSON), HoldAfter: 20},
+		"body cut":     {Body: []byte(answerJSON), CutAfter: 20},
+	}
+	for name, slow := range cases {
+		t.Run(name, func(t *testing.T) {
+			script := []llmhttptest.Reply{slow, {Body: []byte(answerJSON)}}
+			srv, bareSrv := llmhttptest.NewServer(t, script...), llmhttptest.NewServer(t, script...)
+			tr, rec := agenttracetest.New(t, agenttrace.WithFlushInterval(5*time.Millisecond))
+			extra := []option.RequestOption{option.WithMaxRetries(1), option.WithRequestTimeout(300 * time.Millisecond)}
+			want, err := newClient(bareSrv.URL, nil, extra...).Messages.New(context.Background(), params())
+			require.NoError(t, err, "the SDK retries after the attempt's deadline")
+			require.Len(t, bareSrv.Requests(), 2)
+
+			ctx, run := tr.StartInstance(context.Background())
+			got, err := newClient(srv.URL, tr, extra...).Messages.New(ctx, params())
+			run.End()
+			require.NoError(t, err)
+			assert.Equal(t, want.RawJSON(), got.RawJSON())
+			reqs := srv.Requests()
+			require.Len(t, reqs, 2)
+			assert.Equal(t, "1", reqs[1].Header.Get("X-Stainless-Retry-Count"))
+
+			require.NoError(t, tr.Flush(context.Background()))
+			waitSpans(t, rec, 1)
+			llms := rec.SpansOfType(agenttrace.TypeLLM)
+			require.Len(t, llms, 1, "one logical call, one span")
+			assert.Equal(t, agenttrace.StatusComplete, llms[0].Status)
+			res := result(t, llms[0])
+			assert.EqualValues(t, 2, res.Metadata["attempts"])
+			wantErr := "deadline exceeded"
+			if slow.CutAfter > 0 {
+				wantErr = "unexpected EOF"
+			}
+			assert.Contains(t, fmt.Sprint(res.Metadata["attempt_errors"]), wantErr)
+			assert.Equal(t, "Sunny in Paris.", res.Text)
+			require.NotNil(t, llms[0].Usage)
+			assert.EqualValues(t, 1160, llms[0].Usage.PromptTokens)
+		})
+	}
+}
+
+// A non-streamed call whose context is cancelled while the server holds
+// the answer back: the SDK returns the context's error, as the
+// uninstrumented client does, and the span fails with it.
+func TestCancelledBeforeResponse(t *testing.T) {
+	script := llmhttptest.Reply{Body: []byte(answerJSON), Delay: time.Minute}
+	srv, bareSrv := llmhttptest.NewServer(t, script), llmhttptest.NewServer(t, script)
+	tr, rec := agenttracetest.New(t, agenttrace.WithFlushInterval(5*time.Millisecond))
+	call := func(c *anthropic.Client, srv *llmhttptest.Server) error {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			for len(srv.Requests()) == 0 && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			cancel() // once the server has the request
+		}()
+		_, err := c.Messages.New(ctx, params())
+		return err
+	}
+	require.ErrorIs(t, call(newClient(bareSrv.URL, nil), bareSrv), context.Canceled)
+	require.ErrorIs(t, call(newClient(srv.URL, tr), srv), context.Canceled)
+	assert.Len(t, srv.Requests(), 1, "no retry once the caller gave up")
+	waitSpans(t, rec, 1)
+	llms := rec.SpansOfType(agenttrace.TypeLLM)
+	require.Len(t, llms, 1)
+	assert.Equal(t, agenttrace.StatusFailed, llms[0].Status)
+	assert.Equal(t, "context.Canceled", llms[0].Error.Type)
 }

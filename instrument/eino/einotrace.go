@@ -28,10 +28,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/agenttrace/agenttrace"
+	"github.com/agenttrace/agenttrace/instrument/llmhttp"
 	"github.com/cloudwego/eino/callbacks"
 	"github.com/cloudwego/eino/components"
 	"github.com/cloudwego/eino/components/embedding"
@@ -45,16 +45,41 @@ import (
 type Option func(*config)
 
 type config struct {
-	content  bool
-	spanType func(info *callbacks.RunInfo, nested bool) string
+	capture    llmhttp.CaptureMode
+	maxContent int
+	spanType   func(info *callbacks.RunInfo, nested bool) string
 }
 
-// WithContent turns the capture of message content, tool arguments and
-// tool results on or off. The default is off, as the OpenTelemetry GenAI
-// conventions ask, unless OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
-// is "true". Without content, spans still carry models, settings, tool
-// names, call ids, finish reasons and usage.
-func WithContent(on bool) Option { return func(c *config) { c.content = on } }
+// WithCapture sets the content capture mode, as llmhttp.WithCapture does
+// for the transport: llmhttp.CaptureFull records message content, tool
+// definitions, arguments and results and component inputs and outputs;
+// llmhttp.CaptureMetadata (the default, unless
+// OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT turns content on)
+// records the messages' roles, tool call names and ids and the sizes of
+// their texts; llmhttp.CaptureOff records no messages at all. Every mode
+// keeps models, settings, tool names, call ids, finish reasons and usage.
+func WithCapture(m llmhttp.CaptureMode) Option { return func(c *config) { c.capture = m } }
+
+// WithContent is WithCapture(llmhttp.CaptureFull) when on, and
+// WithCapture(llmhttp.CaptureMetadata) when not.
+func WithContent(on bool) Option {
+	if on {
+		return WithCapture(llmhttp.CaptureFull)
+	}
+	return WithCapture(llmhttp.CaptureMetadata)
+}
+
+// WithMaxContentBytes caps the content captured per span (default
+// llmhttp.DefaultMaxContentBytes): what is cut is marked on llm spans
+// (content_truncated) and counted in llmhttp.ReadStats; a cut JSON value is
+// kept as a string. n <= 0 keeps the default.
+func WithMaxContentBytes(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxContent = n
+		}
+	}
+}
 
 // WithSpanTypes replaces the choice of span type per component: f receives
 // the component's run info and whether it runs inside another traced
@@ -92,15 +117,13 @@ func DefaultSpanType(info *callbacks.RunInfo, nested bool) string {
 // NewHandler returns an eino callbacks.Handler recording into tracer.
 // It is safe for concurrent use.
 func NewHandler(tracer *agenttrace.Tracer, opts ...Option) callbacks.Handler {
-	c := config{
-		content:  strings.EqualFold(os.Getenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"), "true"),
-		spanType: DefaultSpanType,
-	}
+	c := config{spanType: DefaultSpanType}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)
 		}
 	}
+	c.capture = llmhttp.ResolveCapture(c.capture)
 	return &handler{tracer: tracer, cfg: c}
 }
 
@@ -117,6 +140,8 @@ type spanKey struct{}
 type current struct {
 	span *agenttrace.Span
 	typ  string
+	// content is the span's capture, shared by its payload and result.
+	content *llmhttp.Content
 }
 
 func ours(ctx context.Context) *current {
@@ -133,8 +158,9 @@ func (h *handler) start(ctx context.Context, info *callbacks.RunInfo, input call
 	if typ == "" {
 		return context.WithValue(ctx, spanKey{}, &current{})
 	}
-	ctx, span := h.tracer.Start(ctx, typ, h.payload(ctx, typ, info, input), agenttrace.WithName(spanName(info)))
-	return context.WithValue(ctx, spanKey{}, &current{span: span, typ: typ})
+	cc := llmhttp.NewContent(h.cfg.capture, h.cfg.maxContent)
+	ctx, span := h.tracer.Start(ctx, typ, h.payload(ctx, typ, info, input, cc), agenttrace.WithName(spanName(info)))
+	return context.WithValue(ctx, spanKey{}, &current{span: span, typ: typ, content: cc})
 }
 
 func spanName(info *callbacks.RunInfo) string {
@@ -169,7 +195,7 @@ func (h *handler) OnEnd(ctx context.Context, info *callbacks.RunInfo, output cal
 	if c == nil || c.span == nil {
 		return ctx
 	}
-	if r := h.result(c.typ, info, output); r != nil {
+	if r := h.result(c.typ, info, output, c.content); r != nil {
 		c.span.SetResult(r)
 	}
 	c.span.End()
@@ -213,6 +239,7 @@ func (h *handler) drain(c *current, info *callbacks.RunInfo, output *schema.Stre
 	var last callbacks.CallbackOutput
 	var usage *agenttrace.Usage
 	var chunks []string
+	cc := c.content
 	for {
 		chunk, err := output.Recv()
 		if errors.Is(err, io.EOF) {
@@ -224,7 +251,7 @@ func (h *handler) drain(c *current, info *callbacks.RunInfo, output *schema.Stre
 		}
 		last = chunk
 		if c.typ != agenttrace.TypeLLM {
-			if h.cfg.content {
+			if cc.Full() {
 				if s, ok := chunk.(string); ok {
 					chunks = append(chunks, s)
 				}
@@ -251,16 +278,25 @@ func (h *handler) drain(c *current, info *callbacks.RunInfo, output *schema.Stre
 		if err != nil {
 			msg = msgs[len(msgs)-1]
 		}
-		resp := h.llmResponse(msg)
+		resp := h.llmResponse(msg, cc)
 		if usage != nil {
 			resp.Usage = usage
 		}
 		c.span.SetResult(resp)
 	case c.typ == agenttrace.TypeLLM:
 	case len(chunks) > 0:
-		c.span.SetResult(agenttrace.ToolOutput{Output: strings.Join(chunks, "")})
+		out := cc.Text(strings.Join(chunks, ""))
+		cc.Mark(nil)
+		switch c.typ {
+		case agenttrace.TypeTool:
+			c.span.SetResult(agenttrace.ToolOutput{Output: out})
+		case agenttrace.TypeAgent:
+			c.span.SetResult(agenttrace.AgentOutput{Output: out})
+		default:
+			c.span.SetResult(agenttrace.ChainOutput{Outputs: out})
+		}
 	case last != nil:
-		if r := h.result(c.typ, info, last); r != nil {
+		if r := h.result(c.typ, info, last, cc); r != nil {
 			c.span.SetResult(r)
 		}
 	}
@@ -277,7 +313,7 @@ func hasContent(msgs []*schema.Message) bool {
 }
 
 // payload is a component's span payload.
-func (h *handler) payload(ctx context.Context, typ string, info *callbacks.RunInfo, input callbacks.CallbackInput) any {
+func (h *handler) payload(ctx context.Context, typ string, info *callbacks.RunInfo, input callbacks.CallbackInput, cc *llmhttp.Content) any {
 	switch typ {
 	case agenttrace.TypeLLM:
 		if info.Component == components.ComponentOfEmbedding {
@@ -296,56 +332,70 @@ func (h *handler) payload(ctx context.Context, typ string, info *callbacks.RunIn
 			req.Model = in.Config.Model
 			req.Settings = settings(in.Config)
 		}
-		for _, t := range in.Tools {
-			if t == nil {
-				continue
-			}
-			def := agenttrace.ToolDefinition{Name: t.Name, Description: t.Desc}
-			if t.ParamsOneOf != nil {
-				if s, err := t.ToJSONSchema(); err == nil && s != nil {
-					def.Parameters, _ = json.Marshal(s)
-				}
-			}
-			req.Tools = append(req.Tools, def)
-		}
-		if h.cfg.content {
+		// Messages first: what is left of the budget goes to the tools.
+		if cc.Structure() {
 			for _, m := range in.Messages {
 				if m == nil {
 					continue
 				}
 				if m.Role == schema.System && req.System == "" && len(req.Messages) == 0 {
-					req.System = m.Content
-					continue
+					if cc.Full() {
+						req.System = cc.Text(m.Content)
+						continue
+					}
 				}
-				req.Messages = append(req.Messages, message(m))
+				req.Messages = append(req.Messages, message(m, cc))
 			}
 		}
+		for _, t := range in.Tools {
+			if t == nil {
+				continue
+			}
+			def := agenttrace.ToolDefinition{Name: t.Name}
+			if cc.Full() {
+				// Tool definitions are content (gen_ai.tool.definitions is
+				// opt-in): only their names are metadata.
+				def.Description = cc.Text(t.Desc)
+			}
+			if cc.Full() && t.ParamsOneOf != nil {
+				if s, err := t.ToJSONSchema(); err == nil && s != nil {
+					if b, err := json.Marshal(s); err == nil {
+						def.Parameters = cc.JSON(string(b))
+					}
+				}
+			}
+			req.Tools = append(req.Tools, def)
+		}
+		req.Metadata = cc.Mark(nil)
 		return req
 	case agenttrace.TypeTool:
 		in := agenttrace.ToolInput{Name: info.Name, CallID: compose.GetToolCallID(ctx)}
-		if h.cfg.content {
+		if cc.Full() {
 			if t := tool.ConvCallbackInput(input); t != nil && t.ArgumentsInJSON != "" {
-				in.Arguments = rawOrString(t.ArgumentsInJSON)
+				in.Arguments = cc.JSON(t.ArgumentsInJSON)
 			}
 		}
+		cc.Mark(nil)
 		return in
 	case agenttrace.TypeAgent:
 		in := agenttrace.AgentInput{Name: info.Name}
-		if h.cfg.content {
-			in.Input = input
+		if cc.Full() && input != nil {
+			in.Input = cc.Value(input)
 		}
+		cc.Mark(nil)
 		return in
 	default:
 		in := agenttrace.ChainInput{Name: spanName(info)}
-		if h.cfg.content {
-			in.Inputs = input
+		if cc.Full() && input != nil {
+			in.Inputs = cc.Value(input)
 		}
+		cc.Mark(nil)
 		return in
 	}
 }
 
 // result is a component's span result, or nil.
-func (h *handler) result(typ string, info *callbacks.RunInfo, output callbacks.CallbackOutput) any {
+func (h *handler) result(typ string, info *callbacks.RunInfo, output callbacks.CallbackOutput, cc *llmhttp.Content) any {
 	switch typ {
 	case agenttrace.TypeLLM:
 		if info != nil && info.Component == components.ComponentOfEmbedding {
@@ -362,7 +412,7 @@ func (h *handler) result(typ string, info *callbacks.RunInfo, output callbacks.C
 		if out == nil || out.Message == nil {
 			return nil
 		}
-		resp := h.llmResponse(out.Message)
+		resp := h.llmResponse(out.Message, cc)
 		if u := tokenUsage(out); u != nil {
 			resp.Usage = u
 		}
@@ -371,31 +421,35 @@ func (h *handler) result(typ string, info *callbacks.RunInfo, output callbacks.C
 		}
 		return resp
 	case agenttrace.TypeTool:
-		if !h.cfg.content {
+		if !cc.Full() {
 			return nil
 		}
 		out := tool.ConvCallbackOutput(output)
 		if out == nil {
 			return nil
 		}
+		defer cc.Mark(nil)
 		if out.ToolOutput != nil {
-			return agenttrace.ToolOutput{Output: out.ToolOutput}
+			return agenttrace.ToolOutput{Output: cc.Value(out.ToolOutput)}
 		}
-		return agenttrace.ToolOutput{Output: rawOrString(out.Response)}
+		return agenttrace.ToolOutput{Output: jsonOrText(cc, out.Response)}
 	case agenttrace.TypeAgent:
-		if !h.cfg.content {
+		if !cc.Full() || output == nil {
 			return nil
 		}
-		return agenttrace.AgentOutput{Output: output}
+		defer cc.Mark(nil)
+		return agenttrace.AgentOutput{Output: cc.Value(output)}
 	default:
-		if !h.cfg.content {
+		if !cc.Full() || output == nil {
 			return nil
 		}
-		return agenttrace.ChainOutput{Outputs: output}
+		defer cc.Mark(nil)
+		return agenttrace.ChainOutput{Outputs: cc.Value(output)}
 	}
 }
 
-func (h *handler) llmResponse(m *schema.Message) agenttrace.LLMResponse {
+// llmResponse is a chat model's output message as the span's result.
+func (h *handler) llmResponse(m *schema.Message, cc *llmhttp.Content) agenttrace.LLMResponse {
 	var resp agenttrace.LLMResponse
 	if m.ResponseMeta != nil {
 		resp.FinishReason = m.ResponseMeta.FinishReason
@@ -404,15 +458,23 @@ func (h *handler) llmResponse(m *schema.Message) agenttrace.LLMResponse {
 		}
 	}
 	for _, tc := range m.ToolCalls {
-		call := agenttrace.ToolCall{ID: tc.ID, Name: tc.Function.Name}
-		if h.cfg.content && tc.Function.Arguments != "" {
-			call.Arguments = rawJSON(tc.Function.Arguments)
-		}
+		call := agenttrace.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: cc.JSON(tc.Function.Arguments)}
 		resp.ToolCalls = append(resp.ToolCalls, call)
 	}
-	if h.cfg.content {
-		resp.Text = m.Content
+	resp.Text = cc.Text(m.Content)
+	// Reasoning, and in metadata mode the text's size, as the transport
+	// records them: an assistant message of parts.
+	msg := agenttrace.Message{Role: "assistant"}
+	if m.ReasoningContent != "" {
+		cc.Part(&msg, agenttrace.ContentPart{Type: agenttrace.PartThinking, Text: m.ReasoningContent})
 	}
+	if !cc.Full() {
+		cc.MessageText(&msg, m.Content)
+	}
+	if len(msg.Parts) > 0 {
+		resp.Messages = []agenttrace.Message{msg}
+	}
+	resp.Metadata = cc.Mark(nil)
 	return resp
 }
 
@@ -467,13 +529,22 @@ func settings(c *model.Config) *agenttrace.LLMSettings {
 	return &s
 }
 
-func message(m *schema.Message) agenttrace.Message {
-	out := agenttrace.Message{Role: string(m.Role), Content: m.Content, Name: m.Name, ToolCallID: m.ToolCallID}
+// message is an input message by the capture mode: its text (full) or
+// the text's size (metadata), with its role, name and tool calls.
+func message(m *schema.Message, cc *llmhttp.Content) agenttrace.Message {
+	out := agenttrace.Message{Role: string(m.Role), Name: m.Name, ToolCallID: m.ToolCallID}
 	if m.Role == schema.Tool && out.Name == "" {
 		out.Name = m.ToolName
 	}
+	cc.MessageText(&out, m.Content)
+	if m.ReasoningContent != "" {
+		cc.Part(&out, agenttrace.ContentPart{Type: agenttrace.PartThinking, Text: m.ReasoningContent})
+	}
+	for _, p := range m.UserInputMultiContent {
+		inputPart(cc, &out, p)
+	}
 	for _, tc := range m.ToolCalls {
-		out.ToolCalls = append(out.ToolCalls, agenttrace.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: rawJSON(tc.Function.Arguments)})
+		out.ToolCalls = append(out.ToolCalls, agenttrace.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: cc.JSON(tc.Function.Arguments)})
 	}
 	return out
 }
@@ -482,22 +553,46 @@ func message(m *schema.Message) agenttrace.Message {
 // "Ark", ...), lower-cased.
 func provider(info *callbacks.RunInfo) string { return strings.ToLower(info.Type) }
 
-// rawJSON returns s as raw JSON, or s quoted when it is not valid JSON
-// (a model's truncated arguments, say), so nothing is lost.
-func rawJSON(s string) json.RawMessage {
-	if s == "" {
-		return nil
+// inputPart records a multimodal input part of a message: text as text,
+// media by type, MIME type and URL (inline data by its size only).
+func inputPart(cc *llmhttp.Content, out *agenttrace.Message, p schema.MessageInputPart) {
+	if p.Type == schema.ChatMessagePartTypeText {
+		cc.MessageText(out, p.Text)
+		return
 	}
-	if json.Valid([]byte(s)) {
-		return json.RawMessage(s)
+	part := agenttrace.ContentPart{Type: string(p.Type)}
+	var common *schema.MessagePartCommon
+	switch {
+	case p.Image != nil:
+		common, part.Type = &p.Image.MessagePartCommon, agenttrace.PartImage
+	case p.Audio != nil:
+		common, part.Type = &p.Audio.MessagePartCommon, agenttrace.PartAudio
+	case p.Video != nil:
+		common, part.Type = &p.Video.MessagePartCommon, "video"
+	case p.File != nil:
+		common, part.Type = &p.File.MessagePartCommon, agenttrace.PartFile
 	}
-	b, _ := json.Marshal(s)
-	return b
+	if common != nil {
+		part.MIMEType = common.MIMEType
+		if u := common.URL; u != nil {
+			if strings.HasPrefix(*u, "data:") {
+				part.Size = int64(len(*u))
+			} else {
+				part.URL = *u
+			}
+		}
+		if d := common.Base64Data; d != nil {
+			part.Size = int64(len(*d))
+		}
+	}
+	cc.Part(out, part)
 }
 
-func rawOrString(s string) any {
-	if json.Valid([]byte(s)) {
-		return json.RawMessage(s)
+// jsonOrText is s, within the budget, as raw JSON when it is JSON and as
+// text otherwise.
+func jsonOrText(cc *llmhttp.Content, s string) any {
+	if s != "" && json.Valid([]byte(s)) {
+		return cc.JSON(s)
 	}
-	return s
+	return cc.Text(s)
 }

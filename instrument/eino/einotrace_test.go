@@ -1,6 +1,7 @@
 package einotrace_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"github.com/agenttrace/agenttrace"
 	"github.com/agenttrace/agenttrace/agenttracetest"
 	einotrace "github.com/agenttrace/agenttrace/instrument/eino"
+	"github.com/agenttrace/agenttrace/instrument/llmhttp"
 	"github.com/cloudwego/eino/callbacks"
 	"github.com/cloudwego/eino/components/model"
 	"github.com/cloudwego/eino/components/tool"
@@ -245,27 +247,102 @@ func TestReActAgent(t *testing.T) {
 }
 
 // Without content capture, spans keep the shape of the run but no text,
-// arguments or results.
+// arguments or results: metadata (the default) keeps the messages' roles
+// and text sizes, tool call names and ids; off keeps no messages.
 func TestWithoutContent(t *testing.T) {
-	t.Setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "")
-	tr, rec := agenttracetest.New(t)
+	for _, mode := range []llmhttp.CaptureMode{llmhttp.CaptureDefault, llmhttp.CaptureMetadata, llmhttp.CaptureOff} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Setenv(llmhttp.EnvCaptureContent, "")
+			tr, rec := agenttracetest.New(t)
+			a := newAgent(t, tr, &fakeModel{})
+			ctx, inst := tr.StartInstance(context.Background())
+			_, err := a.Generate(ctx, []*schema.Message{schema.SystemMessage("You are a weather bot."), schema.UserMessage("Weather in Paris?")},
+				agent.WithComposeOptions(compose.WithCallbacks(einotrace.NewHandler(tr, einotrace.WithCapture(mode)))))
+			require.NoError(t, err)
+			inst.End()
+			require.NoError(t, tr.Flush(context.Background()))
+			assert.Equal(t, wantTree, rec.Tree(inst.ID()))
+			for _, s := range rec.Spans() {
+				for _, secret := range []string{"Paris", "weather bot", "sunny", "Sunny", "of a city"} {
+					assert.NotContains(t, string(s.Payload), secret, s.Name)
+					assert.NotContains(t, string(s.Result), secret, s.Name)
+				}
+			}
+			llms := rec.SpansOfType(agenttrace.TypeLLM)
+			require.Len(t, llms, 2)
+			assert.JSONEq(t, `[{"id":"call_w","name":"weather"},{"id":"call_c","name":"clock"}]`, jsonField(t, llms[0].Result, "tool_calls"))
+			assert.JSONEq(t, `[{"name":"weather"},{"name":"clock"}]`, jsonField(t, llms[0].Payload, "tools"), "tool names only")
+			assert.NotNil(t, llms[1].Usage)
+			var req agenttrace.LLMRequest
+			require.NoError(t, json.Unmarshal(llms[1].Payload, &req))
+			var res agenttrace.LLMResponse
+			require.NoError(t, json.Unmarshal(llms[1].Result, &res))
+			if mode == llmhttp.CaptureOff {
+				assert.Empty(t, req.Messages)
+				assert.Empty(t, res.Messages)
+				return
+			}
+			require.Len(t, req.Messages, 5, "system, user, the assistant's tool calls, two tool results")
+			assert.Equal(t, agenttrace.Message{Role: "system", Parts: []agenttrace.ContentPart{{Type: agenttrace.PartText, Size: 22}}}, req.Messages[0])
+			assert.Equal(t, agenttrace.Message{Role: "user", Parts: []agenttrace.ContentPart{{Type: agenttrace.PartText, Size: 17}}}, req.Messages[1])
+			assert.Equal(t, []agenttrace.ToolCall{{ID: "call_w", Name: "weather"}, {ID: "call_c", Name: "clock"}}, req.Messages[2].ToolCalls)
+			assert.Equal(t, "call_w", req.Messages[3].ToolCallID)
+			assert.Equal(t, []agenttrace.Message{{Role: "assistant", Parts: []agenttrace.ContentPart{{Type: agenttrace.PartText, Size: 22}}}}, res.Messages)
+		})
+	}
+}
+
+// OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT turns content on when
+// no mode is set; an explicit mode wins.
+func TestCaptureFromEnv(t *testing.T) {
+	t.Setenv(llmhttp.EnvCaptureContent, "SPAN_ONLY")
+	for _, opts := range [][]einotrace.Option{nil, {einotrace.WithCapture(llmhttp.CaptureOff)}} {
+		tr, rec := agenttracetest.New(t)
+		a := newAgent(t, tr, &fakeModel{})
+		_, err := a.Generate(context.Background(), []*schema.Message{schema.UserMessage("Weather in Paris?")},
+			agent.WithComposeOptions(compose.WithCallbacks(einotrace.NewHandler(tr, opts...))))
+		require.NoError(t, err)
+		require.NoError(t, tr.Flush(context.Background()))
+		llms := rec.SpansOfType(agenttrace.TypeLLM)
+		require.Len(t, llms, 2)
+		if opts == nil {
+			assert.Contains(t, string(llms[0].Payload), "Weather in Paris?")
+			assert.Contains(t, string(llms[1].Result), "Sunny, 21:00 in Paris.")
+		} else {
+			assert.NotContains(t, string(llms[0].Payload), "Paris")
+		}
+	}
+}
+
+// The content of a span is capped (WithMaxContentBytes): what is cut is
+// marked and counted, a cut JSON value is kept as a string; the tracer's
+// Redactor sees what is captured.
+func TestContentCapAndRedactor(t *testing.T) {
+	redact := func(_ string, _ agenttrace.PayloadField, p []byte) []byte {
+		return bytes.ReplaceAll(p, []byte("Paris"), []byte("[city]"))
+	}
+	tr, rec := agenttracetest.New(t, agenttrace.WithRedactor(redact))
 	a := newAgent(t, tr, &fakeModel{})
-	ctx, inst := tr.StartInstance(context.Background())
-	_, err := a.Generate(ctx, []*schema.Message{schema.UserMessage("Weather in Paris?")},
-		agent.WithComposeOptions(compose.WithCallbacks(einotrace.NewHandler(tr))))
+	before := llmhttp.ReadStats().ContentTruncated
+	_, err := a.Generate(context.Background(), []*schema.Message{schema.SystemMessage("You are a weather bot."), schema.UserMessage("Weather in Paris?")},
+		agent.WithComposeOptions(compose.WithCallbacks(einotrace.NewHandler(tr, einotrace.WithContent(true), einotrace.WithMaxContentBytes(30)))))
 	require.NoError(t, err)
-	inst.End()
 	require.NoError(t, tr.Flush(context.Background()))
-	assert.Equal(t, wantTree, rec.Tree(inst.ID()))
 	for _, s := range rec.Spans() {
-		assert.NotContains(t, string(s.Payload), "Paris", s.Name)
-		assert.NotContains(t, string(s.Result), "Paris", s.Name)
-		assert.NotContains(t, string(s.Result), "sunny", s.Name)
+		assert.NotContains(t, string(s.Payload)+string(s.Result), "Paris", "the redactor saw %s", s.Name)
 	}
 	llms := rec.SpansOfType(agenttrace.TypeLLM)
 	require.Len(t, llms, 2)
-	assert.JSONEq(t, `[{"id":"call_w","name":"weather"},{"id":"call_c","name":"clock"}]`, jsonField(t, llms[0].Result, "tool_calls"))
-	assert.NotNil(t, llms[1].Usage)
+	var req agenttrace.LLMRequest
+	require.NoError(t, json.Unmarshal(llms[0].Payload, &req))
+	assert.Equal(t, "You are a weather bot.", req.System, "22 bytes of 30")
+	assert.Equal(t, []agenttrace.Message{{Role: "user", Content: "Weather "}}, req.Messages, "the rest of the budget")
+	assert.Equal(t, true, req.Metadata["content_truncated"])
+	assert.Empty(t, req.Tools[0].Description, "nothing left for the tools")
+	tools := rec.SpansOfType(agenttrace.TypeTool)
+	require.Len(t, tools, 2)
+	assert.JSONEq(t, `{"tool_name":"weather","call_id":"call_w","arguments":{"city":"[city]"}}`, string(tools[0].Payload), "redacted, within its own budget")
+	assert.Greater(t, llmhttp.ReadStats().ContentTruncated, before)
 }
 
 func TestModelErrors(t *testing.T) {

@@ -159,6 +159,9 @@ func TestGenerateContentStream(t *testing.T) {
 	assert.Equal(t, "get_weather", r.ToolCalls[0].Name)
 	assert.False(t, s.FirstTokenAt.IsZero())
 	assert.Equal(t, agenttrace.Usage{PromptTokens: 8, CompletionTokens: 42, TotalTokens: 50, Details: map[string]int64{agenttrace.UsageReasoning: 30}}, *s.Usage)
+	assert.Equal(t, "STOP", r.FinishReason)
+	require.NotNil(t, s.Cost)
+	assert.InDelta(t, (8*0.30+42*2.50)/1e6, s.Cost.Total, 1e-12, "thoughts bill as output")
 }
 
 func TestTwoTurnFunctionCall(t *testing.T) {
@@ -191,6 +194,15 @@ func TestTwoTurnFunctionCall(t *testing.T) {
 	assert.Equal(t, want, got)
 	agent.End()
 	spans := e.spans(t, 2)
+	for i, u := range []agenttrace.Usage{{PromptTokens: 20, CompletionTokens: 5, TotalTokens: 25}, {PromptTokens: 40, CompletionTokens: 8, TotalTokens: 48}} {
+		s := spans[i]
+		assert.Equal(t, agent.ID(), s.ParentID)
+		assert.Equal(t, agenttrace.StatusComplete, s.Status)
+		assert.Equal(t, u, *s.Usage)
+		assert.Equal(t, "STOP", result(t, s).FinishReason)
+		require.NotNil(t, s.Cost)
+		assert.InDelta(t, (float64(u.PromptTokens)*0.30+float64(u.CompletionTokens)*2.50)/1e6, s.Cost.Total, 1e-12)
+	}
 	r1 := result(t, spans[0])
 	require.Len(t, r1.ToolCalls, 1)
 	assert.JSONEq(t, `{"city":"Oslo"}`, string(r1.ToolCalls[0].Arguments))
@@ -318,4 +330,30 @@ func TestStreamContextCancelled(t *testing.T) {
 	s := e.spans(t, 1)[0]
 	assert.Equal(t, agenttrace.StatusFailed, s.Status)
 	assert.Equal(t, "context.Canceled", s.Error.Type)
+}
+
+// A non-streamed call whose context is cancelled while the server holds
+// the answer back: the SDK returns the context's error, as the
+// uninstrumented client does, and the span fails with it.
+func TestCancelledBeforeResponse(t *testing.T) {
+	slow := llmhttptest.Reply{Body: fixture(t, "gemini_response.json"), Delay: time.Minute}
+	e := newEnv(t, nil, slow)
+	call := func(c *genai.Client, srv *llmhttptest.Server) error {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			for len(srv.Requests()) == 0 && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			cancel() // once the server has the request
+		}()
+		_, err := c.Models.GenerateContent(ctx, model, genai.Text("Hi"), nil)
+		return err
+	}
+	require.ErrorIs(t, call(e.bare, e.bareSrv), context.Canceled)
+	require.ErrorIs(t, call(e.traced, e.srv), context.Canceled)
+	s := e.spans(t, 1)[0]
+	assert.Equal(t, agenttrace.StatusFailed, s.Status)
+	assert.Equal(t, "context.Canceled", s.Error.Type)
+	assert.Nil(t, s.Usage)
 }

@@ -147,6 +147,9 @@ func TestChatStream(t *testing.T) {
 	assert.False(t, s.FirstTokenAt.IsZero())
 	assert.Equal(t, int64(1209), s.Usage.TotalTokens)
 	assert.Equal(t, int64(1024), s.Usage.Details[agenttrace.UsageCacheRead])
+	assert.Equal(t, "stop", result(t, s).FinishReason)
+	require.NotNil(t, s.Cost, "gpt-4o-mini is priced")
+	assert.InDelta(t, (176*0.15+1024*0.075+9*0.60)/1e6, s.Cost.Total, 1e-12, "cached input at its own price")
 }
 
 func TestTwoTurnToolCall(t *testing.T) {
@@ -182,6 +185,22 @@ func TestTwoTurnToolCall(t *testing.T) {
 	req2 := request(t, spans[1])
 	assert.Equal(t, agenttrace.Message{Role: "tool", Content: "14°C", ToolCallID: "call_12345xyz"}, req2.Messages[2])
 	assert.Equal(t, got, result(t, spans[1]).Text)
+	for i, w := range []struct {
+		finish      string
+		usage       agenttrace.Usage
+		prompt, out int64
+	}{
+		{"tool_calls", agenttrace.Usage{PromptTokens: 82, CompletionTokens: 17, TotalTokens: 99}, 82, 17},
+		{"stop", agenttrace.Usage{PromptTokens: 120, CompletionTokens: 12, TotalTokens: 132}, 120, 12},
+	} {
+		s := spans[i]
+		assert.Equal(t, agenttrace.StatusComplete, s.Status)
+		assert.Equal(t, w.finish, result(t, s).FinishReason)
+		assert.Equal(t, w.usage, *s.Usage)
+		require.NotNil(t, s.Cost)
+		assert.InDelta(t, (float64(w.prompt)*2.50+float64(w.out)*10)/1e6, s.Cost.Total, 1e-12, "gpt-4o")
+		assert.True(t, s.FirstTokenAt.IsZero(), "not streamed")
+	}
 }
 
 func TestAPIErrors(t *testing.T) {
@@ -228,7 +247,11 @@ func TestStreamCut(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, want, got)
 	s := e.spans(t, 1)[0]
+	assert.Equal(t, agenttrace.StatusFailed, s.Status)
 	assert.Equal(t, "stream_cut", s.Error.Type)
+	assert.False(t, s.FirstTokenAt.IsZero(), "content came before the cut")
+	assert.NotEmpty(t, result(t, s).Text, "the text up to the cut is kept")
+	assert.Nil(t, s.Usage, "no usage chunk arrived")
 }
 
 func TestStreamClosedEarly(t *testing.T) {
@@ -242,7 +265,9 @@ func TestStreamClosedEarly(t *testing.T) {
 	require.NoError(t, err)
 	st.Close()
 	s := e.spans(t, 1)[0]
+	assert.Equal(t, agenttrace.StatusFailed, s.Status)
 	assert.Equal(t, "stream_closed_early", s.Error.Type)
+	assert.False(t, s.FirstTokenAt.IsZero())
 }
 
 func TestStreamContextCancelled(t *testing.T) {
@@ -262,5 +287,33 @@ func TestStreamContextCancelled(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	st.Close()
 	s := e.spans(t, 1)[0]
+	assert.Equal(t, agenttrace.StatusFailed, s.Status)
 	assert.Equal(t, "context.Canceled", s.Error.Type)
+}
+
+// A non-streamed call whose context is cancelled while the server holds
+// the answer back: the SDK returns the context's error, as the
+// uninstrumented client does, and the span fails with it.
+func TestCancelledBeforeResponse(t *testing.T) {
+	e := newEnv(t, llmhttptest.Reply{Body: fixture(t, "openai_chat.json"), Delay: time.Minute}, llmhttptest.Reply{Body: fixture(t, "openai_chat.json"), Delay: time.Minute})
+	call := func(c *openai.Client, srv *llmhttptest.Server) error {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			for len(srv.Requests()) == 0 && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			cancel() // once the server has the request
+		}()
+		_, err := c.CreateChatCompletion(ctx, chatReq())
+		return err
+	}
+	got := call(e.traced, e.srv)
+	want := call(e.bare, e.bareSrv)
+	require.ErrorIs(t, got, context.Canceled)
+	require.ErrorIs(t, want, context.Canceled)
+	s := e.spans(t, 1)[0]
+	assert.Equal(t, agenttrace.StatusFailed, s.Status)
+	assert.Equal(t, "context.Canceled", s.Error.Type)
+	assert.Nil(t, s.Usage)
 }

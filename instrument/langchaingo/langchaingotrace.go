@@ -63,13 +63,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/agenttrace/agenttrace"
+	"github.com/agenttrace/agenttrace/instrument/llmhttp"
 	"github.com/tmc/langchaingo/callbacks"
 	"github.com/tmc/langchaingo/llms"
 	"github.com/tmc/langchaingo/schema"
@@ -86,19 +86,45 @@ var ErrNoEnd = errors.New("langchaingotrace: ended without its end callback")
 type Option func(*config)
 
 type config struct {
-	content   bool
-	provider  string
-	model     string
-	noLLM     bool
-	maxRuns   int
-	agentRoot bool
+	capture    llmhttp.CaptureMode
+	maxContent int
+	provider   string
+	model      string
+	noLLM      bool
+	maxRuns    int
+	agentRoot  bool
 }
 
-// WithContent turns the capture of prompts, outputs, tool inputs and
-// outputs and chain values on or off. The default is off, as the
-// OpenTelemetry GenAI conventions ask, unless
-// OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT is "true".
-func WithContent(on bool) Option { return func(c *config) { c.content = on } }
+// WithCapture sets the content capture mode, as llmhttp.WithCapture does
+// for the transport: llmhttp.CaptureFull records prompts, messages,
+// outputs, tool inputs and outputs, chain values and retrieved documents;
+// llmhttp.CaptureMetadata (the default, unless
+// OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT turns content on)
+// records the messages' roles, tool call names and ids and the sizes of
+// their texts; llmhttp.CaptureOff records no messages at all. Every mode
+// keeps models, tool names, call ids, finish reasons and usage.
+func WithCapture(m llmhttp.CaptureMode) Option { return func(c *config) { c.capture = m } }
+
+// WithContent is WithCapture(llmhttp.CaptureFull) when on, and
+// WithCapture(llmhttp.CaptureMetadata) when not.
+func WithContent(on bool) Option {
+	if on {
+		return WithCapture(llmhttp.CaptureFull)
+	}
+	return WithCapture(llmhttp.CaptureMetadata)
+}
+
+// WithMaxContentBytes caps the content captured per span (default
+// llmhttp.DefaultMaxContentBytes): what is cut is marked on llm spans
+// (content_truncated) and counted in llmhttp.ReadStats; a cut JSON value is
+// kept as a string. n <= 0 keeps the default.
+func WithMaxContentBytes(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxContent = n
+		}
+	}
+}
 
 // WithModel names the provider and model of the LLM the handler is set on
 // (langchaingo's callbacks do not say).
@@ -166,20 +192,19 @@ type frame struct {
 	// action: a tool span opened at HandleAgentAction; started: its
 	// tool's HandleToolStart came.
 	action, started bool
+	// content is the span's capture, shared by its payload and result.
+	content *llmhttp.Content
 }
 
 // NewHandler returns a Handler recording into tracer.
 func NewHandler(tracer *agenttrace.Tracer, opts ...Option) *Handler {
-	c := config{
-		content:   strings.EqualFold(os.Getenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"), "true"),
-		maxRuns:   DefaultMaxRuns,
-		agentRoot: true,
-	}
+	c := config{maxRuns: DefaultMaxRuns, agentRoot: true}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)
 		}
 	}
+	c.capture = llmhttp.ResolveCapture(c.capture)
 	return &Handler{tracer: tracer, cfg: c, runs: map[context.Context]*run{}, byInst: map[*agenttrace.Instance]*instRuns{}}
 }
 
@@ -210,7 +235,7 @@ func keyable(ctx context.Context) bool {
 }
 
 // push starts a span under the run's innermost open span and pushes it.
-func (h *Handler) push(ctx context.Context, k kind, typ string, payload any, name string, action bool) *frame {
+func (h *Handler) push(ctx context.Context, k kind, typ string, payload any, name string, action bool, cc *llmhttp.Content) *frame {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -236,7 +261,7 @@ func (h *Handler) push(ctx context.Context, k kind, typ string, payload any, nam
 		opts = append(opts, agenttrace.WithName(name))
 	}
 	sctx, span := h.tracer.Start(parent, typ, payload, opts...)
-	f := &frame{kind: k, span: span, ctx: sctx, action: action}
+	f := &frame{kind: k, span: span, ctx: sctx, action: action, content: cc}
 	if r != nil {
 		h.mu.Lock()
 		// The run may have been emptied and dropped meanwhile.
@@ -359,12 +384,21 @@ func (h *Handler) HandleLLMStart(ctx context.Context, prompts []string) {
 	}
 	h.closeAction(ctx)
 	req := agenttrace.LLMRequest{Operation: "text_completion", Provider: h.cfg.provider, Model: h.cfg.model}
-	if h.cfg.content {
+	cc := h.content()
+	if cc.Structure() {
 		for _, p := range prompts {
-			req.Messages = append(req.Messages, agenttrace.Message{Role: "user", Content: p})
+			m := agenttrace.Message{Role: "user"}
+			cc.MessageText(&m, p)
+			req.Messages = append(req.Messages, m)
 		}
 	}
-	h.push(ctx, kindLLM, agenttrace.TypeLLM, req, h.llmName(), false)
+	req.Metadata = cc.Mark(nil)
+	h.push(ctx, kindLLM, agenttrace.TypeLLM, req, h.llmName(), false, cc)
+}
+
+// content returns the capture of a new span.
+func (h *Handler) content() *llmhttp.Content {
+	return llmhttp.NewContent(h.cfg.capture, h.cfg.maxContent)
 }
 
 func (h *Handler) llmName() string {
@@ -382,17 +416,19 @@ func (h *Handler) HandleLLMGenerateContentStart(ctx context.Context, ms []llms.M
 	}
 	h.closeAction(ctx)
 	req := agenttrace.LLMRequest{Operation: "chat", Provider: h.cfg.provider, Model: h.cfg.model}
-	if h.cfg.content {
+	cc := h.content()
+	if cc.Structure() {
 		for _, m := range ms {
-			msg := message(m)
-			if m.Role == llms.ChatMessageTypeSystem && req.System == "" && len(req.Messages) == 0 {
+			msg := message(m, cc)
+			if cc.Full() && m.Role == llms.ChatMessageTypeSystem && req.System == "" && len(req.Messages) == 0 && len(msg.Parts) == 0 {
 				req.System = msg.Content
 				continue
 			}
 			req.Messages = append(req.Messages, msg)
 		}
 	}
-	h.push(ctx, kindLLM, agenttrace.TypeLLM, req, h.llmName(), false)
+	req.Metadata = cc.Mark(nil)
+	h.push(ctx, kindLLM, agenttrace.TypeLLM, req, h.llmName(), false, cc)
 }
 
 // HandleStreamingFunc implements callbacks.Handler: the first chunk of a
@@ -435,7 +471,7 @@ func (h *Handler) HandleLLMGenerateContentEnd(ctx context.Context, res *llms.Con
 	}
 	endAbove(above, nil)
 	if res != nil {
-		f.span.SetResult(h.llmResponse(res))
+		f.span.SetResult(h.llmResponse(res, f.content))
 	}
 	f.span.End()
 }
@@ -458,16 +494,17 @@ func (h *Handler) HandleChainStart(ctx context.Context, inputs map[string]any) {
 	if h.cfg.agentRoot && h.top(ctx) == nil && agenttrace.SpanFromContext(ctx) == nil {
 		typ = agenttrace.TypeAgent
 	}
-	var payload any = agenttrace.ChainInput{}
-	switch {
-	case typ == agenttrace.TypeAgent && h.cfg.content:
-		payload = agenttrace.AgentInput{Input: inputs}
-	case typ == agenttrace.TypeAgent:
-		payload = agenttrace.AgentInput{}
-	case h.cfg.content:
-		payload = agenttrace.ChainInput{Inputs: inputs}
+	cc := h.content()
+	var in any
+	if inputs != nil {
+		in = cc.Value(inputs)
 	}
-	h.push(ctx, kindChain, typ, payload, "", false)
+	var payload any = agenttrace.ChainInput{Inputs: in}
+	if typ == agenttrace.TypeAgent {
+		payload = agenttrace.AgentInput{Input: in}
+	}
+	cc.Mark(nil)
+	h.push(ctx, kindChain, typ, payload, "", false, cc)
 }
 
 // HandleChainEnd implements callbacks.Handler: the chain span ends with
@@ -478,11 +515,13 @@ func (h *Handler) HandleChainEnd(ctx context.Context, outputs map[string]any) {
 		return
 	}
 	endAbove(above, nil)
-	if h.cfg.content {
+	if cc := f.content; cc.Full() && outputs != nil {
+		out := cc.Value(outputs)
+		cc.Mark(nil)
 		if f.span.Type() == agenttrace.TypeAgent {
-			f.span.SetResult(agenttrace.AgentOutput{Output: outputs})
+			f.span.SetResult(agenttrace.AgentOutput{Output: out})
 		} else {
-			f.span.SetResult(agenttrace.ChainOutput{Outputs: outputs})
+			f.span.SetResult(agenttrace.ChainOutput{Outputs: out})
 		}
 	}
 	f.span.End()
@@ -504,10 +543,10 @@ func (h *Handler) HandleChainError(ctx context.Context, err error) {
 func (h *Handler) HandleAgentAction(ctx context.Context, action schema.AgentAction) {
 	h.closeAction(ctx)
 	in := agenttrace.ToolInput{Name: action.Tool, CallID: action.ToolID}
-	if h.cfg.content && action.ToolInput != "" {
-		in.Arguments = rawOrString(action.ToolInput)
-	}
-	h.push(ctx, kindTool, agenttrace.TypeTool, in, action.Tool, true)
+	cc := h.content()
+	in.Arguments = jsonOrText(cc, action.ToolInput)
+	cc.Mark(nil)
+	h.push(ctx, kindTool, agenttrace.TypeTool, in, action.Tool, true, cc)
 }
 
 // HandleAgentFinish implements callbacks.Handler: the last action's tool
@@ -522,10 +561,10 @@ func (h *Handler) HandleToolStart(ctx context.Context, input string) {
 		return
 	}
 	in := agenttrace.ToolInput{Name: "tool"}
-	if h.cfg.content && input != "" {
-		in.Arguments = rawOrString(input)
-	}
-	h.push(ctx, kindTool, agenttrace.TypeTool, in, "", false)
+	cc := h.content()
+	in.Arguments = jsonOrText(cc, input)
+	cc.Mark(nil)
+	h.push(ctx, kindTool, agenttrace.TypeTool, in, "", false, cc)
 }
 
 // HandleToolEnd implements callbacks.Handler: the tool span ends with the
@@ -536,8 +575,9 @@ func (h *Handler) HandleToolEnd(ctx context.Context, output string) {
 		return
 	}
 	endAbove(above, nil)
-	if h.cfg.content {
-		f.span.SetResult(agenttrace.ToolOutput{Output: rawOrString(output)})
+	if cc := f.content; cc.Full() {
+		f.span.SetResult(agenttrace.ToolOutput{Output: jsonOrText(cc, output)})
+		cc.Mark(nil)
 	}
 	f.span.End()
 }
@@ -556,10 +596,12 @@ func (h *Handler) HandleToolError(ctx context.Context, err error) {
 // "retriever".
 func (h *Handler) HandleRetrieverStart(ctx context.Context, query string) {
 	in := agenttrace.ChainInput{Name: "retriever"}
-	if h.cfg.content {
-		in.Inputs = map[string]any{"query": query}
+	cc := h.content()
+	if cc.Full() {
+		in.Inputs = map[string]any{"query": cc.Text(query)}
 	}
-	h.push(ctx, kindRetriever, agenttrace.TypeChain, in, "retriever", false)
+	cc.Mark(nil)
+	h.push(ctx, kindRetriever, agenttrace.TypeChain, in, "retriever", false, cc)
 }
 
 // HandleRetrieverEnd implements callbacks.Handler: the retriever span ends
@@ -571,14 +613,22 @@ func (h *Handler) HandleRetrieverEnd(ctx context.Context, _ string, documents []
 	}
 	endAbove(above, nil)
 	out := map[string]any{"documents": len(documents)}
-	if h.cfg.content {
-		out["content"] = documents
+	if cc := f.content; cc.Full() && len(documents) > 0 {
+		out["content"] = cc.Value(documents)
+		cc.Mark(nil)
 	}
 	f.span.SetResult(agenttrace.ChainOutput{Outputs: out})
 	f.span.End()
 }
 
-func (h *Handler) llmResponse(res *llms.ContentResponse) agenttrace.LLMResponse {
+// llmResponse is the LLM's response as the span's result: the first
+// choice's text as Text (full) and its reasoning, and in metadata mode its
+// text size, as an assistant message of parts; further choices as
+// assistant messages.
+func (h *Handler) llmResponse(res *llms.ContentResponse, cc *llmhttp.Content) agenttrace.LLMResponse {
+	if cc == nil {
+		cc = h.content()
+	}
 	resp := agenttrace.LLMResponse{Model: h.cfg.model}
 	for i, c := range res.Choices {
 		if c == nil {
@@ -587,32 +637,35 @@ func (h *Handler) llmResponse(res *llms.ContentResponse) agenttrace.LLMResponse 
 		if resp.Usage == nil {
 			resp.Usage = usage(c.GenerationInfo)
 		}
+		msg := agenttrace.Message{Role: "assistant"}
+		if c.ReasoningContent != "" {
+			cc.Part(&msg, agenttrace.ContentPart{Type: agenttrace.PartThinking, Text: c.ReasoningContent})
+		}
 		if i == 0 {
 			resp.FinishReason = c.StopReason
-			if h.cfg.content {
-				resp.Text = c.Content
+			resp.Text = cc.Text(c.Content)
+			if !cc.Full() {
+				cc.MessageText(&msg, c.Content)
 			}
-		} else if h.cfg.content {
-			resp.Messages = append(resp.Messages, agenttrace.Message{Role: "assistant", Content: c.Content})
+		} else {
+			cc.MessageText(&msg, c.Content)
+		}
+		if len(msg.Parts) > 0 || msg.Content != "" {
+			resp.Messages = append(resp.Messages, msg)
 		}
 		for _, tc := range c.ToolCalls {
 			call := agenttrace.ToolCall{ID: tc.ID}
 			if tc.FunctionCall != nil {
 				call.Name = tc.FunctionCall.Name
-				if h.cfg.content {
-					call.Arguments = rawJSON(tc.FunctionCall.Arguments)
-				}
+				call.Arguments = cc.JSON(tc.FunctionCall.Arguments)
 			}
 			resp.ToolCalls = append(resp.ToolCalls, call)
 		}
 		if len(c.ToolCalls) == 0 && c.FuncCall != nil {
-			call := agenttrace.ToolCall{Name: c.FuncCall.Name}
-			if h.cfg.content {
-				call.Arguments = rawJSON(c.FuncCall.Arguments)
-			}
-			resp.ToolCalls = append(resp.ToolCalls, call)
+			resp.ToolCalls = append(resp.ToolCalls, agenttrace.ToolCall{Name: c.FuncCall.Name, Arguments: cc.JSON(c.FuncCall.Arguments)})
 		}
 	}
+	resp.Metadata = cc.Mark(nil)
 	return resp
 }
 
@@ -671,7 +724,10 @@ func usage(info map[string]any) *agenttrace.Usage {
 	return &u
 }
 
-func message(m llms.MessageContent) agenttrace.Message {
+// message is an input message by the capture mode: its text (full) or its
+// texts' sizes (metadata), images and binary parts as typed parts (by URL,
+// or inline data by size), its role, tool calls and tool result id.
+func message(m llms.MessageContent, cc *llmhttp.Content) agenttrace.Message {
 	out := agenttrace.Message{Role: string(m.Role)}
 	switch m.Role {
 	case llms.ChatMessageTypeHuman:
@@ -679,44 +735,40 @@ func message(m llms.MessageContent) agenttrace.Message {
 	case llms.ChatMessageTypeAI:
 		out.Role = "assistant"
 	}
-	var text []string
 	for _, p := range m.Parts {
 		switch p := p.(type) {
 		case llms.TextContent:
-			text = append(text, p.Text)
+			cc.MessageText(&out, p.Text)
 		case llms.ToolCall:
 			call := agenttrace.ToolCall{ID: p.ID}
 			if p.FunctionCall != nil {
-				call.Name, call.Arguments = p.FunctionCall.Name, rawJSON(p.FunctionCall.Arguments)
+				call.Name, call.Arguments = p.FunctionCall.Name, cc.JSON(p.FunctionCall.Arguments)
 			}
 			out.ToolCalls = append(out.ToolCalls, call)
 		case llms.ToolCallResponse:
 			out.ToolCallID, out.Name = p.ToolCallID, p.Name
-			text = append(text, p.Content)
+			cc.MessageText(&out, p.Content)
 		case llms.ImageURLContent:
-			text = append(text, "[image "+p.URL+"]")
+			part := agenttrace.ContentPart{Type: agenttrace.PartImage, URL: p.URL}
+			if strings.HasPrefix(p.URL, "data:") {
+				part.URL, part.Size = "", int64(len(p.URL))
+			}
+			cc.Part(&out, part)
 		case llms.BinaryContent:
-			text = append(text, "[binary "+p.MIMEType+"]")
+			cc.Part(&out, agenttrace.ContentPart{Type: agenttrace.PartFile, MIMEType: p.MIMEType, Size: int64(len(p.Data))})
 		}
 	}
-	out.Content = strings.Join(text, "\n")
 	return out
 }
 
-func rawJSON(s string) json.RawMessage {
-	if s == "" {
+// jsonOrText is s, within the budget, as raw JSON when it is JSON and as
+// text otherwise; nil unless content is captured.
+func jsonOrText(cc *llmhttp.Content, s string) any {
+	if !cc.Full() || s == "" {
 		return nil
 	}
 	if json.Valid([]byte(s)) {
-		return json.RawMessage(s)
+		return cc.JSON(s)
 	}
-	b, _ := json.Marshal(s)
-	return b
-}
-
-func rawOrString(s string) any {
-	if json.Valid([]byte(s)) {
-		return json.RawMessage(s)
-	}
-	return s
+	return cc.Text(s)
 }

@@ -1,6 +1,7 @@
 package langchaingotrace_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"github.com/agenttrace/agenttrace"
 	"github.com/agenttrace/agenttrace/agenttracetest"
 	langchaingotrace "github.com/agenttrace/agenttrace/instrument/langchaingo"
+	"github.com/agenttrace/agenttrace/instrument/llmhttp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/tmc/langchaingo/agents"
@@ -345,4 +347,86 @@ func jsonString(t *testing.T, payload []byte, field string) string {
 	require.NoError(t, json.Unmarshal(payload, &m))
 	s, _ := m[field].(string)
 	return s
+}
+
+// Without content capture, spans keep the shape of the run but no text,
+// arguments or results: metadata (the default) keeps the messages' roles
+// and text sizes and the tool calls' names and ids; off keeps no messages.
+func TestWithoutContent(t *testing.T) {
+	for _, mode := range []llmhttp.CaptureMode{llmhttp.CaptureDefault, llmhttp.CaptureMetadata, llmhttp.CaptureOff} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Setenv(llmhttp.EnvCaptureContent, "")
+			srv := fakeOpenAI(t, 0)
+			tr, rec := agenttracetest.New(t)
+			h := langchaingotrace.NewHandler(tr, langchaingotrace.WithModel("openai", "gpt-4o-mini"), langchaingotrace.WithCapture(mode))
+			ctx, inst := tr.StartInstance(context.Background())
+			_, err := chains.Run(ctx, newExecutor(t, tr, h, srv.URL), "Weather in Paris, and 2+3?")
+			require.NoError(t, err)
+			inst.End()
+			require.NoError(t, tr.Flush(context.Background()))
+			for _, s := range rec.Spans() {
+				for _, secret := range []string{"Paris", "2+3", "Sunny", "sunny"} {
+					assert.NotContains(t, string(s.Payload)+string(s.Result), secret, s.Name)
+				}
+			}
+			llms := rec.SpansOfType(agenttrace.TypeLLM)
+			require.Len(t, llms, 2)
+			var req agenttrace.LLMRequest
+			require.NoError(t, json.Unmarshal(llms[0].Payload, &req))
+			var first, second agenttrace.LLMResponse
+			require.NoError(t, json.Unmarshal(llms[0].Result, &first))
+			require.NoError(t, json.Unmarshal(llms[1].Result, &second))
+			assert.Equal(t, []agenttrace.ToolCall{{ID: "call_w", Name: "weather"}, {ID: "call_c", Name: "calculator"}}, first.ToolCalls)
+			assert.Equal(t, "stop", second.FinishReason)
+			tools := rec.SpansOfType(agenttrace.TypeTool)
+			require.Len(t, tools, 2)
+			assert.JSONEq(t, `{"tool_name":"weather","call_id":"call_w"}`, string(tools[0].Payload))
+			if mode == llmhttp.CaptureOff {
+				assert.Empty(t, req.Messages)
+				assert.Empty(t, second.Messages)
+				return
+			}
+			require.NotEmpty(t, req.Messages)
+			assert.Equal(t, agenttrace.Message{Role: "user", Parts: []agenttrace.ContentPart{{Type: agenttrace.PartText, Size: 26}}}, req.Messages[len(req.Messages)-1])
+			assert.Equal(t, []agenttrace.Message{{Role: "assistant", Parts: []agenttrace.ContentPart{{Type: agenttrace.PartText, Size: 16}}}}, second.Messages)
+		})
+	}
+}
+
+// OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT turns content on when
+// no mode is set; the content of a span is capped (WithMaxContentBytes),
+// the cut marked and counted; the tracer's Redactor sees what is captured.
+func TestContentCapAndRedactor(t *testing.T) {
+	t.Setenv(llmhttp.EnvCaptureContent, "true")
+	redact := func(_ string, _ agenttrace.PayloadField, p []byte) []byte {
+		return bytes.ReplaceAll(p, []byte("Paris"), []byte("[city]"))
+	}
+	srv := fakeOpenAI(t, 0)
+	tr, rec := agenttracetest.New(t, agenttrace.WithRedactor(redact))
+	h := langchaingotrace.NewHandler(tr, langchaingotrace.WithModel("openai", "gpt-4o-mini"), langchaingotrace.WithMaxContentBytes(20))
+	before := llmhttp.ReadStats().ContentTruncated
+	_, err := chains.Run(context.Background(), newExecutor(t, tr, h, srv.URL), "Weather in Paris, and 2+3?")
+	require.NoError(t, err)
+	require.NoError(t, tr.Flush(context.Background()))
+	for _, s := range rec.Spans() {
+		assert.NotContains(t, string(s.Payload)+string(s.Result), "Paris", "the redactor saw %s", s.Name)
+	}
+	llms := rec.SpansOfType(agenttrace.TypeLLM)
+	require.Len(t, llms, 2)
+	var req agenttrace.LLMRequest
+	require.NoError(t, json.Unmarshal(llms[0].Payload, &req))
+	n := len(req.System)
+	for _, m := range req.Messages {
+		n += len(m.Content)
+	}
+	assert.LessOrEqual(t, n, 20)
+	assert.Equal(t, true, req.Metadata["content_truncated"])
+	var second agenttrace.LLMResponse
+	require.NoError(t, json.Unmarshal(llms[1].Result, &second))
+	assert.Empty(t, second.Text, "request and response share the call's budget")
+	assert.Equal(t, true, second.Metadata["content_truncated"])
+	tools := rec.SpansOfType(agenttrace.TypeTool)
+	require.Len(t, tools, 2)
+	assert.JSONEq(t, `{"tool_name":"weather","call_id":"call_w","arguments":{"city":"[city]"}}`, string(tools[0].Payload))
+	assert.Greater(t, llmhttp.ReadStats().ContentTruncated, before)
 }

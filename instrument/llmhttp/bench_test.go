@@ -46,6 +46,20 @@ func chatStream(n int) []byte {
 	return []byte(b.String())
 }
 
+// agentTurn is a Chat Completions request of an agent's third turn, as
+// openai-go sends it: a system prompt, three tool definitions with their
+// JSON schemas, and two tool calls with their results in the history.
+const agentTurn = `{"messages":[{"content":"You are a travel assistant. Use the tools to answer.","role":"system"},` +
+	`{"content":"What's the weather and the local time in Paris and in Rome? Book a table if it is sunny.","role":"user"},` +
+	`{"content":null,"role":"assistant","tool_calls":[{"id":"call_w1","function":{"arguments":"{\"city\":\"Paris\",\"unit\":\"celsius\"}","name":"get_weather"},"type":"function"},` +
+	`{"id":"call_t1","function":{"arguments":"{\"city\":\"Paris\"}","name":"local_time"},"type":"function"}]},` +
+	`{"content":"{\"temp\":21,\"sky\":\"sunny\",\"wind_kph\":8}","role":"tool","tool_call_id":"call_w1"},` +
+	`{"content":"{\"time\":\"19:42\",\"tz\":\"Europe/Paris\"}","role":"tool","tool_call_id":"call_t1"}],` +
+	`"model":"gpt-4o-mini","temperature":0.2,"tool_choice":"auto","tools":[` +
+	`{"function":{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string","description":"City name"},"unit":{"type":"string","enum":["celsius","fahrenheit"]}},"required":["city"]}},"type":"function"},` +
+	`{"function":{"name":"local_time","description":"Local time in a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}},"type":"function"},` +
+	`{"function":{"name":"book_table","description":"Book a restaurant table","parameters":{"type":"object","properties":{"city":{"type":"string"},"time":{"type":"string","description":"HH:MM"},"people":{"type":"integer","minimum":1}},"required":["city","time","people"]}},"type":"function"}]}`
+
 // BenchmarkTransport isolates the transport's own cost: the same request
 // answered from memory (no network, no SDK), read line by line as SDKs
 // do, without (bare) and with (traced) llmhttp. stream is 200 chunks.
@@ -59,9 +73,17 @@ func BenchmarkTransport(b *testing.B) {
 		"json":   {"application/json", fixture(b, "openai_chat.json")},
 		"stream": {"text/event-stream", chatStream(200)},
 	}
-	reqBody := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello!"}],"stream":true}`
+	bodies["json-tools"] = bodies["json"]
+	reqBodies := map[string]string{
+		"json":   `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello!"}],"stream":true}`,
+		"stream": `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello!"}],"stream":true}`,
+		// An agent's third turn: three tools offered, two tool calls and
+		// their results in the history.
+		"json-tools": agentTurn,
+	}
 	for _, mode := range []string{"bare", "traced"} {
-		for _, kind := range []string{"json", "stream"} {
+		for _, kind := range []string{"json", "json-tools", "stream"} {
+			reqBody := reqBodies[kind]
 			var rt http.RoundTripper = bodies[kind]
 			if mode == "traced" {
 				rt = llmhttp.NewTransport(tracer, rt)

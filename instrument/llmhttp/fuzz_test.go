@@ -2,6 +2,7 @@ package llmhttp
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
 )
 
@@ -67,6 +68,25 @@ func FuzzCodecs(f *testing.F) {
 			_ = c.result()
 			_ = parseAPIError(data)
 			_ = parseRequest(c.cfg, route{api: a}, data)
+		}
+	})
+}
+
+// FuzzParseRequest: any request body, of every API and in every capture mode,
+// is parsed without a panic, and the parsed request is encodable JSON.
+func FuzzParseRequest(f *testing.F) {
+	f.Add([]byte(`{"model":"gpt-4o","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c","function":{"name":"f","arguments":"{\"a\":\"\\u00e9\"}"}}]},{"role":"tool","tool_call_id":"c","content":"x\ny"}],"tools":[{"type":"function","function":{"name":"f","description":"d\"q","parameters":{"type":"object"}}}]}`))
+	f.Add([]byte(`{"tools":[{"function":{"description":null}}],"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}`))
+	f.Add([]byte(`{"messages":[{"tool_calls":null}],"tools":null}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, api := range []api{apiChat, apiResponses, apiAnthropic, apiGemini} {
+			for _, mode := range []CaptureMode{CaptureOff, CaptureMetadata, CaptureFull} {
+				cfg := newConfig([]Option{WithCapture(mode), WithMaxContentBytes(64)})
+				p := parseRequest(cfg, route{api: api}, body)
+				if _, err := json.Marshal(p.req); err != nil {
+					t.Fatalf("api %d, %v: %v", api, mode, err)
+				}
+			}
 		}
 	})
 }

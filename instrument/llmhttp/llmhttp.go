@@ -21,7 +21,9 @@
 // request's context is done. A stream that ends without its terminal event
 // fails the span with a StreamError saying why; an API error response fails
 // it with an APIError. Retries that openai-go and anthropic-sdk-go make of
-// one call (marked by X-Stainless-Retry-Count) are attempts of one span;
+// one call (marked by X-Stainless-Retry-Count) are attempts of one span,
+// also after an attempt's own deadline (X-Stainless-Timeout) ran out or its
+// JSON body broke off, which anthropic-sdk-go retries;
 // each attempt is sent with its own request's context (SDKs give attempts
 // deadlines of their own), and a failed attempt's context ending while the
 // SDK waits to retry only shortens the wait for the retry to a grace period
@@ -145,7 +147,12 @@ const (
 	endTransport // the attempt failed before a response
 )
 
-const retryHeader = "X-Stainless-Retry-Count"
+const (
+	retryHeader = "X-Stainless-Retry-Count"
+	// timeoutHeader is sent by openai-go and anthropic-sdk-go when each
+	// attempt has a deadline of its own (option.WithRequestTimeout).
+	timeoutHeader = "X-Stainless-Timeout"
+)
 
 func (co *core) do(req *http.Request, next func(*http.Request) (*http.Response, error)) (res *http.Response, err error) {
 	if co.tr == nil || req == nil {
@@ -190,18 +197,26 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 	if parsed.rewritten != nil {
 		body = parsed.rewritten
 	}
-	attempt, _ := strconv.Atoi(req.Header.Get(retryHeader))
+	retryCount := req.Header.Get(retryHeader)
+	marked := retryCount != ""
+	attempt := 0
+	if marked && retryCount != "0" {
+		attempt, _ = strconv.Atoi(retryCount)
+	}
 	hop := false
-	key := waitKey{method: req.Method, url: req.URL.String()}
-	if s := agenttrace.SpanFromContext(ctx); s != nil {
-		key.parent = s.ID()
+	// The key (its URL string) is made only when a call is or may be
+	// waiting: most calls never need it.
+	var key waitKey
+	keyed := false
+	keyOf := func() waitKey {
+		if !keyed {
+			keyed = true
+			key = keyFor(req)
+		}
+		return key
 	}
-	if in := agenttrace.InstanceFromContext(ctx); in != nil {
-		key.inst = in.ID()
-	}
-	marked := req.Header.Get(retryHeader) != ""
 	if parsed.contToken != "" {
-		k := key
+		k := keyOf()
 		k.token = parsed.contToken
 		if c = co.resume(k); c != nil {
 			c.hops++
@@ -211,7 +226,7 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 	// A retry: an SDK that marks its retries says so; any other request
 	// may be one if an identical call is waiting.
 	if c == nil && (attempt > 0 || !marked && co.anyWaiting()) {
-		k := key
+		k := keyOf()
 		k.hash = hashBody(body)
 		if c = co.resume(k); c != nil {
 			c.attempts++
@@ -238,9 +253,10 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 		// previous one), carrying the call's span.
 		c.ctx = agenttrace.ContextWithSpan(ctx, c.span)
 	}
-	c.key = key
+	c.key, c.keyed, c.keyReq = key, keyed, req
 	c.attemptCtx = ctx
 	c.marker = marked
+	c.ownDeadline = marked && req.Header.Get(timeoutHeader) != ""
 	c.body = body
 	if hop {
 		c.nextHop()
@@ -284,6 +300,9 @@ func withBody(req *http.Request, ctx context.Context, b []byte) *http.Request {
 	if b == nil {
 		return out
 	}
+	// io.NopCloser of a *bytes.Reader, which net/http knows to be in
+	// memory: it then writes the headers and the body in one write, where
+	// any other reader type costs a flush of the headers first.
 	out.Body = io.NopCloser(bytes.NewReader(b))
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	out.ContentLength = int64(len(b))
@@ -400,10 +419,15 @@ type call struct {
 	attemptErrs  []string
 	hops         int
 
-	key        waitKey
-	marker     bool   // the SDK marks its retries
-	body       []byte // the request body, for the retry key
-	attemptCtx context.Context
+	key    waitKey
+	keyed  bool          // key is set; else waitKey makes it from keyReq
+	keyReq *http.Request // the attempt's request
+	marker bool          // the SDK marks its retries
+	// ownDeadline: the attempt has a deadline of its own, set by the SDK,
+	// which may retry when it runs out.
+	ownDeadline bool
+	body        []byte // the request body, for the retry key
+	attemptCtx  context.Context
 
 	mu        sync.Mutex
 	state     callState
@@ -422,6 +446,9 @@ type call struct {
 	textBytes, thinkingBytes, refusalBytes int64
 	anth                                   anthUsage
 	scratch                                []byte
+
+	jf        jsonFramer // the framer of a JSON body
+	firstBody body       // the first attempt's response body
 }
 
 // reset prepares c for a new attempt or hop.
@@ -456,13 +483,61 @@ func (c *call) attemptFailed(err error, ctx context.Context) {
 	}
 	now := time.Now()
 	c.attemptErrs = append(c.attemptErrs, err.Error())
-	if ctx.Err() == nil && c.marker {
-		k := c.key
+	if c.marker && (ctx.Err() == nil || c.attemptTimedOut(ctx)) {
+		// The SDK retries a connection error, and one of an attempt whose
+		// own deadline ran out (anthropic-sdk-go; openai-go gives up then,
+		// and the span ends as failed after the short grace period).
+		k := c.waitKey()
 		k.hash = hashBody(c.body)
 		c.core.wait(c, k, err, now)
 		return
 	}
 	c.failLocked(err, now)
+}
+
+// keyFor returns the key of req's call.
+func keyFor(req *http.Request) waitKey {
+	k := waitKey{method: req.Method, url: req.URL.String()}
+	ctx := req.Context()
+	if s := agenttrace.SpanFromContext(ctx); s != nil {
+		k.parent = s.ID()
+	}
+	if in := agenttrace.InstanceFromContext(ctx); in != nil {
+		k.inst = in.ID()
+	}
+	return k
+}
+
+// waitKey returns the key the call waits under for its next attempt or
+// hop; c.mu is held.
+func (c *call) waitKey() waitKey {
+	if !c.keyed {
+		c.key, c.keyed = keyFor(c.keyReq), true
+	}
+	return c.key
+}
+
+// attemptTimedOut says whether ctx, the attempt's context, ended because
+// the attempt's own deadline (set by the SDK) ran out.
+func (c *call) attemptTimedOut(ctx context.Context) bool {
+	return c.ownDeadline && ctx != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)
+}
+
+// retriedBody says whether the SDK may retry an attempt whose JSON body
+// ended as kind says before it was complete: anthropic-sdk-go reads the
+// body of a non-streamed call inside its retry loop and retries when the
+// connection drops or the attempt's deadline runs out part-way.
+func (c *call) retriedBody(kind endKind) bool {
+	if !c.marker || c.stream || c.status >= 400 {
+		return false
+	}
+	switch kind {
+	case endReadErr:
+		return c.ctx == nil || c.ctx.Err() == nil || c.attemptTimedOut(c.attemptCtx)
+	case endCancelled:
+		return c.attemptTimedOut(c.attemptCtx)
+	}
+	return false
 }
 
 // response installs the body reader on res.
@@ -508,13 +583,21 @@ func (c *call) response(ctx context.Context, res *http.Response) {
 	case c.route.api == apiGemini && c.route.stream:
 		c.framer = &arrayFramer{emit: c.event, drop: c.dropped}
 	default:
-		f := &jsonFramer{c: c, max: c.cfg.maxResponse}
+		c.jf = jsonFramer{c: c, max: c.cfg.maxResponse}
+		f := &c.jf
 		if n := res.ContentLength; n > 0 && n <= int64(f.max) {
 			f.buf = make([]byte, 0, n) // one allocation for the whole body
 		}
 		c.framer = f
 	}
-	res.Body = &body{c: c, rc: res.Body}
+	if c.seq == 1 {
+		// The first attempt's reader is part of the call; a later one is
+		// its own, since an earlier attempt's body may still be closed.
+		c.firstBody = body{c: c, rc: res.Body}
+		res.Body = &c.firstBody
+	} else {
+		res.Body = &body{c: c, rc: res.Body}
+	}
 	seq := c.seq
 	c.stopCtx = context.AfterFunc(ctx, func() {
 		c.mu.Lock()
@@ -659,7 +742,7 @@ func (c *call) endLocked(kind endKind, err error) {
 			// SDKs close an error body unread when they retry it
 			// (openai-go, anthropic-sdk-go, genai); the span waits for the
 			// retry a while.
-			k := c.key
+			k := c.waitKey()
 			k.hash = hashBody(c.body)
 			c.core.wait(c, k, ae, now)
 			return
@@ -674,7 +757,7 @@ func (c *call) endLocked(kind endKind, err error) {
 	if c.route.api == apiGemini && kind == endEOF && c.contTok != "" && resumableFinish(c.out.finish) {
 		// A hop of a continued stream: the SDK sends the next request
 		// with this token.
-		k := c.key
+		k := c.waitKey()
 		k.token = c.contTok
 		c.out.terminal = true
 		c.core.waitFor(c, k, nil, now, continuationWait)
@@ -708,7 +791,17 @@ func (c *call) endLocked(kind endKind, err error) {
 	if kind == endEOF {
 		err = nil
 	}
-	c.failLocked(&StreamError{Reason: reason, Err: sanitize(err)}, now)
+	serr := &StreamError{Reason: reason, Err: sanitize(err)}
+	if c.retriedBody(kind) {
+		// The SDK may send the call again: wait for it, but only the grace
+		// period, since openai-go returns the error to its caller instead.
+		c.attemptErrs = append(c.attemptErrs, serr.Error())
+		k := c.waitKey()
+		k.hash = hashBody(c.body)
+		c.core.waitFor(c, k, serr, now, min(cancelGrace, c.cfg.retryWait))
+		return
+	}
+	c.failLocked(serr, now)
 }
 
 func resumableFinish(f string) bool {

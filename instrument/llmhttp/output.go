@@ -52,9 +52,12 @@ func (u *usage) public() *agenttrace.Usage {
 	if out.TotalTokens == 0 {
 		out.TotalTokens = u.prompt + u.completion
 	}
-	d := map[string]int64{}
+	var d map[string]int64
 	put := func(k string, v int64) {
 		if v > 0 {
+			if d == nil {
+				d = make(map[string]int64, 2)
+			}
 			d[k] = v
 		}
 	}
@@ -180,7 +183,12 @@ func (c *call) result() agenttrace.LLMResponse {
 		}
 	}
 	if c.cfg.capture != CaptureOff && (len(o.thinking) > 0 || len(o.refusal) > 0 || c.out.contentBytes > 0) {
-		msg := agenttrace.Message{Role: "assistant"}
+		// The message and its parts in one allocation.
+		mem := &struct {
+			msg   [1]agenttrace.Message
+			parts [3]agenttrace.ContentPart
+		}{}
+		msg := agenttrace.Message{Role: "assistant", Parts: mem.parts[:0]}
 		if len(o.thinking) > 0 || (!full && c.thinkingBytes > 0) {
 			p := agenttrace.ContentPart{Type: agenttrace.PartThinking, Text: string(o.thinking)}
 			if !full {
@@ -199,7 +207,8 @@ func (c *call) result() agenttrace.LLMResponse {
 			msg.Parts = append(msg.Parts, agenttrace.ContentPart{Type: agenttrace.PartText, Size: c.textBytes})
 		}
 		if len(msg.Parts) > 0 {
-			r.Messages = []agenttrace.Message{msg}
+			mem.msg[0] = msg
+			r.Messages = mem.msg[:]
 		}
 	}
 	u := o.prior

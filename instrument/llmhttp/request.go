@@ -28,6 +28,7 @@ type reqCapture struct {
 	budget    int
 	used      int
 	truncated bool
+	scratch   []byte
 }
 
 // text returns s as captured (full) or "" (otherwise).
@@ -137,6 +138,21 @@ func parseRequest(cfg *config, rt route, body []byte) parsed {
 	return p
 }
 
+// strLen returns the length of the JSON string b once unescaped, in the
+// capture's scratch buffer (no allocation per string).
+func (rc *reqCapture) strLen(b json.RawMessage) (int, bool) {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' && bytes.IndexByte(b[1:n-1], '\\') < 0 {
+		return n - 2, true
+	}
+	sc := scanner{b: b}
+	raw, ok := sc.rawString()
+	if !ok || sc.i != len(b) {
+		return 0, false
+	}
+	rc.scratch = unescape(rc.scratch[:0], raw)
+	return len(rc.scratch), true
+}
+
 // jsonString returns b as a string if it is a JSON string.
 func jsonString(b json.RawMessage) (string, bool) {
 	if len(b) == 0 || b[0] != '"' {
@@ -145,8 +161,11 @@ func jsonString(b json.RawMessage) (string, bool) {
 	if n := len(b); n >= 2 && b[n-1] == '"' && bytes.IndexByte(b[1:n-1], '\\') < 0 && bytes.IndexByte(b[1:n-1], '"') < 0 {
 		return string(b[1 : n-1]), true // no escapes: the common case
 	}
-	var s string
-	if json.Unmarshal(b, &s) != nil {
+	// Escapes: unescaped by the scanner, which refuses what encoding/json
+	// refuses.
+	sc := scanner{b: b}
+	s := sc.str()
+	if sc.bad || sc.i != len(b) {
 		return "", false
 	}
 	return s, true
@@ -237,16 +256,21 @@ type chatMessage struct {
 	ToolCallID string          `json:"tool_call_id"`
 }
 
+// chatTool is a tool definition of a Chat Completions request.
+type chatTool struct {
+	Function struct {
+		Name string `json:"name"`
+		// Description is the raw JSON string (or null), unescaped only
+		// when content is captured.
+		Description json.RawMessage `json:"description"`
+		Parameters  json.RawMessage `json:"parameters"`
+	} `json:"function"`
+}
+
 type chatRequest struct {
-	Model    string        `json:"model"`
-	Messages []chatMessage `json:"messages"`
-	Tools    []struct {
-		Function struct {
-			Name        string          `json:"name"`
-			Description string          `json:"description"`
-			Parameters  json.RawMessage `json:"parameters"`
-		} `json:"function"`
-	} `json:"tools"`
+	Model               string          `json:"model"`
+	Messages            []chatMessage   `json:"messages"`
+	Tools               []chatTool      `json:"tools"`
 	Temperature         *float64        `json:"temperature"`
 	TopP                *float64        `json:"top_p"`
 	MaxTokens           *int64          `json:"max_tokens"`
@@ -287,7 +311,7 @@ func scanChatRequest(body []byte) (chatRequest, bool) {
 				s.object(func(k []byte) {
 					switch string(k) {
 					case "role":
-						m.Role = s.str()
+						m.Role = s.role()
 					case "content":
 						m.Content = s.raw()
 					case "name":
@@ -297,18 +321,14 @@ func scanChatRequest(body []byte) (chatRequest, bool) {
 					case "tool_call_id":
 						m.ToolCallID = s.str()
 					case "tool_calls":
-						if raw := s.raw(); raw != nil && json.Unmarshal(raw, &m.ToolCalls) != nil {
-							s.fail()
-						}
+						scanToolCalls(&s, &m.ToolCalls)
 					default:
 						s.skip()
 					}
 				})
 			})
 		case "tools":
-			if raw := s.raw(); raw != nil && json.Unmarshal(raw, &r.Tools) != nil {
-				s.fail()
-			}
+			scanTools(&s, &r.Tools)
 		case "temperature":
 			r.Temperature = s.floatPtr()
 		case "top_p":
@@ -364,6 +384,78 @@ func scanChatRequest(body []byte) (chatRequest, bool) {
 	return r, ok && !s.bad && s.i == len(s.b)
 }
 
+// scanToolCalls reads an assistant message's tool_calls (null or an array
+// of {id, function: {name, arguments}}) in place.
+func scanToolCalls(s *scanner, out *[]chatToolCall) {
+	if s.isNull() {
+		return
+	}
+	s.array(func(int) {
+		*out = append(*out, chatToolCall{})
+		tc := &(*out)[len(*out)-1]
+		s.object(func(k []byte) {
+			switch string(k) {
+			case "id":
+				tc.ID = s.str()
+			case "function":
+				if s.isNull() {
+					return
+				}
+				s.object(func(k []byte) {
+					switch string(k) {
+					case "name":
+						tc.Function.Name = s.str()
+					case "arguments":
+						tc.Function.Arguments = s.raw()
+					default:
+						s.skip()
+					}
+				})
+			default:
+				s.skip()
+			}
+		})
+	})
+}
+
+// scanTools reads a request's tools (null or an array of {function: {name,
+// description, parameters}}) in place: the description and parameters
+// alias the body.
+func scanTools(s *scanner, out *[]chatTool) {
+	if s.isNull() {
+		return
+	}
+	s.array(func(int) {
+		*out = append(*out, chatTool{})
+		t := &(*out)[len(*out)-1]
+		s.object(func(k []byte) {
+			if string(k) != "function" {
+				s.skip()
+				return
+			}
+			if s.isNull() {
+				return
+			}
+			s.object(func(k []byte) {
+				switch string(k) {
+				case "name":
+					t.Function.Name = s.str()
+				case "description":
+					if c := s.peek(); c != '"' && c != 'n' {
+						s.fail() // as encoding/json refuses a non-string
+						return
+					}
+					t.Function.Description = s.raw()
+				case "parameters":
+					t.Function.Parameters = s.raw()
+				default:
+					s.skip()
+				}
+			})
+		})
+	})
+}
+
 func parseChat(p *parsed, rc *reqCapture, body []byte, includeUsage bool) bool {
 	r, ok := scanChatRequest(body)
 	if !ok {
@@ -375,7 +467,12 @@ func parseChat(p *parsed, rc *reqCapture, body []byte, includeUsage bool) bool {
 	p.req.Stream = r.Stream
 	for _, m := range r.Messages {
 		msg := agenttrace.Message{Role: m.Role, Name: m.Name, ToolCallID: m.ToolCallID}
-		if s, ok := jsonString(m.Content); ok {
+		if rc.mode != CaptureFull && len(m.Content) > 0 && m.Content[0] == '"' {
+			// Metadata: the text's size, unescaped without keeping it.
+			if n, ok := rc.strLen(m.Content); ok && n > 0 && rc.mode == CaptureMetadata {
+				msg.Parts = append(msg.Parts, agenttrace.ContentPart{Type: agenttrace.PartText, Size: int64(n)})
+			}
+		} else if s, ok := jsonString(m.Content); ok {
 			rc.msgText(&msg, s)
 		} else if len(m.Content) > 0 && m.Content[0] == '[' {
 			var parts []chatPart
@@ -401,16 +498,31 @@ func parseChat(p *parsed, rc *reqCapture, body []byte, includeUsage bool) bool {
 			rc.part(&msg, agenttrace.ContentPart{Type: agenttrace.PartRefusal, Text: m.Refusal})
 		}
 		for _, tc := range m.ToolCalls {
-			args := tc.Function.Arguments
-			if s, ok := jsonString(args); ok {
-				args = json.RawMessage(s)
+			call := agenttrace.ToolCall{ID: tc.ID, Name: tc.Function.Name}
+			if rc.mode == CaptureFull {
+				args := tc.Function.Arguments
+				if s, ok := jsonString(args); ok {
+					args = json.RawMessage(s)
+				}
+				call.Arguments = validOrString(rc.raw(args))
 			}
-			msg.ToolCalls = append(msg.ToolCalls, agenttrace.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: validOrString(rc.raw(args))})
+			msg.ToolCalls = append(msg.ToolCalls, call)
 		}
 		p.req.Messages = append(p.req.Messages, msg)
 	}
+	if len(r.Tools) > 0 {
+		p.req.Tools = make([]agenttrace.ToolDefinition, 0, len(r.Tools))
+	}
 	for _, t := range r.Tools {
-		p.req.Tools = append(p.req.Tools, agenttrace.ToolDefinition{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
+		def := agenttrace.ToolDefinition{Name: t.Function.Name}
+		if rc.mode == CaptureFull {
+			// Tool definitions are content: unescaped only when kept.
+			def.Description, _ = jsonString(t.Function.Description)
+			// The scanner does not check inside strings: a schema that is
+			// not valid JSON is kept as a string.
+			def.Parameters = validOrString(t.Function.Parameters)
+		}
+		p.req.Tools = append(p.req.Tools, def)
 	}
 	st := &agenttrace.LLMSettings{
 		Temperature: r.Temperature, TopP: r.TopP, MaxTokens: r.MaxTokens, Stop: stopList(r.Stop), Seed: r.Seed,

@@ -28,7 +28,11 @@ func TestScanChatRequest(t *testing.T) {
 	require.Len(t, r.Messages[2].ToolCalls, 1)
 	assert.Equal(t, "f", r.Messages[2].ToolCalls[0].Function.Name)
 	assert.Equal(t, "call_1", r.Messages[3].ToolCallID)
+	assert.Equal(t, `{"a":1}`, mustString(t, r.Messages[2].ToolCalls[0].Function.Arguments))
+	assert.Equal(t, "call_1", r.Messages[2].ToolCalls[0].ID)
 	require.Len(t, r.Tools, 1)
+	assert.Equal(t, "f", r.Tools[0].Function.Name)
+	assert.Equal(t, `"d"`, string(r.Tools[0].Function.Description))
 	assert.JSONEq(t, `{"type":"object"}`, string(r.Tools[0].Function.Parameters))
 	require.NotNil(t, r.Temperature)
 	assert.Equal(t, 0.5, *r.Temperature)
@@ -48,12 +52,27 @@ func TestScanChatRequest(t *testing.T) {
 	assert.False(t, r.includeUsageSet)
 
 	for _, bad := range []string{``, `[]`, `"x"`, `{"model":1}`, `{"temperature":"hot"}`, `{"stream":"yes"}`, `{"messages":[1]}`,
-		`{"model":"a"} x`, `{"model":"a"`, `{"tools":{}}`, `{"max_tokens":1.5}`} {
+		`{"model":"a"} x`, `{"model":"a"`, `{"tools":{}}`, `{"max_tokens":1.5}`, `{"tools":[1]}`, `{"tools":[{"function":{"name":1}}]}`,
+		`{"tools":[{"function":[]}]}`, `{"messages":[{"tool_calls":{}}]}`,
+		`{"messages":[{"tool_calls":[{"id":3}]}]}`, `{"messages":[{"tool_calls":[{"function":{"name":true}}]}]}`} {
 		_, ok := scanChatRequest([]byte(bad))
 		assert.False(t, ok, bad)
 		var v chatRequest
 		assert.Error(t, json.Unmarshal([]byte(bad), &v), "encoding/json refuses %s too", bad)
 	}
+}
+
+// A tool description that is not a string is refused, as the SDKs'
+// types refuse it (chatTool keeps the raw description to unescape it only
+// when content is captured).
+func TestScanChatRequestToolDescription(t *testing.T) {
+	_, ok := scanChatRequest([]byte(`{"tools":[{"function":{"description":2}}]}`))
+	assert.False(t, ok)
+	r, ok := scanChatRequest([]byte(`{"tools":[{"function":{"name":"f","description":null}}]}`))
+	require.True(t, ok)
+	d, ok := jsonString(r.Tools[0].Function.Description)
+	assert.False(t, ok)
+	assert.Empty(t, d)
 }
 
 // readAll reads bodies shorter, longer and as long as announced.
@@ -68,4 +87,27 @@ func TestReadAll(t *testing.T) {
 	assert.Error(t, err)
 	_, err = readAll(io.MultiReader(bytes.NewReader(data), iotest.ErrReader(io.ErrClosedPipe)), 300)
 	assert.ErrorIs(t, err, io.ErrClosedPipe)
+}
+
+func mustString(t *testing.T, raw json.RawMessage) string {
+	t.Helper()
+	var v string
+	require.NoError(t, json.Unmarshal(raw, &v))
+	return v
+}
+
+// strLen is the length of the unescaped string, as jsonString's.
+func TestStrLen(t *testing.T) {
+	rc := &reqCapture{}
+	for _, in := range []string{`""`, `"abc"`, `"a\"b\u00e9"`, `"\ud83d\ude00 x"`, `"tab\tnl\n"`} {
+		n, ok := rc.strLen(json.RawMessage(in))
+		require.True(t, ok, in)
+		s, ok := jsonString(json.RawMessage(in))
+		require.True(t, ok, in)
+		assert.Equal(t, len(s), n, in)
+	}
+	for _, bad := range []string{`"abc`, `abc`, `"a" x`, `1`} {
+		_, ok := rc.strLen(json.RawMessage(bad))
+		assert.False(t, ok, bad)
+	}
 }

@@ -180,6 +180,32 @@ func (s *scanner) str() string {
 	return string(raw)
 }
 
+// role reads a message's role: the roles of the APIs without an
+// allocation, any other as str does.
+func (s *scanner) role() string {
+	if s.peek() == '"' {
+		save := s.i
+		if raw, ok := s.rawString(); ok {
+			switch string(raw) {
+			case "user":
+				return "user"
+			case "assistant":
+				return "assistant"
+			case "system":
+				return "system"
+			case "tool":
+				return "tool"
+			case "developer":
+				return "developer"
+			case "model":
+				return "model"
+			}
+		}
+		s.i = save
+	}
+	return s.str()
+}
+
 // int reads a number as an int64 (a fraction is cut); null is 0.
 func (s *scanner) int() int64 {
 	raw := s.number()

@@ -34,11 +34,11 @@ package mcptrace
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"strings"
 
 	"github.com/agenttrace/agenttrace"
 	otelbridge "github.com/agenttrace/agenttrace/bridge/otel"
+	"github.com/agenttrace/agenttrace/instrument/llmhttp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -75,14 +75,41 @@ func (e *ToolError) ErrorType() string { return ErrorTypeTool }
 type Option func(*config)
 
 type config struct {
-	content    bool
+	capture    llmhttp.CaptureMode
+	maxContent int
 	propagator propagation.TextMapPropagator
 }
 
-// WithContent turns the capture of tool arguments and results on or off.
-// The default is off, as the OpenTelemetry GenAI conventions ask, unless
-// OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT is "true".
-func WithContent(on bool) Option { return func(c *config) { c.content = on } }
+// WithCapture sets the content capture mode, as llmhttp.WithCapture does
+// for the transport: llmhttp.CaptureFull records tool arguments and
+// results (and an error result's text in the span's error);
+// llmhttp.CaptureMetadata (the default, unless
+// OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT turns content on)
+// records the arguments' size and the result's parts by type, MIME type
+// and size; llmhttp.CaptureOff records neither. Every mode keeps the tool
+// name, the MCP attributes and whether the result is an error.
+func WithCapture(m llmhttp.CaptureMode) Option { return func(c *config) { c.capture = m } }
+
+// WithContent is WithCapture(llmhttp.CaptureFull) when on, and
+// WithCapture(llmhttp.CaptureMetadata) when not.
+func WithContent(on bool) Option {
+	if on {
+		return WithCapture(llmhttp.CaptureFull)
+	}
+	return WithCapture(llmhttp.CaptureMetadata)
+}
+
+// WithMaxContentBytes caps the content captured per tool call, arguments
+// and result together (default llmhttp.DefaultMaxContentBytes): a cut value
+// is kept as a string and counted in llmhttp.ReadStats. n <= 0 keeps the
+// default.
+func WithMaxContentBytes(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxContent = n
+		}
+	}
+}
 
 // WithPropagator replaces the propagator that writes and reads the trace
 // context in params._meta (default: W3C trace context and baggage).
@@ -95,15 +122,13 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 }
 
 func newConfig(opts []Option) config {
-	c := config{
-		content:    strings.EqualFold(os.Getenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"), "true"),
-		propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
-	}
+	c := config{propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)
 		}
 	}
+	c.capture = llmhttp.ResolveCapture(c.capture)
 	return c
 }
 
@@ -112,8 +137,11 @@ func newConfig(opts []Option) config {
 type toolPayload struct {
 	Name      string `json:"tool_name"`
 	Arguments any    `json:"arguments,omitempty"`
-	Method    string `json:"mcp_method"`
-	SessionID string `json:"mcp_session_id,omitempty"`
+	// ArgumentsSize is the size of the arguments' JSON when they are not
+	// captured (CaptureMetadata).
+	ArgumentsSize int    `json:"arguments_size,omitempty"`
+	Method        string `json:"mcp_method"`
+	SessionID     string `json:"mcp_session_id,omitempty"`
 	// Side is "client" or "server".
 	Side string `json:"mcp_side"`
 }
@@ -143,13 +171,20 @@ func ClientMiddleware(tracer *agenttrace.Tracer, opts ...Option) mcp.Middleware 
 			if session != nil {
 				in.SessionID = session.ID()
 			}
-			if cfg.content && params.Arguments != nil {
-				in.Arguments = params.Arguments
+			cc := cfg.content()
+			switch {
+			case params.Arguments == nil:
+			case cc.Full():
+				in.Arguments = cc.Value(params.Arguments)
+			case cc.Structure():
+				if b, err := json.Marshal(params.Arguments); err == nil {
+					in.ArgumentsSize = len(b)
+				}
 			}
 			ctx, span := tracer.Start(ctx, agenttrace.TypeTool, in, agenttrace.WithName(method+" "+params.Name))
 			sent.Meta = cfg.inject(ctx, params.Meta)
 			res, err := next(ctx, method, with(&sent))
-			finish(span, params.Name, res, err, cfg.content)
+			finish(span, params.Name, res, err, cc)
 			return res, err
 		}
 	}
@@ -199,8 +234,13 @@ func ServerMiddleware(tracer *agenttrace.Tracer, opts ...Option) mcp.Middleware 
 			if sreq.Session != nil {
 				in.SessionID = sreq.Session.ID()
 			}
-			if cfg.content && len(params.Arguments) > 0 {
-				in.Arguments = rawOrString(params.Arguments)
+			cc := cfg.content()
+			switch {
+			case len(params.Arguments) == 0:
+			case cc.Full():
+				in.Arguments = jsonOrText(cc, params.Arguments)
+			case cc.Structure():
+				in.ArgumentsSize = len(params.Arguments)
 			}
 			remote := cfg.extract(ctx, params.Meta)
 			var inst *agenttrace.Instance
@@ -218,7 +258,7 @@ func ServerMiddleware(tracer *agenttrace.Tracer, opts ...Option) mcp.Middleware 
 			}
 			ctx, span := tracer.Start(remote, agenttrace.TypeTool, in, agenttrace.WithName(method+" "+params.Name))
 			res, err := next(ctx, method, req)
-			finish(span, params.Name, res, err, cfg.content)
+			finish(span, params.Name, res, err, cc)
 			if inst != nil {
 				if err != nil {
 					inst.Fail(err)
@@ -230,6 +270,9 @@ func ServerMiddleware(tracer *agenttrace.Tracer, opts ...Option) mcp.Middleware 
 		}
 	}
 }
+
+// content returns the capture of one tool call.
+func (c config) content() *llmhttp.Content { return llmhttp.NewContent(c.capture, c.maxContent) }
 
 // inject returns a copy of meta with the trace context of the span in ctx.
 func (c config) inject(ctx context.Context, meta mcp.Meta) mcp.Meta {
@@ -269,7 +312,7 @@ func (c config) extract(ctx context.Context, meta mcp.Meta) context.Context {
 }
 
 // finish ends a tool span with the call's outcome.
-func finish(span *agenttrace.Span, tool string, res mcp.Result, err error, content bool) {
+func finish(span *agenttrace.Span, tool string, res mcp.Result, err error, cc *llmhttp.Content) {
 	if err != nil {
 		span.Fail(err)
 		return
@@ -280,26 +323,65 @@ func finish(span *agenttrace.Span, tool string, res mcp.Result, err error, conte
 		return
 	}
 	out := agenttrace.ToolOutput{IsError: r.IsError}
-	if content {
+	msg := ""
+	switch {
+	case cc.Full():
+		if r.IsError {
+			msg = cc.Text(text(r.Content))
+		}
 		if r.StructuredContent != nil {
-			out.Output = r.StructuredContent
-		} else {
-			out.Output = r.Content
+			out.Output = cc.Value(r.StructuredContent)
+		} else if len(r.Content) > 0 {
+			out.Output = cc.Value(r.Content)
+		}
+		cc.Mark(nil)
+	case cc.Structure():
+		if parts := partsOf(r.Content); len(parts) > 0 {
+			out.Output = parts
 		}
 	}
 	span.SetResult(out)
 	if r.IsError {
-		span.Fail(&ToolError{Tool: tool, Message: text(r.Content, content)})
+		span.Fail(&ToolError{Tool: tool, Message: msg})
 		return
 	}
 	span.End()
 }
 
-// text is the text content of a result, when content is captured.
-func text(parts []mcp.Content, content bool) string {
-	if !content {
-		return ""
+// partsOf describes a result's content without it: each part's type, MIME
+// type and size.
+func partsOf(parts []mcp.Content) []agenttrace.ContentPart {
+	var out []agenttrace.ContentPart
+	for _, p := range parts {
+		switch p := p.(type) {
+		case *mcp.TextContent:
+			out = append(out, agenttrace.ContentPart{Type: agenttrace.PartText, Size: int64(len(p.Text))})
+		case *mcp.ImageContent:
+			out = append(out, agenttrace.ContentPart{Type: agenttrace.PartImage, MIMEType: p.MIMEType, Size: int64(len(p.Data))})
+		case *mcp.AudioContent:
+			out = append(out, agenttrace.ContentPart{Type: agenttrace.PartAudio, MIMEType: p.MIMEType, Size: int64(len(p.Data))})
+		case *mcp.ResourceLink:
+			part := agenttrace.ContentPart{Type: "resource_link", MIMEType: p.MIMEType}
+			if p.Size != nil {
+				part.Size = *p.Size
+			}
+			out = append(out, part)
+		case *mcp.EmbeddedResource:
+			part := agenttrace.ContentPart{Type: "resource"}
+			if rc := p.Resource; rc != nil {
+				part.MIMEType, part.Size = rc.MIMEType, int64(len(rc.Text)+len(rc.Blob))
+			}
+			out = append(out, part)
+		case nil:
+		default:
+			out = append(out, agenttrace.ContentPart{Type: "unknown"})
+		}
 	}
+	return out
+}
+
+// text is the text content of a result.
+func text(parts []mcp.Content) string {
 	var b strings.Builder
 	for _, p := range parts {
 		if t, ok := p.(*mcp.TextContent); ok {
@@ -312,9 +394,11 @@ func text(parts []mcp.Content, content bool) string {
 	return b.String()
 }
 
-func rawOrString(b json.RawMessage) any {
+// jsonOrText is b, within the budget, as raw JSON when it is JSON and as
+// text otherwise.
+func jsonOrText(cc *llmhttp.Content, b json.RawMessage) any {
 	if json.Valid(b) {
-		return b
+		return cc.JSON(string(b))
 	}
-	return string(b)
+	return cc.Text(string(b))
 }

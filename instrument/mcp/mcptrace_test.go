@@ -1,6 +1,7 @@
 package mcptrace_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/agenttrace/agenttrace"
 	"github.com/agenttrace/agenttrace/agenttracetest"
 	otelbridge "github.com/agenttrace/agenttrace/bridge/otel"
+	"github.com/agenttrace/agenttrace/instrument/llmhttp"
 	mcptrace "github.com/agenttrace/agenttrace/instrument/mcp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/stretchr/testify/assert"
@@ -54,6 +56,11 @@ func (s *seenMeta) add(m map[string]any) {
 // newServer is an MCP server with two tools: weather, and divide, which
 // reports division by zero as a tool error (IsError).
 func newServer(tr *agenttrace.Tracer, seen *seenMeta, mw ...mcp.Middleware) *mcp.Server {
+	return newServerWith(tr, seen, []mcptrace.Option{mcptrace.WithContent(true)}, mw...)
+}
+
+// newServerWith is newServer with the server middleware's options.
+func newServerWith(tr *agenttrace.Tracer, seen *seenMeta, opts []mcptrace.Option, mw ...mcp.Middleware) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "tools", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "weather", Description: "the weather of a city"},
 		func(ctx context.Context, req *mcp.CallToolRequest, in cityArgs) (*mcp.CallToolResult, weather, error) {
@@ -71,7 +78,7 @@ func newServer(tr *agenttrace.Tracer, seen *seenMeta, mw ...mcp.Middleware) *mcp
 			}
 			return nil, quotient{Q: in.A / in.B}, nil
 		})
-	s.AddReceivingMiddleware(append(mw, mcptrace.ServerMiddleware(tr, mcptrace.WithContent(true)))...)
+	s.AddReceivingMiddleware(append(mw, mcptrace.ServerMiddleware(tr, opts...))...)
 	return s
 }
 
@@ -259,4 +266,68 @@ func TestOuterToolSpan(t *testing.T) {
 	sinsts := serverRec.Instances()
 	require.Len(t, sinsts, 1)
 	assert.Equal(t, otelbridge.SpanID(tool.ID()), trace.SpanID(sinsts[0].TraceParent.SpanID))
+}
+
+// The capture modes on both sides: metadata (the default) records the
+// arguments' size and the result's parts by type and size, off neither,
+// full the arguments and results, capped per call (WithMaxContentBytes)
+// and seen by the tracer's redactor.
+func TestCaptureModes(t *testing.T) {
+	redact := func(_ string, _ agenttrace.PayloadField, p []byte) []byte {
+		return bytes.ReplaceAll(p, []byte("sunny"), []byte("[sky]"))
+	}
+	for _, mode := range []llmhttp.CaptureMode{llmhttp.CaptureDefault, llmhttp.CaptureOff, llmhttp.CaptureFull} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Setenv(llmhttp.EnvCaptureContent, "")
+			ctx := context.Background()
+			clientTr, clientRec := agenttracetest.New(t, agenttrace.WithRedactor(redact))
+			serverTr, serverRec := agenttracetest.New(t, agenttrace.WithRedactor(redact))
+			opts := []mcptrace.Option{mcptrace.WithCapture(mode), mcptrace.WithMaxContentBytes(40)}
+			client := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil)
+			client.AddSendingMiddleware(mcptrace.ClientMiddleware(clientTr, opts...))
+			cs := connect(t, ctx, newServerWith(serverTr, &seenMeta{}, opts), client)
+			res := runAgent(t, ctx, clientTr, cs)
+			require.False(t, res[0].IsError)
+			require.NoError(t, clientTr.Flush(ctx))
+			require.NoError(t, serverTr.Flush(ctx))
+			for side, rec := range map[string]*agenttracetest.Recorder{"client": clientRec, "server": serverRec} {
+				tools := rec.SpansOfType(agenttrace.TypeTool)
+				require.Len(t, tools, 2, side)
+				w, d := tools[0], tools[1]
+				for _, s := range tools {
+					assert.NotContains(t, string(s.Result), "sunny", "%s: redacted or not captured", side)
+				}
+				assert.Equal(t, "tool_error", d.Error.Type, side)
+				switch mode {
+				case llmhttp.CaptureDefault:
+					assert.Equal(t, "16", jsonField(t, w.Payload, "arguments_size"), side)
+					assert.Empty(t, jsonField(t, w.Payload, "arguments"), side)
+					assert.JSONEq(t, `[{"type":"text","size":15}]`, jsonField(t, w.Result, "output"), side)
+					assert.Equal(t, "mcp tool divide returned an error result", d.Error.Message, "%s: no result text without content", side)
+				case llmhttp.CaptureOff:
+					assert.Empty(t, jsonField(t, w.Payload, "arguments_size"), side)
+					assert.Equal(t, "null", jsonField(t, w.Result, "output"), side)
+				case llmhttp.CaptureFull:
+					assert.JSONEq(t, `{"city":"Paris"}`, jsonField(t, w.Payload, "arguments"), side)
+					assert.Contains(t, string(w.Result), "[sky]", side)
+					assert.Equal(t, "division by zero", d.Error.Message, side)
+				}
+			}
+			if mode != llmhttp.CaptureFull {
+				return
+			}
+			// The 40-byte cap: the client's result (the content list's
+			// JSON, over 40 bytes with the arguments) is cut to a string.
+			before := llmhttp.ReadStats().ContentTruncated
+			_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "weather", Arguments: cityArgs{City: "Parisparisparisparisparisparisparis"}})
+			require.NoError(t, err)
+			require.NoError(t, clientTr.Flush(ctx))
+			tools := clientRec.SpansOfType(agenttrace.TypeTool)
+			require.Len(t, tools, 3)
+			var out struct{ Output any }
+			require.NoError(t, json.Unmarshal(tools[2].Result, &out))
+			assert.IsType(t, "", out.Output, "a cut value is kept as a string")
+			assert.Greater(t, llmhttp.ReadStats().ContentTruncated, before)
+		})
+	}
 }

@@ -229,6 +229,12 @@ func TestTwoTurnToolCall(t *testing.T) {
 	require.NoError(t, e.tr.Flush(context.Background()))
 	assert.Equal(t, "agent\n  llm\n  tool\n  llm\n", treeTypes(e.rec, inst.ID()))
 	first, second := spans[0], spans[1]
+	for _, s := range spans {
+		assert.Equal(t, agenttrace.StatusComplete, s.Status)
+		assert.True(t, s.FirstTokenAt.IsZero(), "not streamed")
+	}
+	assert.Equal(t, agenttrace.Usage{PromptTokens: 82, CompletionTokens: 17, TotalTokens: 99}, *first.Usage)
+	assert.Equal(t, "stop", result(t, second).FinishReason)
 	r1 := result(t, first)
 	require.Len(t, r1.ToolCalls, 1)
 	assert.Equal(t, agenttrace.ToolCall{ID: "call_12345xyz", Name: "get_weather", Arguments: json.RawMessage(`{"location":"Paris, France"}`)}, r1.ToolCalls[0])
@@ -396,7 +402,11 @@ func TestResponsesJSON(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want.RawJSON(), got.RawJSON())
 	s := e.spans(t, 1)[0]
+	assert.Equal(t, agenttrace.StatusComplete, s.Status)
+	assert.Equal(t, "chat o4-mini", s.Name, "gen_ai.operation.name is chat for the Responses API too")
 	req, r := request(t, s), result(t, s)
+	assert.Equal(t, "stop", r.FinishReason)
+	assert.Equal(t, got.ID, r.ID)
 	assert.Equal(t, "Be brief.", req.System)
 	assert.Equal(t, "Tell me a story.", req.Messages[0].Content)
 	assert.Equal(t, got.OutputText(), r.Text)
@@ -424,6 +434,7 @@ func TestResponsesStream(t *testing.T) {
 	assert.Equal(t, agenttrace.StatusComplete, s.Status)
 	r := result(t, s)
 	assert.Equal(t, "Hi there!", r.Text)
+	assert.Equal(t, "tool_calls", r.FinishReason)
 	assert.Equal(t, agenttrace.ToolCall{ID: "call_xyz", Name: "get_weather", Arguments: json.RawMessage(`{"city":"Rome"}`)}, r.ToolCalls[0])
 	assert.False(t, s.FirstTokenAt.IsZero())
 	assert.Equal(t, int64(48), s.Usage.TotalTokens)
@@ -464,4 +475,36 @@ func TestRetryWithRequestTimeout(t *testing.T) {
 	r := result(t, s)
 	assert.EqualValues(t, 2, r.Metadata["attempts"])
 	assert.Equal(t, int64(29), s.Usage.TotalTokens)
+}
+
+// An attempt slower than option.WithRequestTimeout: openai-go (v3.98.0)
+// returns the attempt's deadline error to its caller rather than retrying.
+// The traced call fails as the uninstrumented one does, with one request
+// sent, and it is one span, failed with the deadline (after the short wait
+// for a retry that does not come, bounded here by WithRetryWait).
+func TestRequestTimeoutNotRetried(t *testing.T) {
+	script := []llmhttptest.Reply{{Body: fixture(t, "openai_chat.json"), Delay: 5 * time.Second}, {Body: fixture(t, "openai_chat.json")}}
+	tr, rec := agenttracetest.New(t)
+	srv, bareSrv := llmhttptest.NewServer(t, script...), llmhttptest.NewServer(t, script...)
+	common := []option.RequestOption{option.WithAPIKey("sk-test-SECRET"), option.WithMaxRetries(1), option.WithRequestTimeout(200 * time.Millisecond)}
+	traced := openai.NewClient(append(common, option.WithBaseURL(srv.URL+"/v1"), openaitrace.WithTracing(tr, llmhttp.WithRetryWait(2*time.Second)))...)
+	bare := openai.NewClient(append(common, option.WithBaseURL(bareSrv.URL+"/v1"))...)
+
+	_, bareErr := bare.Chat.Completions.New(context.Background(), chatParams())
+	require.ErrorIs(t, bareErr, context.DeadlineExceeded)
+	ctx, agent := tr.Start(context.Background(), agenttrace.TypeAgent, agenttrace.AgentInput{Name: "a"})
+	_, err := traced.Chat.Completions.New(ctx, chatParams())
+	agent.End()
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the traced call fails as the uninstrumented one does")
+	assert.Len(t, srv.Requests(), len(bareSrv.Requests()))
+
+	e := &env{tr: tr, rec: rec}
+	s := e.spans(t, 1)[0]
+	assert.Equal(t, agenttrace.StatusFailed, s.Status)
+	assert.Equal(t, agent.ID(), s.ParentID)
+	require.NotNil(t, s.Error)
+	assert.Contains(t, s.Error.Message, "deadline exceeded")
+	took := s.EndedAt.Sub(s.StartedAt)
+	assert.GreaterOrEqual(t, took, 200*time.Millisecond)
+	assert.Less(t, took, 1500*time.Millisecond, "the span ends when the attempt did, not when the 2 s wait ran out")
 }
