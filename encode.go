@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"reflect"
 
-	"sync"
 	"unicode/utf8"
+
+	"github.com/agenttrace/agenttrace/internal/bufpool"
+	"github.com/agenttrace/agenttrace/internal/jsonesc"
 )
 
 // PayloadField tells a Redactor which payload of a span it is looking at.
@@ -50,7 +52,9 @@ type encoded struct {
 	err       error // encoding or redaction error, already turned into a marker
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+// bufPool recycles the buffers payloads are encoded in before they are
+// copied to their own slice; one that grew past 1 MiB is not kept.
+var bufPool = bufpool.Pool{Size: 512, Max: 1 << 20}
 
 // valuePrefix wraps a payload that is not a JSON object: {"value": v}.
 const valuePrefix = `{"value":`
@@ -70,8 +74,8 @@ func encodePayload(v any, spanType string, field PayloadField, limit int, redact
 			return encoded{data: data}
 		}
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer putBuf(bp)
+	bp := bufPool.Get()
+	defer bufPool.Put(bp)
 	// Encode after room for the wrapper, so that a value that is not an
 	// object is wrapped in place.
 	buf := append((*bp)[:0], valuePrefix...)
@@ -136,15 +140,6 @@ func isNilPtr(v any) bool {
 	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
-// putBuf returns a pooled buffer, unless it grew too large to keep.
-func putBuf(bp *[]byte) {
-	if cap(*bp) > 1<<20 {
-		return
-	}
-	*bp = (*bp)[:0]
-	bufPool.Put(bp)
-}
-
 // appendValue encodes v, protecting the caller from panics in the value's
 // own encoding methods.
 func appendValue(b []byte, v any) (out []byte, err error) {
@@ -164,7 +159,7 @@ func appendValue(b []byte, v any) (out []byte, err error) {
 	case []byte:
 		return appendRaw(b, x)
 	case string:
-		return appendJSONString(b, x), nil
+		return jsonesc.AppendString(b, x), nil
 	}
 	enc, err := marshalValue(v)
 	if err != nil {
@@ -224,15 +219,15 @@ func runRedactor(redact Redactor, spanType string, field PayloadField, in []byte
 // errorMarker is the payload recorded in place of one that failed.
 func errorMarker(kind string, err error, v any) []byte {
 	w := newObj(nil)
-	w.key(MarkerKey)
-	m := newObj(w.b)
-	m.strAlways("error", kind)
-	m.strAlways("message", clipString(safeErrorString(err), 1024))
+	w.Key(MarkerKey)
+	m := newObj(w.B)
+	m.String("error", kind)
+	m.String("message", clipString(safeErrorString(err), 1024))
 	if v != nil {
-		m.strAlways("go_type", fmt.Sprintf("%T", v))
+		m.String("go_type", fmt.Sprintf("%T", v))
 	}
-	w.b = m.close()
-	return w.close()
+	w.B = m.End()
+	return w.End()
 }
 
 // minPayloadLimit is the smallest payload cap accepted: room for the
@@ -265,13 +260,13 @@ func previewMarker(in []byte, limit, orig int) []byte {
 			n--
 		}
 		w := newObj(make([]byte, 0, limit))
-		w.key(MarkerKey)
-		m := newObj(w.b)
-		m.boolean("truncated", true)
-		m.int("original_bytes", int64(orig))
-		w.b = m.close()
-		w.strAlways("preview", string(in[:n]))
-		b := w.close()
+		w.Key(MarkerKey)
+		m := newObj(w.B)
+		m.True("truncated", true)
+		m.Int("original_bytes", int64(orig))
+		w.B = m.End()
+		w.String("preview", string(in[:n]))
+		b := w.End()
 		if len(b) > limit {
 			return nil
 		}

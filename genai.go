@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+
+	"github.com/agenttrace/agenttrace/internal/jsonesc"
 )
 
 // Typed payloads for the conventional span types. They carry the fields the
@@ -58,19 +60,19 @@ const (
 
 func (u Usage) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
-	w.int("prompt_tokens", u.PromptTokens)
-	w.int("completion_tokens", u.CompletionTokens)
-	w.int("total_tokens", u.normalized().TotalTokens)
+	w.Int("prompt_tokens", u.PromptTokens)
+	w.Int("completion_tokens", u.CompletionTokens)
+	w.Int("total_tokens", u.normalized().TotalTokens)
 	if len(u.Details) > 0 {
-		w.key("details")
-		d := newObj(w.b)
+		w.Key("details")
+		d := newObj(w.B)
 		for _, k := range slices.Sorted(maps.Keys(u.Details)) {
-			d.anyKey(k)
-			d.b = strconv.AppendInt(d.b, u.Details[k], 10)
+			d.AnyKey(k)
+			d.B = strconv.AppendInt(d.B, u.Details[k], 10)
 		}
-		w.b = d.close()
+		w.B = d.End()
 	}
-	return w.close(), err
+	return w.End(), err
 }
 
 // Cost is what a call cost, as reported by a provider or gateway or filled
@@ -98,17 +100,17 @@ func (c Cost) appendJSON(b []byte, err error) ([]byte, error) {
 	n := c.normalized()
 	w := newObj(b)
 	if n.Prompt != 0 {
-		w.float("prompt", n.Prompt)
+		w.Float("prompt", n.Prompt)
 	}
 	if n.Completion != 0 {
-		w.float("completion", n.Completion)
+		w.Float("completion", n.Completion)
 	}
 	if n.Other != 0 {
-		w.float("other", n.Other)
+		w.Float("other", n.Other)
 	}
-	w.float("total", n.Total)
-	w.strAlways("currency", n.Currency)
-	return w.close(), err
+	w.Float("total", n.Total)
+	w.String("currency", n.Currency)
+	return w.End(), err
 }
 
 // Message is one chat message sent to or received from a model.
@@ -151,32 +153,32 @@ type ContentPart struct {
 
 func (p *ContentPart) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
-	w.strAlways("type", p.Type)
-	w.str("text", p.Text)
-	w.str("mime_type", p.MIMEType)
-	w.str("url", p.URL)
-	w.intNZ("size", p.Size)
-	return w.close(), err
+	w.String("type", p.Type)
+	w.NonEmpty("text", p.Text)
+	w.NonEmpty("mime_type", p.MIMEType)
+	w.NonEmpty("url", p.URL)
+	w.NonZero("size", p.Size)
+	return w.End(), err
 }
 
 func (m *Message) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
-	w.strAlways("role", m.Role)
-	w.str("content", m.Content)
-	w.str("name", m.Name)
+	w.String("role", m.Role)
+	w.NonEmpty("content", m.Content)
+	w.NonEmpty("name", m.Name)
 	if len(m.ToolCalls) > 0 {
-		w.key("tool_calls")
-		w.b, w.err = appendSlice(w.b, w.err, m.ToolCalls)
+		w.Key("tool_calls")
+		w.B, w.err = appendSlice(w.B, w.err, m.ToolCalls)
 	}
-	w.str("tool_call_id", m.ToolCallID)
+	w.NonEmpty("tool_call_id", m.ToolCallID)
 	if len(m.Parts) > 0 {
-		w.key("parts")
-		w.b, w.err = appendSlice(w.b, w.err, m.Parts)
+		w.Key("parts")
+		w.B, w.err = appendSlice(w.B, w.err, m.Parts)
 	}
 	if w.err != nil && err == nil {
 		err = w.err
 	}
-	return w.close(), err
+	return w.End(), err
 }
 
 // ToolCall is a model's request to call a tool.
@@ -188,10 +190,10 @@ type ToolCall struct {
 
 func (c *ToolCall) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
-	w.str("id", c.ID)
-	w.strAlways("name", c.Name)
+	w.NonEmpty("id", c.ID)
+	w.String("name", c.Name)
 	w.raw("arguments", c.Arguments)
-	return w.close(), err
+	return w.End(), err
 }
 
 // ToolDefinition describes a tool offered to a model.
@@ -203,10 +205,10 @@ type ToolDefinition struct {
 
 func (d *ToolDefinition) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
-	w.strAlways("name", d.Name)
-	w.str("description", d.Description)
+	w.String("name", d.Name)
+	w.NonEmpty("description", d.Description)
 	w.raw("parameters", d.Parameters)
-	return w.close(), err
+	return w.End(), err
 }
 
 // LLMSettings are the sampling settings of a request. Nil fields were not
@@ -236,23 +238,23 @@ func (s *LLMSettings) appendJSON(b []byte, err error) ([]byte, error) {
 	optFloat(&w, "top_p", s.TopP)
 	optInt(&w, "max_tokens", s.MaxTokens)
 	if len(s.Stop) > 0 {
-		w.key("stop")
-		w.b = append(w.b, '[')
+		w.Key("stop")
+		w.B = append(w.B, '[')
 		for i, v := range s.Stop {
 			if i > 0 {
-				w.b = append(w.b, ',')
+				w.B = append(w.B, ',')
 			}
-			w.b = appendJSONString(w.b, v)
+			w.B = jsonesc.AppendString(w.B, v)
 		}
-		w.b = append(w.b, ']')
+		w.B = append(w.B, ']')
 	}
 	optInt(&w, "seed", s.Seed)
 	optFloat(&w, "frequency_penalty", s.FrequencyPenalty)
 	optFloat(&w, "presence_penalty", s.PresencePenalty)
-	w.str("response_format", s.ResponseFormat)
-	w.str("tool_choice", s.ToolChoice)
-	w.str("reasoning_effort", s.ReasoningEffort)
-	return w.close(), err
+	w.NonEmpty("response_format", s.ResponseFormat)
+	w.NonEmpty("tool_choice", s.ToolChoice)
+	w.NonEmpty("reasoning_effort", s.ReasoningEffort)
+	return w.End(), err
 }
 
 // LLMRequest is the payload of an llm span: what was asked of the model.
@@ -276,27 +278,27 @@ type LLMRequest struct {
 
 func (r LLMRequest) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
-	w.str("operation", r.Operation)
-	w.str("provider", r.Provider)
-	w.str("model", r.Model)
-	w.str("system", r.System)
+	w.NonEmpty("operation", r.Operation)
+	w.NonEmpty("provider", r.Provider)
+	w.NonEmpty("model", r.Model)
+	w.NonEmpty("system", r.System)
 	if len(r.Messages) > 0 {
-		w.key("messages")
-		w.b, w.err = appendSlice(w.b, w.err, r.Messages)
+		w.Key("messages")
+		w.B, w.err = appendSlice(w.B, w.err, r.Messages)
 	}
 	if len(r.Tools) > 0 {
-		w.key("tools")
-		w.b, w.err = appendSlice(w.b, w.err, r.Tools)
+		w.Key("tools")
+		w.B, w.err = appendSlice(w.B, w.err, r.Tools)
 	}
 	if r.Settings != nil {
-		w.key("settings")
-		w.b, w.err = r.Settings.appendJSON(w.b, w.err)
+		w.Key("settings")
+		w.B, w.err = r.Settings.appendJSON(w.B, w.err)
 	}
-	w.boolean("stream", r.Stream)
+	w.True("stream", r.Stream)
 	if len(r.Metadata) > 0 {
 		w.any("metadata", r.Metadata)
 	}
-	return w.close(), firstErr(err, w.err)
+	return w.End(), firstErr(err, w.err)
 }
 
 // LLMResponse is the result payload of an llm span: what the model returned.
@@ -322,31 +324,31 @@ type LLMResponse struct {
 
 func (r LLMResponse) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
-	w.str("id", r.ID)
-	w.str("model", r.Model)
-	w.str("text", r.Text)
+	w.NonEmpty("id", r.ID)
+	w.NonEmpty("model", r.Model)
+	w.NonEmpty("text", r.Text)
 	if len(r.Messages) > 0 {
-		w.key("messages")
-		w.b, w.err = appendSlice(w.b, w.err, r.Messages)
+		w.Key("messages")
+		w.B, w.err = appendSlice(w.B, w.err, r.Messages)
 	}
 	if len(r.ToolCalls) > 0 {
-		w.key("tool_calls")
-		w.b, w.err = appendSlice(w.b, w.err, r.ToolCalls)
+		w.Key("tool_calls")
+		w.B, w.err = appendSlice(w.B, w.err, r.ToolCalls)
 	}
-	w.str("finish_reason", r.FinishReason)
-	w.str("service_tier", r.ServiceTier)
+	w.NonEmpty("finish_reason", r.FinishReason)
+	w.NonEmpty("service_tier", r.ServiceTier)
 	if r.Usage != nil {
-		w.key("token_usage")
-		w.b, w.err = r.Usage.appendJSON(w.b, w.err)
+		w.Key("token_usage")
+		w.B, w.err = r.Usage.appendJSON(w.B, w.err)
 	}
 	if r.Cost != nil {
-		w.key("cost")
-		w.b, w.err = r.Cost.appendJSON(w.b, w.err)
+		w.Key("cost")
+		w.B, w.err = r.Cost.appendJSON(w.B, w.err)
 	}
 	if len(r.Metadata) > 0 {
 		w.any("metadata", r.Metadata)
 	}
-	return w.close(), firstErr(err, w.err)
+	return w.End(), firstErr(err, w.err)
 }
 
 func (r LLMResponse) payloadUsage() (*Usage, *Cost) { return r.Usage, r.Cost }
@@ -364,10 +366,10 @@ type ToolInput struct {
 
 func (t ToolInput) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
-	w.strAlways("tool_name", t.Name)
-	w.str("call_id", t.CallID)
+	w.String("tool_name", t.Name)
+	w.NonEmpty("call_id", t.CallID)
 	w.any("arguments", t.Arguments)
-	return w.close(), firstErr(err, w.err)
+	return w.End(), firstErr(err, w.err)
 }
 
 // ToolOutput is the result payload of a tool span.
@@ -380,10 +382,10 @@ type ToolOutput struct {
 
 func (t ToolOutput) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
-	w.key("output")
+	w.Key("output")
 	w.anyValue(t.Output)
-	w.boolean("is_error", t.IsError)
-	return w.close(), firstErr(err, w.err)
+	w.True("is_error", t.IsError)
+	return w.End(), firstErr(err, w.err)
 }
 
 // AgentInput is the payload of an agent span: the root of one agent's work.
@@ -396,11 +398,11 @@ type AgentInput struct {
 
 func (a AgentInput) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
-	w.str("agent_name", a.Name)
-	w.str("session_id", a.SessionID)
-	w.str("model", a.Model)
+	w.NonEmpty("agent_name", a.Name)
+	w.NonEmpty("session_id", a.SessionID)
+	w.NonEmpty("model", a.Model)
 	w.any("input", a.Input)
-	return w.close(), firstErr(err, w.err)
+	return w.End(), firstErr(err, w.err)
 }
 
 // AgentOutput is the result payload of an agent span.
@@ -415,17 +417,17 @@ type AgentOutput struct {
 func (a AgentOutput) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
 	w.any("output", a.Output)
-	w.str("stop_reason", a.StopReason)
-	w.intNZ("turns", int64(a.Turns))
+	w.NonEmpty("stop_reason", a.StopReason)
+	w.NonZero("turns", int64(a.Turns))
 	if a.Usage != nil {
-		w.key("token_usage")
-		w.b, w.err = a.Usage.appendJSON(w.b, w.err)
+		w.Key("token_usage")
+		w.B, w.err = a.Usage.appendJSON(w.B, w.err)
 	}
 	if a.Cost != nil {
-		w.key("cost")
-		w.b, w.err = a.Cost.appendJSON(w.b, w.err)
+		w.Key("cost")
+		w.B, w.err = a.Cost.appendJSON(w.B, w.err)
 	}
-	return w.close(), firstErr(err, w.err)
+	return w.End(), firstErr(err, w.err)
 }
 
 // ChainInput is the payload of a chain span: one step of a pipeline.
@@ -436,9 +438,9 @@ type ChainInput struct {
 
 func (c ChainInput) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
-	w.str("name", c.Name)
+	w.NonEmpty("name", c.Name)
 	w.any("inputs", c.Inputs)
-	return w.close(), firstErr(err, w.err)
+	return w.End(), firstErr(err, w.err)
 }
 
 // ChainOutput is the result payload of a chain span.
@@ -449,7 +451,7 @@ type ChainOutput struct {
 func (c ChainOutput) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
 	w.any("outputs", c.Outputs)
-	return w.close(), firstErr(err, w.err)
+	return w.End(), firstErr(err, w.err)
 }
 
 // helpers
@@ -472,13 +474,13 @@ func appendSlice[T any, P appenderPtr[T]](b []byte, err error, s []T) ([]byte, e
 
 func optFloat(w *objWriter, k string, v *float64) {
 	if v != nil {
-		w.float(k, *v)
+		w.Float(k, *v)
 	}
 }
 
 func optInt(w *objWriter, k string, v *int64) {
 	if v != nil {
-		w.int(k, *v)
+		w.Int(k, *v)
 	}
 }
 

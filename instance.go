@@ -37,11 +37,7 @@ type Instance struct {
 	mixed   bool             // costs in more than one currency were seen
 	details map[string]int64 // summed Usage.Details of the finished spans
 
-	// Span counts are striped over cache lines (by span ID) so that spans
-	// ending on different cores do not contend on one counter.
-	_                [64]byte
-	stripes          [numStripes]countStripe
-	_                [64]byte
+	spans            spanCounts
 	promptTokens     atomic.Int64
 	completionTokens atomic.Int64
 	totalTokens      atomic.Int64
@@ -162,22 +158,16 @@ func (i *Instance) FailAt(err error, t time.Time) {
 }
 
 func (i *Instance) finish(target Status, info *ErrorInfo, explicit bool, at time.Time) {
-	for k := range i.stripes {
-		i.stripes[k].end.Lock()
-	}
-	defer func() {
-		for k := range i.stripes {
-			i.stripes[k].end.Unlock()
-		}
-	}()
+	i.spans.end.Lock()
+	defer i.spans.end.Unlock()
 	now := at
 	if now.IsZero() {
 		now = i.t.now()
 	} else if now.Before(i.base.StartedAt) {
 		now = i.base.StartedAt
 	}
-	// The status changes only here, under every stripe lock, which are
-	// held: it cannot change between this check and the update below.
+	// The status changes only here, under the end lock, which is held: it
+	// cannot change between this check and the update below.
 	if i.Status() != StatusActive {
 		if explicit {
 			i.t.illegal()
@@ -205,13 +195,10 @@ const ErrorTypeInstanceEnded = "instance_ended"
 
 // abandonOpen ends the instance's spans that are still open at now: an
 // active one fails, a pending one is cancelled, both with an ErrorInfo of
-// type ErrorTypeInstanceEnded. Every stripe lock is held.
+// type ErrorTypeInstanceEnded. The end lock is held.
 func (i *Instance) abandonOpen(now time.Time) {
-	for k := range i.stripes {
-		st := &i.stripes[k]
-		for st.open != nil {
-			st.open.abandon(now)
-		}
+	for i.spans.open != nil {
+		i.spans.open.abandon(now)
 	}
 }
 
@@ -330,26 +317,7 @@ func (i *Instance) summaryLocked() Summary {
 		Status: i.status, StartedAt: i.base.StartedAt, EndedAt: i.endedAt,
 		TimeToFirstToken: i.ttft, CostMixedCurrency: i.mixed, SpansAbandoned: i.abandoned.Load(),
 	}
-	c := &s.Spans
-	for k := range i.stripes {
-		st := &i.stripes[k]
-		// Later transitions first: a span counted by one is then surely
-		// counted by the ones it came from, so no count comes out negative.
-		complete := st.counts[StatusComplete].Load()
-		failed := st.counts[StatusFailed].Load()
-		cancelled := st.counts[StatusCancelled].Load()
-		activated := st.counts[StatusActive].Load()
-		pending := st.counts[StatusPending].Load()
-		total := st.total.Load()
-		c.Total += total
-		c.Pending += max(pending-activated-cancelled, 0)
-		c.Active += max(total-pending+activated-complete-failed, 0)
-		c.Complete += complete
-		c.Failed += failed
-		c.Cancelled += cancelled
-		s.LLMCalls += st.llm.Load()
-	}
-	c.Finished = c.Complete + c.Failed + c.Cancelled
+	s.Spans, s.LLMCalls = i.spans.summary()
 	if i.usageSeen.Load() {
 		s.Usage = &Usage{
 			PromptTokens:     i.promptTokens.Load(),
@@ -370,32 +338,46 @@ func (i *Instance) summaryLocked() Summary {
 	return s
 }
 
-// numStripes is the number of cache lines counters are spread over.
-const numStripes = 8
-
-// countStripe is one cache line of span counters. They only grow, so that
-// each transition adds to one of them: counts[StatusPending] counts spans
-// started pending, counts[StatusActive] activations of pending spans, and
-// the finished statuses the ends. Summary derives the current counts.
-type countStripe struct {
+// spanCounts are an instance's span counters and open spans. The counters
+// only grow, so that each transition adds to one of them:
+// counts[StatusPending] counts spans started pending, counts[StatusActive]
+// activations of pending spans, and the finished statuses the ends;
+// summary derives the current counts.
+type spanCounts struct {
 	counts [StatusTerminated + 1]atomic.Int64
 	total  atomic.Int64
 	llm    atomic.Int64
-	// end is held by a span of this stripe while Start queues its start
-	// record and from reading its end time through queuing its end record,
-	// and by the instance (all stripes) from reading its own end time
-	// through queuing its end. So a span that ended before its instance is
-	// queued before the instance's end, and a span starts before its
-	// instance ends or not at all.
+	// end is held by a span while Start queues its start record and from
+	// reading its end time through queuing its end record, and by the
+	// instance from reading its own end time through queuing its end. So a
+	// span that ended before its instance is queued before the instance's
+	// end, and a span starts before its instance ends or not at all.
 	end sync.Mutex
-	// open lists the stripe's spans that have started and not ended, most
-	// recent first (Span.openPrev, Span.openNext); guarded by end.
+	// open lists the spans that have started and not ended, most recent
+	// first (Span.openPrev, Span.openNext); guarded by end.
 	open *Span
-	_    [40]byte
 }
 
-// link adds s to the stripe's open spans; st.end is held.
-func (st *countStripe) link(s *Span) {
+// summary returns the current span counts and the LLM calls.
+func (st *spanCounts) summary() (c SpanCounts, llm int64) {
+	// Later transitions first: a span counted by one is then surely
+	// counted by the ones it came from, so no count comes out negative.
+	complete := st.counts[StatusComplete].Load()
+	failed := st.counts[StatusFailed].Load()
+	cancelled := st.counts[StatusCancelled].Load()
+	activated := st.counts[StatusActive].Load()
+	pending := st.counts[StatusPending].Load()
+	total := st.total.Load()
+	c.Total = total
+	c.Pending = max(pending-activated-cancelled, 0)
+	c.Active = max(total-pending+activated-complete-failed, 0)
+	c.Complete, c.Failed, c.Cancelled = complete, failed, cancelled
+	c.Finished = complete + failed + cancelled
+	return c, st.llm.Load()
+}
+
+// link adds s to the open spans; st.end is held.
+func (st *spanCounts) link(s *Span) {
 	s.openNext = st.open
 	if st.open != nil {
 		st.open.openPrev = s
@@ -403,9 +385,8 @@ func (st *countStripe) link(s *Span) {
 	st.open = s
 }
 
-// unlink removes s from the stripe's open spans, if it is there; st.end
-// is held.
-func (st *countStripe) unlink(s *Span) {
+// unlink removes s from the open spans, if it is there; st.end is held.
+func (st *spanCounts) unlink(s *Span) {
 	switch {
 	case s.openPrev != nil:
 		s.openPrev.openNext = s.openNext
@@ -420,20 +401,17 @@ func (st *countStripe) unlink(s *Span) {
 	s.openPrev, s.openNext = nil, nil
 }
 
-// endLock locks the end stripe of span id; see countStripe.end.
-func (i *Instance) endLock(id ID) *sync.Mutex {
-	m := &i.stripes[stripe(id)].end
+// endLock locks the instance's end lock; see spanCounts.end.
+func (i *Instance) endLock() *sync.Mutex {
+	m := &i.spans.end
 	m.Lock()
 	return m
 }
 
-// stripe picks a span's counter stripe from the random bits of its ID.
-func stripe(id ID) int { return int(id[15] & (numStripes - 1)) }
-
-// move updates the span counts for one transition of span id (from 0: a
-// new span).
-func (i *Instance) move(id ID, from, to Status) {
-	st := &i.stripes[stripe(id)]
+// move updates the span counts for one transition of a span (from 0: a new
+// span).
+func (i *Instance) move(from, to Status) {
+	st := &i.spans
 	if from == 0 {
 		st.total.Add(1)
 		if to == StatusActive {
@@ -446,7 +424,7 @@ func (i *Instance) move(id ID, from, to Status) {
 // rollup adds a finished span's usage and cost; the span's mu is held.
 func (i *Instance) rollup(s *Span) {
 	if isLLMType(s.typ) {
-		i.stripes[stripe(s.id)].llm.Add(1)
+		i.spans.llm.Add(1)
 	}
 	if u := s.usage; u != nil {
 		i.promptTokens.Add(u.PromptTokens)

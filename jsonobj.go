@@ -5,89 +5,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"strconv"
 	"unicode/utf8"
 
 	"github.com/agenttrace/agenttrace/internal/jsonesc"
+	"github.com/agenttrace/agenttrace/internal/jsonw"
 )
 
-// This file holds the small JSON object writer used by the typed payloads, so the
-// common payloads encode without reflection. Every string goes through
-// appendJSONString, which also repairs invalid UTF-8.
+// This file holds what the typed payloads add to the object writer of
+// internal/jsonw (raw JSON, values of any type, the first encoding error),
+// so the common payloads encode without reflection. Every string goes
+// through jsonesc, which also repairs invalid UTF-8.
 
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD;
-// HTML characters are not escaped.
-func appendJSONString(b []byte, s string) []byte { return jsonesc.AppendString(b, s) }
-
-// objWriter appends the members of one JSON object.
+// objWriter appends the members of one JSON object, keeping the first
+// encoding error of the values it writes.
 type objWriter struct {
-	b   []byte
-	n   int
+	jsonw.Object
 	err error
 }
 
-func newObj(b []byte) objWriter { return objWriter{b: append(b, '{')} }
-
-// key starts a member named by one of this package's constant keys, which
-// are plain ASCII and need no escaping.
-func (w *objWriter) key(k string) {
-	if w.n > 0 {
-		w.b = append(w.b, ',', '"')
-	} else {
-		w.b = append(w.b, '"')
-	}
-	w.n++
-	w.b = append(w.b, k...)
-	w.b = append(w.b, '"', ':')
-}
-
-// anyKey starts a member named by a caller's key, escaped.
-func (w *objWriter) anyKey(k string) {
-	if w.n > 0 {
-		w.b = append(w.b, ',')
-	}
-	w.n++
-	w.b = appendJSONString(w.b, k)
-	w.b = append(w.b, ':')
-}
-
-func (w *objWriter) str(k, v string) {
-	if v == "" {
-		return
-	}
-	w.key(k)
-	w.b = appendJSONString(w.b, v)
-}
-
-func (w *objWriter) strAlways(k, v string) {
-	w.key(k)
-	w.b = appendJSONString(w.b, v)
-}
-
-func (w *objWriter) int(k string, v int64) {
-	w.key(k)
-	w.b = strconv.AppendInt(w.b, v, 10)
-}
-
-func (w *objWriter) intNZ(k string, v int64) {
-	if v != 0 {
-		w.int(k, v)
-	}
-}
-
-func (w *objWriter) float(k string, v float64) {
-	w.key(k)
-	w.b = appendFloat(w.b, v)
-}
-
-func (w *objWriter) boolean(k string, v bool) {
-	if !v {
-		return
-	}
-	w.key(k)
-	w.b = append(w.b, "true"...)
-}
+func newObj(b []byte) objWriter { return objWriter{Object: jsonw.Begin(b)} }
 
 // raw appends already-encoded JSON; invalid JSON is embedded as a string so
 // the output stays valid.
@@ -95,8 +31,8 @@ func (w *objWriter) raw(k string, v json.RawMessage) {
 	if len(v) == 0 {
 		return
 	}
-	w.key(k)
-	w.b = appendRawJSON(w.b, v)
+	w.Key(k)
+	w.B = appendRawJSON(w.B, v)
 }
 
 // any appends v with the reflection-based encoder, or nothing if v is nil.
@@ -104,44 +40,35 @@ func (w *objWriter) any(k string, v any) {
 	if v == nil {
 		return
 	}
-	w.key(k)
+	w.Key(k)
 	w.anyValue(v)
 }
 
 func (w *objWriter) anyValue(v any) {
 	switch x := v.(type) {
 	case nil:
-		w.b = append(w.b, "null"...)
+		w.B = append(w.B, "null"...)
 	case string:
-		w.b = appendJSONString(w.b, x)
+		w.B = jsonesc.AppendString(w.B, x)
 	case json.RawMessage:
-		w.b = appendRawJSON(w.b, x)
+		w.B = appendRawJSON(w.B, x)
 	case appender:
 		if isNilPtr(v) {
-			w.b = append(w.b, "null"...)
+			w.B = append(w.B, "null"...)
 			return
 		}
-		w.b, w.err = x.appendJSON(w.b, w.err)
+		w.B, w.err = x.appendJSON(w.B, w.err)
 	default:
 		enc, err := marshalValue(v)
 		if err != nil {
 			if w.err == nil {
 				w.err = err
 			}
-			w.b = append(w.b, "null"...)
+			w.B = append(w.B, "null"...)
 			return
 		}
-		w.b = append(w.b, enc...)
+		w.B = append(w.B, enc...)
 	}
-}
-
-func (w *objWriter) close() []byte { return append(w.b, '}') }
-
-func appendFloat(b []byte, v float64) []byte {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return append(b, "null"...)
-	}
-	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
 
 // appendRawJSON appends v if it is valid JSON, and as a JSON string otherwise.
@@ -152,7 +79,7 @@ func appendRawJSON(b []byte, v json.RawMessage) []byte {
 		}
 		return append(b, bytes.ToValidUTF8(v, []byte("\ufffd"))...)
 	}
-	return appendJSONString(b, string(v))
+	return jsonesc.AppendString(b, string(v))
 }
 
 // appender is implemented by the typed payloads, which encode themselves

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/agenttrace/agenttrace/internal/jsonesc"
 )
 
 // Values far over the payload cap are cut before they are encoded, so that
@@ -80,9 +82,9 @@ type rawPreview struct{ text []byte }
 
 func (p rawPreview) appendJSON(b []byte, err error) ([]byte, error) {
 	w := newObj(b)
-	w.key("preview")
-	w.b = appendJSONString(w.b, string(p.text))
-	return w.close(), err
+	w.Key("preview")
+	w.B = jsonesc.AppendString(w.B, string(p.text))
+	return w.End(), err
 }
 
 func cutRaw(raw []byte, limit int) (any, int) {
@@ -199,7 +201,7 @@ func appendLongSlice(b []byte, v any, stop int) ([]byte, int, error) {
 	}
 	written := len(b) - start
 	b = append(b, ',')
-	b = appendJSONString(b, truncSuffix+" "+strconv.Itoa(n-i)+" more")
+	b = jsonesc.AppendString(b, truncSuffix+" "+strconv.Itoa(n-i)+" more")
 	return append(b, ']'), written * n / i, nil
 }
 
@@ -255,9 +257,9 @@ func appendLongMap(b []byte, v any, stop int) ([]byte, int, error) {
 	}
 	written := len(b) - start
 	b = append(b, ',')
-	b = appendJSONString(b, truncSuffix)
+	b = jsonesc.AppendString(b, truncSuffix)
 	b = append(b, ':')
-	b = appendJSONString(b, strconv.Itoa(n-i)+" more")
+	b = jsonesc.AppendString(b, strconv.Itoa(n-i)+" more")
 	return append(b, '}'), written * n / i, nil
 }
 

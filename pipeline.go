@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -93,13 +92,12 @@ type entry struct {
 }
 
 // recMeta is what the pipeline keeps about a record: the span or instance
-// it is of (for coalescing and loss marking), the bytes charged to the
-// queue, and its place in the recording order across shards.
+// it is of (for coalescing and loss marking) and the bytes charged to the
+// queue.
 type recMeta struct {
 	span *Span     // nil for instance records
 	inst *Instance // set on instance records
 	size int
-	seq  uint64
 }
 
 type flushReq struct{ done chan flushResult }
@@ -111,11 +109,8 @@ type flushResult struct {
 }
 
 // queue is one exporter's bounded queue and the state of its worker.
-//
-// The queue is split into shards (a span's records always go to the shard
-// its ID picks) so that producers on different cores rarely contend on one
-// lock. A global sequence number, taken under the shard lock, restores the
-// recording order when the worker takes all shards at once.
+// Producers append records to buf under its lock, in recording order; the
+// worker takes them all at once.
 type queue struct {
 	t    *Tracer
 	bit  uint64
@@ -123,20 +118,13 @@ type queue struct {
 	exp  Exporter
 	name string
 
-	shards []shard
-	mask   int
+	buf buffer
 
 	// used packs the records (high bits) and bytes (low usedBits bits)
-	// queued or being exported; seq orders records across shards. Every
-	// push writes both: they share a cache line of their own, apart from
-	// the fields the worker reads.
-	_     [64]byte
+	// queued or being exported.
 	used  atomic.Int64
-	seq   atomic.Uint64
-	_     [48]byte
 	woken atomic.Bool // the worker was told a batch is full since its last take
 	lossy atomic.Bool // an export failed: later records may have lost their start
-	_     [62]byte
 
 	spaceMu sync.Mutex
 	space   chan struct{} // closed when room is made, if waiters > 0
@@ -171,30 +159,23 @@ type queue struct {
 
 	shutdownErr error
 	index       map[*Span]int
-	merged      []entry
 	recs        []Record // the records of a synchronous batch (worker only)
 	metas       []recMeta
 	states      []atomic.Uint32
-	lists       [][]entry
-	heads       []int
-	nextSeq     uint64 // the sequence number the next take starts at
-	// mergeFallbacks counts the takes place could not order directly
-	// (expected to stay zero; tests check it).
-	mergeFallbacks int
-	logState       logState
+	logState    logState
 }
 
-// shard is one lock's worth of a queue.
-type shard struct {
+// buffer holds a queue's records until the worker takes them, with the
+// counts of what was offered to it; mu guards every field.
+type buffer struct {
 	mu        sync.Mutex
 	recs      []entry
-	spare     []entry
-	gen       uint32 // bumped when the worker takes recs
+	spare     []entry // recs of the last take, handed back emptied
+	gen       uint32  // bumped when the worker takes recs
 	closed    bool
 	recorded  uint64
 	coalesced uint64
 	dropped   [numDropReasons]uint64
-	_         [64]byte
 }
 
 const usedBits = 40
@@ -210,14 +191,9 @@ type exportErr struct {
 }
 
 func newQueue(t *Tracer, i int, e Exporter) *queue {
-	n := 1
-	for n < 4*runtime.GOMAXPROCS(0) && n < 32 {
-		n *= 2
-	}
 	q := &queue{
 		t: t, bit: 1 << uint(i), slot: -1, exp: e, name: exporterName(i, e),
-		shards:  make([]shard, n),
-		mask:    n - 1,
+		buf:     buffer{gen: 1},
 		space:   make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		flushCh: make(chan flushReq),
@@ -225,11 +201,6 @@ func newQueue(t *Tracer, i int, e Exporter) *queue {
 		stopped: make(chan struct{}),
 		index:   make(map[*Span]int),
 		flight:  make(map[*Batch]struct{}),
-		nextSeq: 1,
-		heads:   make([]int, n),
-	}
-	for k := range q.shards {
-		q.shards[k].gen = 1
 	}
 	if i < producerCoalesceQueues {
 		q.slot = i
@@ -245,8 +216,6 @@ func exporterName(i int, e Exporter) string {
 	}
 	return fmt.Sprintf("%T#%d", e, i)
 }
-
-func (q *queue) shardOf(id ID) *shard { return &q.shards[int(id[14])&q.mask] }
 
 // orphaned reports whether a record of kind, of span s or instance inst,
 // can no longer be placed by this exporter: its span's start, its parent or
@@ -271,24 +240,22 @@ func (q *queue) orphaned(kind RecordKind, s *Span, inst *Instance) bool {
 }
 
 func (q *queue) pushSpan(kind RecordKind, s *Span, size int) {
-	sh := q.shardOf(s.id)
 	if q.orphaned(kind, s, nil) {
-		q.drop(sh, DropOrphaned)
+		q.drop(DropOrphaned)
 		return
 	}
-	if !q.push(sh, kind, size, s, nil) && kind == SpanStarted {
+	if !q.push(kind, size, s, nil) && kind == SpanStarted {
 		s.dropped.Or(q.bit)
 	}
 }
 
 func (q *queue) pushInstance(e *entry, inst *Instance) {
-	sh := q.shardOf(inst.id)
 	kind := e.rec.Kind
 	if q.orphaned(kind, nil, inst) {
-		q.drop(sh, DropOrphaned)
+		q.drop(DropOrphaned)
 		return
 	}
-	ok := q.push(sh, kind, e.meta.size, nil, e)
+	ok := q.push(kind, e.meta.size, nil, e)
 	switch {
 	case !ok && kind == InstanceStarted:
 		inst.dropped.Or(q.bit)
@@ -305,13 +272,6 @@ func (q *queue) nudge() {
 	case q.wake <- struct{}{}:
 	default:
 	}
-}
-
-func (q *queue) drop(sh *shard, r DropReason) {
-	sh.mu.Lock()
-	sh.recorded++
-	sh.dropped[r]++
-	sh.mu.Unlock()
 }
 
 // reserve charges n records and bytes to the queue if that stays within
@@ -333,26 +293,27 @@ func (q *queue) reserve(n, bytes, maxRecs, maxBytes int) (int, bool, DropReason)
 	}
 }
 
-// push adds a record of kind and size to shard sh if there is room: a
+// push adds a record of kind and size to the queue if there is room: a
 // snapshot of span s, or the instance entry in. Records that begin
 // something (span starts) get only 7/8 of the limits, so that the ends of
 // what was already queued still find room.
-func (q *queue) push(sh *shard, kind RecordKind, size int, s *Span, in *entry) bool {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	sh.recorded++
-	if sh.closed {
-		sh.dropped[DropShutdown]++
+func (q *queue) push(kind RecordKind, size int, s *Span, in *entry) bool {
+	buf := &q.buf
+	buf.mu.Lock()
+	defer buf.mu.Unlock()
+	buf.recorded++
+	if buf.closed {
+		buf.dropped[DropShutdown]++
 		return false
 	}
-	if q.coalesceQueued(sh, kind, size, s) {
+	if q.coalesceQueued(kind, size, s) {
 		return true
 	}
-	queued, ok := q.reserveOrWait(sh, kind, size)
+	queued, ok := q.reserveOrWait(kind, size)
 	if !ok {
 		return false
 	}
-	q.writeSlot(sh, kind, size, s, in)
+	q.writeSlot(kind, size, s, in)
 	if queued-int(q.outstanding.Load()) >= q.t.cfg.maxBatchRecords && !q.woken.Load() && q.woken.CompareAndSwap(false, true) {
 		q.nudge() // a batch is full
 	}
@@ -370,24 +331,24 @@ func (q *queue) limits(kind RecordKind) (maxRecs, maxBytes int) {
 }
 
 // reserveOrWait charges one record of size bytes, waiting for room up to
-// the block timeout (WithBlockOnFull) if there is none. sh.mu is held on
-// entry and on return (it is let go while waiting). On failure the drop is
-// counted.
-func (q *queue) reserveOrWait(sh *shard, kind RecordKind, size int) (queued int, ok bool) {
+// the block timeout (WithBlockOnFull) if there is none. q.buf.mu is held
+// on entry and on return (it is let go while waiting). On failure the drop
+// is counted.
+func (q *queue) reserveOrWait(kind RecordKind, size int) (queued int, ok bool) {
 	maxRecs, maxBytes := q.limits(kind)
 	queued, ok, reason := q.reserve(1, size, maxRecs, maxBytes)
 	switch {
 	case ok:
 		return queued, true
 	case q.t.cfg.blockTimeout <= 0:
-		sh.dropped[reason]++
+		q.buf.dropped[reason]++
 		return 0, false
 	}
 	deadline := time.NewTimer(q.t.cfg.blockTimeout)
 	defer deadline.Stop()
 	for {
-		if r, waited := q.waitForRoom(sh, deadline.C); !waited {
-			sh.dropped[r]++
+		if r, waited := q.waitForRoom(deadline.C); !waited {
+			q.buf.dropped[r]++
 			return 0, false
 		}
 		if queued, ok, _ := q.reserve(1, size, maxRecs, maxBytes); ok {
@@ -396,15 +357,15 @@ func (q *queue) reserveOrWait(sh *shard, kind RecordKind, size int) (queued int,
 	}
 }
 
-// waitForRoom lets sh.mu go until the worker makes room or timeout fires,
-// and takes it back. It reports false, with the drop reason, when the wait
-// timed out or the queue closed meanwhile.
-func (q *queue) waitForRoom(sh *shard, timeout <-chan time.Time) (DropReason, bool) {
+// waitForRoom lets q.buf.mu go until the worker makes room or timeout
+// fires, and takes it back. It reports false, with the drop reason, when
+// the wait timed out or the queue closed meanwhile.
+func (q *queue) waitForRoom(timeout <-chan time.Time) (DropReason, bool) {
 	q.waiters.Add(1)
 	q.spaceMu.Lock()
 	space := q.space
 	q.spaceMu.Unlock()
-	sh.mu.Unlock()
+	q.buf.mu.Unlock()
 	q.nudge()
 	timedOut := false
 	select {
@@ -413,38 +374,38 @@ func (q *queue) waitForRoom(sh *shard, timeout <-chan time.Time) (DropReason, bo
 		timedOut = true
 	}
 	q.waiters.Add(-1)
-	sh.mu.Lock()
+	q.buf.mu.Lock()
 	switch {
 	case timedOut:
 		return DropBlockTimeout, false
-	case sh.closed:
+	case q.buf.closed:
 		return DropShutdown, false
 	}
 	return 0, true
 }
 
-// writeSlot appends the record to the shard, writing the span's snapshot
-// straight into its slot. sh.mu is held.
-func (q *queue) writeSlot(sh *shard, kind RecordKind, size int, s *Span, in *entry) {
-	n := len(sh.recs)
-	if n < cap(sh.recs) {
-		sh.recs = sh.recs[:n+1]
+// writeSlot appends the record to the buffer, writing the span's snapshot
+// straight into its slot. q.buf.mu is held.
+func (q *queue) writeSlot(kind RecordKind, size int, s *Span, in *entry) {
+	buf := &q.buf
+	n := len(buf.recs)
+	if n < cap(buf.recs) {
+		buf.recs = buf.recs[:n+1]
 	} else {
-		sh.recs = append(sh.recs, entry{})
+		buf.recs = append(buf.recs, entry{})
 	}
-	e := &sh.recs[n]
+	e := &buf.recs[n]
 	if s != nil {
 		e.rec.Kind, e.rec.Instance = kind, nil
 		s.snapshotInto(&e.rec.Span)
 		e.meta = recMeta{span: s}
 		if q.slot >= 0 && kind == SpanStarted {
-			s.slots[q.slot] = queueSlot{gen: sh.gen, idx: uint32(n)}
+			s.slots[q.slot] = queueSlot{gen: buf.gen, idx: uint32(n)}
 		}
 	} else {
 		*e = *in
 	}
 	e.meta.size = size
-	e.meta.seq = q.seq.Add(1)
 }
 
 // Coalescing. A later record of a span (activated, ended) whose start
@@ -463,16 +424,16 @@ func (q *queue) writeSlot(sh *shard, kind RecordKind, size int, s *Span, in *ent
 // Both write the span's state with snapshotInto, the one field list.
 
 // coalesceQueued merges a later record of span s into its queued start
-// record, if there is one and the size change fits; sh.mu is held.
-func (q *queue) coalesceQueued(sh *shard, kind RecordKind, size int, s *Span) bool {
+// record, if there is one and the size change fits; q.buf.mu is held.
+func (q *queue) coalesceQueued(kind RecordKind, size int, s *Span) bool {
 	if s == nil || q.slot < 0 || kind == SpanStarted {
 		return false
 	}
 	sl := s.slots[q.slot]
-	if sl.gen != sh.gen {
+	if sl.gen != q.buf.gen {
 		return false
 	}
-	old := &sh.recs[sl.idx]
+	old := &q.buf.recs[sl.idx]
 	if size != old.meta.size {
 		maxRecs, maxBytes := q.limits(kind)
 		if _, ok, _ := q.reserve(0, size-old.meta.size, maxRecs, maxBytes); !ok {
@@ -481,7 +442,7 @@ func (q *queue) coalesceQueued(sh *shard, kind RecordKind, size int, s *Span) bo
 	}
 	s.snapshotInto(&old.rec.Span)
 	old.meta.size = size
-	sh.coalesced++
+	q.buf.coalesced++
 	return true
 }
 
@@ -521,85 +482,27 @@ func (q *queue) coalesce(recs []entry) ([]entry, int) {
 	return recs[:n], freed
 }
 
-// take moves the queued records of every shard to the worker, merged in
-// recording order. All shard locks are held together, so the take is a
-// cut: a record is in it only if every record pushed before it is too.
+// take moves the queued records to the worker, in recording order.
 func (q *queue) take() []entry {
-	for k := range q.shards {
-		q.shards[k].mu.Lock()
-	}
-	lists := q.lists[:0]
-	total := 0
-	for k := range q.shards {
-		sh := &q.shards[k]
-		lists = append(lists, sh.recs)
-		total += len(sh.recs)
-		sh.recs = sh.spare[:0]
-		sh.spare = nil
-		sh.gen++
-	}
+	buf := &q.buf
+	buf.mu.Lock()
+	defer buf.mu.Unlock()
+	recs := buf.recs
+	buf.recs, buf.spare = buf.spare, nil
+	buf.gen++
 	q.woken.Store(false)
-	for k := len(q.shards) - 1; k >= 0; k-- {
-		q.shards[k].mu.Unlock()
-	}
-	q.lists = lists
-	out := q.place(lists, total)
-	// Give the shards their emptied slices back.
-	for k, l := range lists {
-		clear(l)
-		sh := &q.shards[k]
-		sh.mu.Lock()
-		if sh.spare == nil {
-			sh.spare = l[:0]
-		}
-		sh.mu.Unlock()
-		lists[k] = nil
-	}
-	return out
+	return recs
 }
 
-// place merges the records taken from the shards into recording order.
-// Every record pushed took the next sequence number under its shard's lock,
-// and a take holds every shard lock, so the records of one take carry the
-// consecutive numbers from q.nextSeq: each goes straight to its position.
-// Should that ever not hold, it falls back to a merge by comparison.
-func (q *queue) place(lists [][]entry, total int) []entry {
-	out := slices.Grow(q.merged[:0], total)[:total]
-	lo := q.nextSeq
-	for _, l := range lists {
-		for i := range l {
-			k := l[i].meta.seq - lo
-			if k >= uint64(total) || out[k].rec.Kind != 0 {
-				clear(out)
-				q.mergeFallbacks++
-				return q.mergeBySeq(lists, total)
-			}
-			out[k] = l[i]
-		}
+// giveBack hands the emptied slice of a take back to the buffer, for the
+// next records.
+func (q *queue) giveBack(recs []entry) {
+	clear(recs)
+	q.buf.mu.Lock()
+	if q.buf.spare == nil {
+		q.buf.spare = recs[:0]
 	}
-	q.nextSeq = lo + uint64(total)
-	return out
-}
-
-// mergeBySeq merges the shards' records by comparing sequence numbers.
-func (q *queue) mergeBySeq(lists [][]entry, total int) []entry {
-	out := q.merged[:0]
-	heads := q.heads
-	clear(heads)
-	var last uint64
-	for len(out) < total {
-		best := -1
-		for k, l := range lists {
-			if heads[k] < len(l) && (best < 0 || l[heads[k]].meta.seq < lists[best][heads[best]].meta.seq) {
-				best = k
-			}
-		}
-		out = append(out, lists[best][heads[best]])
-		last = lists[best][heads[best]].meta.seq
-		heads[best]++
-	}
-	q.nextSeq = last + 1
-	return out
+	q.buf.mu.Unlock()
 }
 
 // release gives back the room of n records of size bytes.
@@ -624,12 +527,9 @@ func (q *queue) close(ctx context.Context) {
 		q.closeMu.Lock()
 		q.closeCtx = ctx
 		q.closeMu.Unlock()
-		for k := range q.shards {
-			sh := &q.shards[k]
-			sh.mu.Lock()
-			sh.closed = true
-			sh.mu.Unlock()
-		}
+		q.buf.mu.Lock()
+		q.buf.closed = true
+		q.buf.mu.Unlock()
 		close(q.stopCh)
 	})
 }
@@ -675,6 +575,7 @@ func (q *queue) run() {
 func (q *queue) exportAll() {
 	recs := q.take()
 	if len(recs) == 0 {
+		q.giveBack(recs)
 		return
 	}
 	before := len(recs)
@@ -716,8 +617,7 @@ func (q *queue) exportAll() {
 		clear(q.recs)
 		clear(q.metas)
 	}
-	clear(recs)
-	q.merged = recs[:0]
+	q.giveBack(recs)
 }
 
 // batchEnd returns the end of the batch that starts at recs[start], within
@@ -855,11 +755,19 @@ func (q *queue) exportSync(b *Batch) {
 	}
 }
 
+// drop counts a record offered and dropped at once for reason r.
+func (q *queue) drop(r DropReason) {
+	q.buf.mu.Lock()
+	q.buf.recorded++
+	q.buf.dropped[r]++
+	q.buf.mu.Unlock()
+}
+
+// count counts n records, taken from the buffer, dropped for reason r.
 func (q *queue) count(r DropReason, n int) {
-	sh := &q.shards[0]
-	sh.mu.Lock()
-	sh.dropped[r] += uint64(n)
-	sh.mu.Unlock()
+	q.buf.mu.Lock()
+	q.buf.dropped[r] += uint64(n)
+	q.buf.mu.Unlock()
 }
 
 // partialFailures returns which records of a batch of n a *PartialError

@@ -40,8 +40,8 @@ type Span struct {
 	// queue's mu.
 	slots [producerCoalesceQueues]queueSlot
 
-	// openPrev and openNext link the span into its instance stripe's list
-	// of open spans (countStripe.open), guarded by the stripe's end lock.
+	// openPrev and openNext link the span into its instance's list of open
+	// spans (spanCounts.open), guarded by the instance's end lock.
 	openPrev, openNext *Span
 
 	mu         sync.Mutex
@@ -206,7 +206,7 @@ func (s *Span) activate(at time.Time) {
 	}
 	s.status = StatusActive
 	s.startedAt = now
-	s.inst.move(s.id, StatusPending, StatusActive)
+	s.inst.move(StatusPending, StatusActive)
 	s.t.emitSpan(SpanActivated, s)
 }
 
@@ -263,7 +263,7 @@ func (s *Span) Cancel(reason string) {
 	if s == nil {
 		return
 	}
-	defer s.inst.endLock(s.id).Unlock()
+	defer s.inst.endLock().Unlock()
 	now := s.t.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -276,7 +276,7 @@ func (s *Span) Cancel(reason string) {
 }
 
 func (s *Span) finish(target Status, info *ErrorInfo, explicit bool, at time.Time) {
-	defer s.inst.endLock(s.id).Unlock()
+	defer s.inst.endLock().Unlock()
 	now := at
 	if now.IsZero() {
 		now = s.t.now()
@@ -312,12 +312,12 @@ func (s *Span) finish(target Status, info *ErrorInfo, explicit bool, at time.Tim
 }
 
 // abandon ends the span because its instance ends at now: see
-// Instance.End. The stripe's end lock is held.
+// Instance.End. The instance's end lock is held.
 func (s *Span) abandon(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.status.Finished() {
-		s.inst.stripes[stripe(s.id)].unlink(s)
+		s.inst.spans.unlink(s)
 		return
 	}
 	target := StatusFailed
@@ -333,16 +333,16 @@ func (s *Span) abandon(now time.Time) {
 	s.endLocked(target, now)
 }
 
-// endLocked records the final status; s.mu and the stripe's end lock are
+// endLocked records the final status; s.mu and the instance's end lock are
 // held.
 func (s *Span) endLocked(target Status, now time.Time) {
-	s.inst.stripes[stripe(s.id)].unlink(s)
+	s.inst.spans.unlink(s)
 	old := s.status
 	s.status = target
 	s.endedAt = now
-	s.inst.move(s.id, old, target)
+	s.inst.move(old, target)
 	s.inst.rollup(s)
-	s.t.stats.spans[stripe(s.id)].ended.Add(1)
+	s.t.stats.spansEnded.Add(1)
 	s.t.emitSpan(SpanEnded, s)
 }
 

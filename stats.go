@@ -160,17 +160,10 @@ func (t *Tracer) Stats() Stats {
 
 func (q *queue) stats() ExporterStats {
 	e := ExporterStats{Name: q.name}
-	var dropped [numDropReasons]uint64
-	for k := range q.shards {
-		sh := &q.shards[k]
-		sh.mu.Lock()
-		e.Recorded += sh.recorded
-		e.Coalesced += sh.coalesced
-		for r, n := range sh.dropped {
-			dropped[r] += n
-		}
-		sh.mu.Unlock()
-	}
+	q.buf.mu.Lock()
+	e.Recorded, e.Coalesced = q.buf.recorded, q.buf.coalesced
+	dropped := q.buf.dropped
+	q.buf.mu.Unlock()
 	e.Dropped = dropCounts(dropped)
 	e.Queued, e.QueuedBytes = unpackUsed(q.used.Load())
 	e.Exported = q.exported.Load()

@@ -33,11 +33,7 @@ type Tracer struct {
 }
 
 type tracerCounters struct {
-	// The stripes are written by every span: padding keeps them off the
-	// lines of the fields around them, which Start reads.
-	_                                [64]byte
-	spans                            [numStripes]spanStripe
-	_                                [64]byte
+	spansStarted, spansEnded         atomic.Uint64
 	instancesStarted, instancesEnded atomic.Uint64
 	illegal, unknownTypes            atomic.Uint64
 	truncated, payloadErrors         atomic.Uint64
@@ -46,18 +42,10 @@ type tracerCounters struct {
 	hookPanics                       atomic.Uint64
 }
 
-// spanStripe is one cache line of the tracer's span counters.
-type spanStripe struct {
-	started, ended atomic.Uint64
-	_              [48]byte
-}
-
 func (c *tracerCounters) spanCounts() (started, ended uint64) {
-	for k := range c.spans {
-		started += c.spans[k].started.Load()
-		ended += c.spans[k].ended.Load()
-	}
-	return started, ended
+	// Ends first: a span counted ended is then surely counted started.
+	ended = c.spansEnded.Load()
+	return c.spansStarted.Load(), ended
 }
 
 // ErrShutdown is returned by Flush after Shutdown.
@@ -192,18 +180,16 @@ func (t *Tracer) start(ctx context.Context, spanType string, payload any, status
 			s.payloadErr = clipString(safeErrorString(enc.err), MaxErrorMessage)
 		}
 	}
-	// The stripe's end lock orders this start with the instance's end:
+	// The instance's end lock orders this start with the instance's end:
 	// the span joins the instance before it ends, or not at all.
-	st := &inst.stripes[stripe(s.id)]
-	st.end.Lock()
-	defer st.end.Unlock()
+	defer inst.endLock().Unlock()
 	if inst.ended.Load() {
 		t.illegal()
 		return ctx, nil
 	}
-	t.stats.spans[stripe(s.id)].started.Add(1)
-	inst.move(s.id, 0, status)
-	st.link(s)
+	t.stats.spansStarted.Add(1)
+	inst.move(0, status)
+	inst.spans.link(s)
 	t.emitSpan(SpanStarted, s) // s is not shared yet: no lock needed
 	return &s.ctx, s
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/agenttrace/agenttrace/internal/jsonesc"
 )
 
 // truncateJSON shrinks a JSON object that is over limit bytes into a valid
@@ -29,9 +31,9 @@ func truncateJSON(in []byte, limit, orig int) []byte {
 		if obj, ok := v.(map[string]any); ok {
 			delete(obj, MarkerKey)
 			marker := newObj(nil)
-			marker.boolean("truncated", true)
-			marker.int("original_bytes", int64(orig))
-			mb := marker.close()
+			marker.True("truncated", true)
+			marker.Int("original_bytes", int64(orig))
+			mb := marker.End()
 			// {<members>,"_agenttrace":<marker>}
 			overhead := len(MarkerKey) + 3 + len(mb) + 1
 			budget := limit - overhead
@@ -47,7 +49,7 @@ func truncateJSON(in []byte, limit, orig int) []byte {
 				if len(b) > 1 {
 					b = append(b, ',')
 				}
-				b = appendJSONString(b, MarkerKey)
+				b = jsonesc.AppendString(b, MarkerKey)
 				b = append(b, ':')
 				b = append(b, mb...)
 				b = append(b, '}')
@@ -111,7 +113,7 @@ func size(v any, depth int) int {
 	return 4
 }
 
-// quotedLen is len(appendJSONString(nil, s)).
+// quotedLen is len(jsonesc.AppendString(nil, s)).
 func quotedLen(s string) int {
 	n := 2
 	for i := 0; i < len(s); {
@@ -144,7 +146,7 @@ func appendAny(b []byte, v any, depth int) []byte {
 	if depth >= maxShrinkDepth {
 		switch v.(type) {
 		case map[string]any, []any:
-			return appendJSONString(b, truncSuffix+" (nested too deep)")
+			return jsonesc.AppendString(b, truncSuffix+" (nested too deep)")
 		}
 	}
 	switch x := v.(type) {
@@ -155,7 +157,7 @@ func appendAny(b []byte, v any, depth int) []byte {
 	case json.Number:
 		return append(b, x...)
 	case string:
-		return appendJSONString(b, x)
+		return jsonesc.AppendString(b, x)
 	case []any:
 		b = append(b, '[')
 		for i, e := range x {
@@ -171,7 +173,7 @@ func appendAny(b []byte, v any, depth int) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, k)
+			b = jsonesc.AppendString(b, k)
 			b = append(b, ':')
 			b = appendAny(b, x[k], depth+1)
 		}
@@ -228,7 +230,7 @@ func appendCut(b []byte, s string, budget int) []byte {
 		n += w
 		cut += sz
 	}
-	return appendJSONString(b, s[:cut]+truncSuffix)
+	return jsonesc.AppendString(b, s[:cut]+truncSuffix)
 }
 
 // prefix returns how many leading costs fit in room.
@@ -282,7 +284,7 @@ func (t *truncator) fitArray(b []byte, x []any, budget, depth int) []byte {
 		keep = 1
 	}
 	if keep < len(x) {
-		b = appendJSONString(b, more(keep))
+		b = jsonesc.AppendString(b, more(keep))
 	} else {
 		b = b[:len(b)-1]
 	}
@@ -321,7 +323,7 @@ func (t *truncator) fitObject(b []byte, x map[string]any, budget, depth int) []b
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, keys[i])
+		b = jsonesc.AppendString(b, keys[i])
 		b = append(b, ':')
 		share := sizes[i]
 		if c >= 0 {
@@ -333,9 +335,9 @@ func (t *truncator) fitObject(b []byte, x map[string]any, budget, depth int) []b
 		if keep > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, truncSuffix)
+		b = jsonesc.AppendString(b, truncSuffix)
 		b = append(b, ':')
-		b = appendJSONString(b, more(keep))
+		b = jsonesc.AppendString(b, more(keep))
 	}
 	return append(b, '}')
 }

@@ -50,7 +50,8 @@ type attrs struct {
 	maxLen    int
 	flatLeft  int // flattened payload attributes still allowed
 	truncated []string
-	names     names // the Exporter's interned strings
+	names     names      // the Exporter's interned strings
+	cache     *spanNames // the Exporter's span names and finish reasons
 }
 
 func (a *attrs) str(k attribute.Key, v string) {
@@ -245,7 +246,8 @@ func jsonString(raw []byte) string {
 // most maxNames strings and copies any other.
 type names map[string]string
 
-// maxNames bounds the strings names keeps.
+// maxNames bounds the strings names keeps, and the entries of each of
+// spanNames' maps.
 const maxNames = 256
 
 // str returns the string a raw JSON value holds, as jsonString does,
@@ -263,6 +265,56 @@ func (n names) str(raw []byte) string {
 		n[s] = s
 	}
 	return s
+}
+
+// spanNames keeps what repeats from span to span once the strings of a
+// payload are read: the span names made of an operation and a model (or
+// tool, or agent), and the finish-reason attributes (a one-element slice
+// each). It is the Exporter's, used under its lock; each map is bounded by
+// maxNames, past which values are made anew. A nil *spanNames keeps
+// nothing.
+type spanNames struct {
+	joined  map[[2]string]string
+	reasons map[string]attribute.KeyValue
+}
+
+// join returns op + " " + s, or op when s is empty.
+func (c *spanNames) join(op, s string) string {
+	if s == "" {
+		return op
+	}
+	k := [2]string{op, s}
+	if c == nil {
+		return op + " " + s
+	}
+	if v, ok := c.joined[k]; ok {
+		return v
+	}
+	v := op + " " + s
+	if len(c.joined) < maxNames {
+		c.joined[k] = v
+	}
+	return v
+}
+
+// finishReasons returns the gen_ai.response.finish_reasons attribute of
+// one finish reason.
+func (c *spanNames) finishReasons(reason string) attribute.KeyValue {
+	if c == nil {
+		return KeyResponseFinishReasons.StringSlice([]string{reason})
+	}
+	if kv, ok := c.reasons[reason]; ok {
+		return kv
+	}
+	kv := KeyResponseFinishReasons.StringSlice([]string{reason})
+	if len(c.reasons) < maxNames {
+		c.reasons[reason] = kv
+	}
+	return kv
+}
+
+func newSpanNames() *spanNames {
+	return &spanNames{joined: map[[2]string]string{}, reasons: map[string]attribute.KeyValue{}}
 }
 
 func hasControl(b []byte) bool {
@@ -396,34 +448,23 @@ type spanMeta struct {
 
 // spanName reads the mapped fields of a span's payload into m and returns
 // the span's OTel name.
-func spanName(d *agenttrace.SpanData, class spanClass, m *spanMeta, n names) string {
+func spanName(d *agenttrace.SpanData, class spanClass, m *spanMeta, n names, c *spanNames) string {
 	switch class {
 	case classLLM:
 		m.llm.read(d.Payload, n)
 		m.op = cmp.Or(m.llm.Operation, OperationChat)
-		if m.llm.Model == "" {
-			return m.op
-		}
-		return m.op + " " + m.llm.Model
+		return c.join(m.op, m.llm.Model)
 	case classTool:
 		m.tool.read(d.Payload)
 		m.op = OperationExecuteTool
-		return withSuffix(OperationExecuteTool, m.tool.Name)
+		return c.join(OperationExecuteTool, m.tool.Name)
 	case classAgent:
 		m.agent.read(d.Payload)
 		m.agent.Name = cmp.Or(m.agent.Name, d.Name)
 		m.op = OperationInvokeAgent
-		return withSuffix(OperationInvokeAgent, m.agent.Name)
+		return c.join(OperationInvokeAgent, m.agent.Name)
 	}
 	return d.Type
-}
-
-// withSuffix returns op, followed by a space and s when s is not empty.
-func withSuffix(op, s string) string {
-	if s == "" {
-		return op
-	}
-	return op + " " + s
 }
 
 // startAttrs are the attributes known when a span starts: identity and
@@ -549,7 +590,7 @@ func (a *attrs) llmResult(d *agenttrace.SpanData, content bool) {
 	a.str(KeyResponseID, m.ID)
 	a.str(KeyResponseModel, m.Model)
 	if m.FinishReason != "" {
-		a.kv = append(a.kv, KeyResponseFinishReasons.StringSlice([]string{m.FinishReason}))
+		a.kv = append(a.kv, a.cache.finishReasons(m.FinishReason))
 	}
 	if ttft := d.TimeToFirstToken(); ttft > 0 {
 		a.float(KeyResponseTimeToFirstChunk, ttft.Seconds())

@@ -75,12 +75,14 @@ type Exporter struct {
 	// attributes it is given (span start and SetAttributes) and reads its
 	// options during the call: the Exporter then collects every span's
 	// attributes in scratch and its options in opts and endOpts, reused
-	// under mu. names interns the repeating strings of payloads.
+	// under mu. names interns the repeating strings of payloads; cache
+	// keeps the span names and finish-reason attributes made of them.
 	copies  bool
 	scratch []attribute.KeyValue
 	opts    []trace.SpanStartOption
 	endOpts []trace.SpanEndOption
 	names   names
+	cache   *spanNames
 
 	// deterministic is set once the provider was seen to honour the wanted
 	// IDs (IDGenerator is installed).
@@ -133,6 +135,7 @@ func NewExporter(tp trace.TracerProvider, opts ...Option) *Exporter {
 	return &Exporter{
 		copies:    copies,
 		names:     names{},
+		cache:     newSpanNames(),
 		tp:        tp,
 		tracer:    tp.Tracer(ScopeName),
 		cfg:       cfg,
@@ -354,7 +357,7 @@ func (e *Exporter) spanStarted(d *agenttrace.SpanData) {
 	pctx, want, links := e.placeSpan(st, d)
 	class := classify(d.Type)
 	var m spanMeta
-	name := spanName(d, class, &m, e.names)
+	name := spanName(d, class, &m, e.names, e.cache)
 	final := d.Status.Finished()
 	a := e.newAttrs(16)
 	a.startAttrs(d, st.id, class, &m, e.cfg.content)
@@ -447,7 +450,7 @@ var (
 // Exporter's scratch slice when the provider copies what it is given (see
 // start), so that a span costs no slice of its own.
 func (e *Exporter) newAttrs(size int) attrs {
-	a := attrs{maxLen: e.cfg.maxValueLen, flatLeft: e.cfg.maxAttrs, names: e.names}
+	a := attrs{maxLen: e.cfg.maxValueLen, flatLeft: e.cfg.maxAttrs, names: e.names, cache: e.cache}
 	if e.copies {
 		a.kv = e.scratch[:0]
 	} else {

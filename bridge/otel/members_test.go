@@ -79,3 +79,30 @@ func TestNames(t *testing.T) {
 	var none names
 	assert.Equal(t, "x", none.str([]byte(`"x"`)), "a nil names reads without keeping")
 }
+
+// TestSpanNames checks the span names and finish-reason attributes kept
+// between spans: one value per key, made again (equal) past the bound, and
+// a nil *spanNames makes every value anew.
+func TestSpanNames(t *testing.T) {
+	c := newSpanNames()
+	assert.Equal(t, "chat", c.join("chat", ""))
+	a := c.join("chat", "gpt-4o")
+	assert.Equal(t, "chat gpt-4o", a)
+	assert.Equal(t, a, c.join("chat", "gpt-4o"))
+	assert.Len(t, c.joined, 1)
+	kv := c.finishReasons("stop")
+	assert.Equal(t, KeyResponseFinishReasons.StringSlice([]string{"stop"}), kv)
+	assert.Equal(t, kv, c.finishReasons("stop"))
+	assert.Len(t, c.reasons, 1)
+	for i := range 2 * maxNames {
+		c.join("execute_tool", "t"+strconv.Itoa(i))
+		c.finishReasons("r" + strconv.Itoa(i))
+	}
+	assert.Len(t, c.joined, maxNames)
+	assert.Len(t, c.reasons, maxNames)
+	assert.Equal(t, "execute_tool t999", c.join("execute_tool", "t999"), "a name past the bound is still made")
+	assert.Equal(t, []string{"r999"}, c.finishReasons("r999").Value.AsStringSlice())
+	var none *spanNames
+	assert.Equal(t, "invoke_agent a", none.join("invoke_agent", "a"))
+	assert.Equal(t, []string{"length"}, none.finishReasons("length").Value.AsStringSlice())
+}

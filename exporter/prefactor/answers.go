@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/agenttrace/agenttrace"
+	"github.com/agenttrace/agenttrace/internal/bufpool"
 )
 
 // APIError is a response the API rejected for good: a 4xx other than 401,
@@ -166,10 +166,10 @@ func (e *Exporter) terminate(inst agenttrace.ID, reason string) {
 
 // bodyPool recycles bulk request bodies (the transport is done with a
 // body when Do returns).
-var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+var bodyPool = bufpool.Pool{Size: 64 << 10, Max: 16 << 20}
 
 func (e *Exporter) sendBulk(ctx context.Context, chunk []*op) ([]opResult, error) {
-	bp := bodyPool.Get().(*[]byte)
+	bp := bodyPool.Get()
 	body := append((*bp)[:0], `{"items":[`...)
 	for i, o := range chunk {
 		if i > 0 {
@@ -180,10 +180,8 @@ func (e *Exporter) sendBulk(ctx context.Context, chunk []*op) ([]opResult, error
 	body = append(body, "]}"...)
 	e.stats.bulkRequests.Add(1)
 	resp, err := e.do(ctx, http.MethodPost, "/api/v1/bulk", body)
-	if cap(body) <= 16<<20 {
-		*bp = body[:0]
-		bodyPool.Put(bp)
-	}
+	*bp = body
+	bodyPool.Put(bp)
 	if err != nil {
 		return nil, err
 	}

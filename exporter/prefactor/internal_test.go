@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agenttrace/agenttrace"
+	"github.com/agenttrace/agenttrace/internal/jsonesc"
 	"github.com/agenttrace/agenttrace/internal/jsonscan"
 )
 
@@ -230,7 +231,7 @@ func TestEnvelope(t *testing.T) {
 
 func TestAppendString(t *testing.T) {
 	for _, s := range []string{"", "plain", "quote\" back\\ nl\n tab\t cr\r ctl\x01\x1f", "ünïcødé ✓ 🚀", "bad\xff\xfeutf8", "\u2028"} {
-		b := appendString(nil, s)
+		b := jsonesc.AppendString(nil, s)
 		require.True(t, json.Valid(b), "%q -> %s", s, b)
 		require.True(t, utf8.Valid(b))
 		var back string

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/agenttrace/agenttrace"
-	"github.com/agenttrace/agenttrace/exporter/prefactor/internal/wiretime"
 	"github.com/agenttrace/agenttrace/internal/jsonesc"
+	"github.com/agenttrace/agenttrace/internal/jsonw"
 )
 
 type opKind uint8
@@ -114,121 +114,119 @@ func (o *op) path(e *Exporter) string {
 // the idempotency key. For bulk items it adds the path's ID. Each
 // operation's body has a function of its own.
 func (o *op) fields(e *Exporter, b []byte, bulk bool) []byte {
-	w := fieldWriter{b: b}
+	w := jsonw.Members(b)
 	switch o.kind {
 	case opRegister:
 		o.registerBody(e, &w)
 	case opStartInstance:
 		if bulk {
-			w.str("agent_instance_id", e.instanceID(o.inst))
+			w.String("agent_instance_id", e.instanceID(o.inst))
 		}
-		w.time("timestamp", o.idata.StartedAt)
+		w.Time("timestamp", o.idata.StartedAt, 3)
 	case opFinishInstance:
 		if bulk {
-			w.str("agent_instance_id", e.instanceID(o.inst))
+			w.String("agent_instance_id", e.instanceID(o.inst))
 		}
-		w.str("status", o.status)
-		w.time("timestamp", o.idata.EndedAt)
+		w.String("status", o.status)
+		w.Time("timestamp", o.idata.EndedAt, 3)
 	case opCreateSpan:
 		o.createSpanBody(e, &w)
 	case opFinishSpan:
 		o.finishSpanBody(e, &w, bulk)
 	}
-	return w.b
+	return w.B
 }
 
 // registerBody writes an instance registration: its ID when the exporter
 // can choose it, the agent, environment, agent version and schema version.
-func (o *op) registerBody(e *Exporter, w *fieldWriter) {
+func (o *op) registerBody(e *Exporter, w *jsonw.Object) {
 	d := o.idata
 	o.chosen = e.partitionKnown()
 	if o.chosen {
-		w.str("id", e.instanceID(o.inst))
+		w.String("id", e.instanceID(o.inst))
 	}
 	agentID := e.cfg.agentID
 	if agentID == "" && ValidPFID(d.Agent.ID) {
 		agentID = d.Agent.ID
 	}
 	if agentID != "" {
-		w.str("agent_id", agentID)
+		w.String("agent_id", agentID)
 	}
 	if e.cfg.envID != "" {
-		w.str("environment_id", e.cfg.envID)
+		w.String("environment_id", e.cfg.envID)
 	}
 	name, version := e.agentVersion(d.Agent)
-	w.key("agent_version")
-	w.b = append(w.b, '{')
-	inner := fieldWriter{b: w.b}
-	inner.str("external_identifier", version)
-	inner.str("name", name)
-	w.b = append(inner.b, '}')
+	w.Key("agent_version")
+	inner := jsonw.Begin(w.B)
+	inner.String("external_identifier", version)
+	inner.String("name", name)
+	w.B = inner.End()
 	if d.Schema != nil {
-		w.key("agent_schema_version")
-		w.b = append(w.b, e.schemaJSON(d.Schema)...)
+		w.Key("agent_schema_version")
+		w.B = append(w.B, e.schemaJSON(d.Schema)...)
 	}
 	if d.Purpose != "" {
-		w.str("purpose", string(d.Purpose))
+		w.String("purpose", string(d.Purpose))
 	}
-	w.key("update_current_version")
-	w.b = strconv.AppendBool(w.b, !e.cfg.noUpdateVersion)
+	w.Key("update_current_version")
+	w.B = strconv.AppendBool(w.B, !e.cfg.noUpdateVersion)
 }
 
 // createSpanBody writes a span creation: its details, with the ID the
 // exporter chose, the parent, and the times and result its status calls
 // for.
-func (o *op) createSpanBody(e *Exporter, w *fieldWriter) {
+func (o *op) createSpanBody(e *Exporter, w *jsonw.Object) {
 	d := o.sdata
-	w.key("details")
-	w.b = append(w.b, '{')
-	in := fieldWriter{b: w.b}
+	w.Key("details")
+	in := jsonw.Begin(w.B)
 	o.chosen = true
-	in.id("id", e, o.span)
-	in.id("agent_instance_id", e, o.inst)
-	in.str("schema_name", d.Type)
-	in.str("status", o.status)
-	in.key("payload")
+	e.idMember(&in, "id", o.span)
+	e.idMember(&in, "agent_instance_id", o.inst)
+	in.String("schema_name", d.Type)
+	in.String("status", o.status)
+	in.Key("payload")
 	if d.ParentID.IsZero() && o.idata != nil {
-		in.b = appendRootPayload(in.b, d.Payload, o.idata)
+		in.B = appendRootPayload(in.B, d.Payload, o.idata)
 	} else {
-		in.b = appendObject(in.b, d.Payload, d, false)
+		in.B = appendObject(in.B, d.Payload, d, false)
 	}
-	in.key("parent_span_id")
+	in.Key("parent_span_id")
 	if d.ParentID.IsZero() {
-		in.b = append(in.b, "null"...)
+		in.B = append(in.B, "null"...)
 	} else {
-		in.b = e.appendWireID(append(in.b, '"'), d.ParentID)
-		in.b = append(in.b, '"')
+		in.B = e.appendWireID(append(in.B, '"'), d.ParentID)
+		in.B = append(in.B, '"')
 	}
 	switch o.status {
 	case "pending":
 	case "active":
-		in.time("started_at", startedAt(d))
+		in.Time("started_at", startedAt(d), 3)
 	default:
-		in.time("started_at", startedAt(d))
-		in.time("finished_at", d.EndedAt)
-		in.key("result_payload")
-		in.b = appendObject(in.b, d.Result, d, true)
+		in.Time("started_at", startedAt(d), 3)
+		in.Time("finished_at", d.EndedAt, 3)
+		in.Key("result_payload")
+		in.B = appendObject(in.B, d.Result, d, true)
 	}
 	if d.Sensitive != nil {
-		in.key("sensitive_encoding")
-		in.b = strconv.AppendBool(in.b, *d.Sensitive)
+		in.Key("sensitive_encoding")
+		in.B = strconv.AppendBool(in.B, *d.Sensitive)
 	}
-	w.b = append(in.b, '}')
+	w.B = in.End()
 }
 
 // finishSpanBody writes a span finish: the time, status and result.
-func (o *op) finishSpanBody(e *Exporter, w *fieldWriter, bulk bool) {
+func (o *op) finishSpanBody(e *Exporter, w *jsonw.Object, bulk bool) {
 	d := o.sdata
 	if bulk {
-		w.str("agent_span_id", e.spanID(o.span))
+		w.String("agent_span_id", e.spanID(o.span))
 	}
-	w.time("timestamp", d.EndedAt)
-	w.str("status", o.status)
-	w.key("result_payload")
-	w.b = appendObject(w.b, d.Result, d, true)
+	w.Time("timestamp", d.EndedAt, 3)
+	w.String("status", o.status)
+	w.Key("result_payload")
+	w.B = appendObject(w.B, d.Result, d, true)
 	if d.Sensitive != nil {
-		w.key("sensitive_encoding")
-		w.b = strconv.AppendBool(w.b, *d.Sensitive)
+		w.Key("sensitive_encoding")
+		w.B = strconv.AppendBool(w.B, *d.Sensitive)
 	}
 }
 
@@ -249,14 +247,14 @@ func (o *op) single(e *Exporter) []byte {
 		b = append(b, ',')
 	}
 	b = append(b, `"idempotency_key":`...)
-	b = appendString(b, o.key())
+	b = jsonesc.AppendString(b, o.key())
 	return append(b, '}')
 }
 
 // item appends the operation as a bulk item.
 func (o *op) item(e *Exporter, b []byte) []byte {
 	b = append(b, `{"_type":`...)
-	b = appendString(b, bulkType[o.kind])
+	b = jsonesc.AppendString(b, bulkType[o.kind])
 	b = append(b, `,"idempotency_key":"`...)
 	b = append(o.appendKey(b), '"') // plain ASCII: nothing to escape
 	n := len(b)
@@ -304,7 +302,7 @@ func appendObject(b []byte, obj json.RawMessage, d *agenttrace.SpanData, result 
 		if len(extra) > 0 {
 			extra = append(extra, ',')
 		}
-		extra = appendString(extra, key)
+		extra = jsonesc.AppendString(extra, key)
 		extra = append(extra, ':')
 		extra = append(extra, enc...)
 	}
@@ -372,38 +370,9 @@ func appendRootPayload(b []byte, obj json.RawMessage, d *agenttrace.InstanceData
 	return append(b, '}')
 }
 
-// fieldWriter appends "key":value pairs separated by commas.
-type fieldWriter struct {
-	b []byte
-	n int
+// idMember writes the member k: the wire ID of an instance or span.
+func (e *Exporter) idMember(w *jsonw.Object, k string, id agenttrace.ID) {
+	w.Key(k)
+	w.B = e.appendWireID(append(w.B, '"'), id)
+	w.B = append(w.B, '"')
 }
-
-func (w *fieldWriter) key(k string) {
-	if w.n > 0 {
-		w.b = append(w.b, ',')
-	}
-	w.n++
-	w.b = appendString(w.b, k)
-	w.b = append(w.b, ':')
-}
-
-// id writes the wire ID of an instance or span.
-func (w *fieldWriter) id(k string, e *Exporter, id agenttrace.ID) {
-	w.key(k)
-	w.b = e.appendWireID(append(w.b, '"'), id)
-	w.b = append(w.b, '"')
-}
-
-func (w *fieldWriter) str(k, v string) {
-	w.key(k)
-	w.b = appendString(w.b, v)
-}
-
-// time writes a UTC timestamp with milliseconds, or null if t is zero.
-func (w *fieldWriter) time(k string, t time.Time) {
-	w.key(k)
-	w.b = wiretime.AppendJSON(w.b, t, 3)
-}
-
-// appendString appends s as a JSON string, replacing invalid UTF-8.
-func appendString(b []byte, s string) []byte { return jsonesc.AppendString(b, s) }

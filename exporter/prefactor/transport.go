@@ -11,8 +11,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/agenttrace/agenttrace/internal/bufpool"
 )
 
 // ErrUnauthorized is wrapped by the error that stops the exporter when the
@@ -101,7 +102,7 @@ func (e *Exporter) readBody(ctx context.Context, resp *http.Response) (b []byte,
 	if resp.ContentLength > maxAnswer {
 		return nil, false, fmt.Errorf("%w: %d bytes announced, the limit is %d", errAnswerTooLarge, resp.ContentLength, maxAnswer)
 	}
-	b = (*answerPool.Get().(*[]byte))[:0]
+	b = *answerPool.Get()
 	for {
 		if len(b) == cap(b) {
 			next := max(2*cap(b), 4<<10)
@@ -128,12 +129,10 @@ func (e *Exporter) readBody(ctx context.Context, resp *http.Response) (b []byte,
 	}
 }
 
-// maxPooledAnswer is the largest answer buffer kept for reuse (a bulk
-// answer of 500 items, which echoes the spans, is a few hundred KiB).
-const maxPooledAnswer = 4 << 20
-
-// answerPool recycles answer bodies.
-var answerPool = sync.Pool{New: func() any { b := []byte(nil); return &b }}
+// answerPool recycles answer bodies, up to 4 MiB (a bulk answer of 500
+// items, which echoes the spans, is a few hundred KiB). A new one starts
+// empty and grows with what arrives.
+var answerPool = bufpool.Pool{Max: 4 << 20}
 
 // doneWith returns an answer's body to the pool (everything used from it
 // was decoded into copies) and its large-answer token to the exporter.
@@ -141,10 +140,8 @@ func (e *Exporter) doneWith(resp *response) {
 	if resp == nil {
 		return
 	}
-	if b := resp.body; cap(b) > 0 && cap(b) <= maxPooledAnswer {
-		b = b[:0]
-		answerPool.Put(&b)
-	}
+	b := resp.body
+	answerPool.Put(&b)
 	resp.body = nil
 	if resp.big {
 		resp.big = false

@@ -413,13 +413,23 @@ func (e *Exporter) instanceLabel(d *agenttrace.InstanceData) string {
 }
 
 func (e *Exporter) header(b *bytes.Buffer, in *instance, running, hasTree bool) {
-	d := &in.data
-	sum := d.Summary
+	sum := in.data.Summary
 	if sum == nil || running {
 		sum = in.localSummary()
 	}
+	bar := e.dim("│ ")
+	if !hasTree {
+		bar = "  "
+	}
+	e.headerTitle(b, in, running)
+	e.headerRollups(b, in, sum, running, bar)
+	e.headerParties(b, &in.data, bar)
+}
 
-	// Line 1: who, how it ended, how long, which instance.
+// headerTitle writes the header's first line: who, how it ended, how long,
+// which instance.
+func (e *Exporter) headerTitle(b *bytes.Buffer, in *instance, running bool) {
+	d := &in.data
 	name := d.Agent.Name
 	if name == "" {
 		name = "agent"
@@ -446,13 +456,11 @@ func (e *Exporter) header(b *bytes.Buffer, in *instance, running, hasTree bool) 
 		b.WriteString(e.dim("  instance " + d.ID.String()))
 	}
 	b.WriteByte('\n')
+}
 
-	bar := e.dim("│ ")
-	if !hasTree {
-		bar = "  "
-	}
-
-	// Line 2: the rollups.
+// headerRollups writes the header's second line: span counts, LLM calls,
+// tokens, cost and time to first token.
+func (e *Exporter) headerRollups(b *bytes.Buffer, in *instance, sum *agenttrace.Summary, running bool, bar string) {
 	c := sum.Spans
 	fmt.Fprintf(b, "%sspans %d", bar, c.Total)
 	var parts []string
@@ -486,8 +494,11 @@ func (e *Exporter) header(b *bytes.Buffer, in *instance, running, hasTree bool) 
 		b.WriteString("  ttft " + fmtDur(sum.TimeToFirstToken))
 	}
 	b.WriteByte('\n')
+}
 
-	// Line 3: who the run was for.
+// headerParties writes who the run was for, and its error, on lines of
+// their own when there are any.
+func (e *Exporter) headerParties(b *bytes.Buffer, d *agenttrace.InstanceData, bar string) {
 	var ids []string
 	for _, kv := range [][2]string{{"user", d.UserID}, {"group", d.GroupID}, {"channel", d.Channel}, {"session", d.SessionID}} {
 		if kv[1] != "" {

@@ -4,6 +4,8 @@
 // accepts, so a caller can fall back to encoding/json for everything else.
 package jsonscan
 
+import "encoding/binary"
+
 // Scanner reads JSON from B at offset I. Its methods skip white space
 // before what they read and return false on anything they do not accept,
 // leaving I wherever they stopped.
@@ -163,85 +165,123 @@ func (s *Scanner) Raw(p *[]byte) bool {
 }
 
 // Skip skips a valid JSON value (the grammar of encoding/json's scanner),
-// nested at most 64 deep.
+// nested at most 64 deep. On failure I is left where it was.
 func (s *Scanner) Skip() bool {
+	i, ok := skipValue(s.B, s.I)
+	if ok {
+		s.I = i
+	}
+	return ok
+}
+
+// skipValue returns the end of the valid JSON value that starts at b[i:]
+// after white space. It works on a local index (the hot loop of answers
+// that echo what was sent), not on the Scanner.
+func skipValue(b []byte, i int) (int, bool) {
 	var stack uint64 // bit 0: the innermost container is an object
 	depth := 0
+	ok := true
 	for {
-		switch c := s.Next(); c {
-		case '{':
-			s.I++
-			if s.Next() == '}' {
-				s.I++
-				break
-			}
-			if depth == 64 || !s.memberKey() {
-				return false
-			}
-			stack, depth = stack<<1|1, depth+1
-			continue
-		case '[':
-			s.I++
-			if s.Next() == ']' {
-				s.I++
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return i, false
+		}
+		switch c := b[i]; c {
+		case '{', '[':
+			i = skipWS(b, i+1)
+			if i < len(b) && b[i] == c+2 { // '}' and ']' follow '{' and '[' by two
+				i++
 				break
 			}
 			if depth == 64 {
-				return false
+				return i, false
 			}
-			stack, depth = stack<<1, depth+1
+			if c == '[' {
+				stack, depth = stack<<1, depth+1
+				continue
+			}
+			if i, ok = skipKey(b, i); !ok {
+				return i, false
+			}
+			stack, depth = stack<<1|1, depth+1
 			continue
 		case '"':
-			if !s.anyString() {
-				return false
-			}
+			i, ok = skipString(b, i)
 		case 't':
-			if !s.Lit("true") {
-				return false
-			}
+			i, ok = skipLit(b, i, "true")
 		case 'f':
-			if !s.Lit("false") {
-				return false
-			}
+			i, ok = skipLit(b, i, "false")
 		case 'n':
-			if !s.Lit("null") {
-				return false
-			}
+			i, ok = skipLit(b, i, "null")
 		default:
-			if !s.number() {
-				return false
-			}
+			i, ok = skipNumber(b, i)
+		}
+		if !ok {
+			return i, false
 		}
 		// After a value: close containers, or go on to the next element.
 		for {
 			if depth == 0 {
-				return true
+				return i, true
 			}
-			c, obj := s.Next(), stack&1 == 1
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return i, false
+			}
+			c, obj := b[i], stack&1 == 1
 			if c == ',' {
-				s.I++
-				if obj && !s.memberKey() {
-					return false
+				if obj {
+					if i, ok = skipKey(b, i+1); !ok {
+						return i, false
+					}
+				} else {
+					i++
 				}
 				break
 			}
 			if (obj && c == '}') || (!obj && c == ']') {
-				s.I++
+				i++
 				stack, depth = stack>>1, depth-1
 				continue
 			}
-			return false
+			return i, false
 		}
 	}
 }
 
-// memberKey skips an object member's key and colon.
-func (s *Scanner) memberKey() bool {
-	if !s.anyString() || s.Next() != ':' {
-		return false
+// skipWS returns the index of the first byte at or after i that is not
+// white space.
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
 	}
-	s.I++
-	return true
+	return i
+}
+
+// skipLit skips the literal l at b[i:].
+func skipLit(b []byte, i int, l string) (int, bool) {
+	if len(b)-i < len(l) || string(b[i:i+len(l)]) != l {
+		return i, false
+	}
+	return i + len(l), true
+}
+
+// skipKey skips an object member's key and colon, after white space.
+func skipKey(b []byte, i int) (int, bool) {
+	i, ok := skipString(b, skipWS(b, i))
+	if !ok {
+		return i, false
+	}
+	i = skipWS(b, i)
+	if i >= len(b) || b[i] != ':' {
+		return i, false
+	}
+	return i + 1, true
 }
 
 // plainASCII marks printable ASCII other than the quote and the
@@ -262,47 +302,63 @@ var inString = func() (t [256]bool) {
 	return t
 }()
 
-// anyString skips a valid JSON string (escapes checked).
-func (s *Scanner) anyString() bool {
-	if s.Next() != '"' {
-		return false
+// skipString skips the valid JSON string (escapes checked) at b[i:].
+func skipString(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return i, false
 	}
-	for j := s.I + 1; j < len(s.B); j++ {
-		for j < len(s.B) && inString[s.B[j]] {
+	for j := i + 1; j < len(b); j++ {
+		for j+8 <= len(b) && plainWord(binary.LittleEndian.Uint64(b[j:])) {
+			j += 8
+		}
+		for j < len(b) && inString[b[j]] {
 			j++
 		}
-		if j >= len(s.B) {
-			return false
+		if j >= len(b) {
+			return i, false
 		}
-		switch c := s.B[j]; {
+		switch c := b[j]; {
 		case c == '"':
-			s.I = j + 1
-			return true
+			return j + 1, true
 		case c < 0x20:
-			return false
+			return i, false
 		case c == '\\':
 			j++
-			if j >= len(s.B) {
-				return false
+			if j >= len(b) {
+				return i, false
 			}
-			switch s.B[j] {
+			switch b[j] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			case 'u':
-				if j+4 >= len(s.B) {
-					return false
+				if j+4 >= len(b) {
+					return i, false
 				}
 				for k := j + 1; k <= j+4; k++ {
-					if !isHex(s.B[k]) {
-						return false
+					if !isHex(b[k]) {
+						return i, false
 					}
 				}
 				j += 4
 			default:
-				return false
+				return i, false
 			}
 		}
 	}
-	return false
+	return i, false
+}
+
+// plainWord reports whether none of the eight bytes of x (a string's,
+// little-endian) ends or escapes it, or is a control character: the word
+// tricks "has a byte less than n" and "has a zero byte", each exact about
+// whether some byte matches. Bytes above ASCII are plain, as in inString.
+func plainWord(x uint64) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (lo * '"')
+	bs := x ^ (lo * '\\')
+	ctl := (x - lo*0x20) &^ x
+	quote := (q - lo) &^ q
+	back := (bs - lo) &^ bs
+	return (ctl|quote|back)&hi == 0
 }
 
 func isHex(c byte) bool {
@@ -311,9 +367,8 @@ func isHex(c byte) bool {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// number skips a JSON number.
-func (s *Scanner) number() bool {
-	b, i := s.B, s.I
+// skipNumber skips the JSON number at b[i:].
+func skipNumber(b []byte, i int) (int, bool) {
 	if i < len(b) && b[i] == '-' {
 		i++
 	}
@@ -325,12 +380,12 @@ func (s *Scanner) number() bool {
 			i++
 		}
 	default:
-		return false
+		return i, false
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
 		if i >= len(b) || !isDigit(b[i]) {
-			return false
+			return i, false
 		}
 		for i < len(b) && isDigit(b[i]) {
 			i++
@@ -342,14 +397,13 @@ func (s *Scanner) number() bool {
 			i++
 		}
 		if i >= len(b) || !isDigit(b[i]) {
-			return false
+			return i, false
 		}
 		for i < len(b) && isDigit(b[i]) {
 			i++
 		}
 	}
-	s.I = i
-	return true
+	return i, true
 }
 
 // Object reads an object, calling member for each key (positioned at the

@@ -110,31 +110,8 @@ func convertScope(s *commonpb.InstrumentationScope, schemaURL string) instrument
 // convertSpan returns the stub of s, or the reason it cannot be taken.
 func convertSpan(s *tracepb.Span, fromJSON bool) (tracetest.SpanStub, string) {
 	var stub tracetest.SpanStub
-	tid, ok := traceID(s.GetTraceId(), fromJSON)
-	if !ok {
-		return stub, "trace_id is not 16 bytes, or is all zero"
-	}
-	sid, ok := spanID(s.GetSpanId(), fromJSON)
-	if !ok {
-		return stub, "span_id is not 8 bytes, or is all zero"
-	}
-	flags := s.GetFlags()
-	ts, err := trace.ParseTraceState(s.GetTraceState())
-	if err != nil {
-		ts = trace.TraceState{} // an unreadable trace state is only context
-	}
-	stub.SpanContext = trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID: tid, SpanID: sid, TraceFlags: trace.TraceFlags(flags & uint32(tracepb.SpanFlags_SPAN_FLAGS_TRACE_FLAGS_MASK)), TraceState: ts,
-	})
-	if p := s.GetParentSpanId(); len(p) > 0 {
-		psid, ok := spanID(p, fromJSON)
-		if !ok {
-			return stub, "parent_span_id is neither empty nor 8 bytes, or is all zero"
-		}
-		stub.Parent = trace.NewSpanContext(trace.SpanContextConfig{
-			TraceID: tid, SpanID: psid, TraceFlags: stub.SpanContext.TraceFlags(),
-			Remote: flags&uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK) != 0,
-		})
+	if fault := spanContexts(&stub, s, fromJSON); fault != "" {
+		return stub, fault
 	}
 	start, end := s.GetStartTimeUnixNano(), s.GetEndTimeUnixNano()
 	if start == 0 || start > math.MaxInt64 {
@@ -150,6 +127,51 @@ func convertSpan(s *tracepb.Span, fromJSON bool) (tracetest.SpanStub, string) {
 	var dropped int
 	stub.Attributes, dropped = convertAttrs(s.GetAttributes())
 	stub.DroppedAttributes = int(s.GetDroppedAttributesCount()) + dropped
+	convertEvents(&stub, s)
+	convertLinks(&stub, s, fromJSON)
+	switch s.GetStatus().GetCode() {
+	case tracepb.Status_STATUS_CODE_ERROR:
+		stub.Status = sdktrace.Status{Code: codes.Error, Description: s.GetStatus().GetMessage()}
+	case tracepb.Status_STATUS_CODE_OK:
+		stub.Status = sdktrace.Status{Code: codes.Ok}
+	}
+	return stub, ""
+}
+
+// spanContexts sets the span's own context and its parent's, or returns
+// what is wrong with their IDs.
+func spanContexts(stub *tracetest.SpanStub, s *tracepb.Span, fromJSON bool) string {
+	tid, ok := traceID(s.GetTraceId(), fromJSON)
+	if !ok {
+		return "trace_id is not 16 bytes, or is all zero"
+	}
+	sid, ok := spanID(s.GetSpanId(), fromJSON)
+	if !ok {
+		return "span_id is not 8 bytes, or is all zero"
+	}
+	flags := s.GetFlags()
+	ts, err := trace.ParseTraceState(s.GetTraceState())
+	if err != nil {
+		ts = trace.TraceState{} // an unreadable trace state is only context
+	}
+	stub.SpanContext = trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid, TraceFlags: trace.TraceFlags(flags & uint32(tracepb.SpanFlags_SPAN_FLAGS_TRACE_FLAGS_MASK)), TraceState: ts,
+	})
+	if p := s.GetParentSpanId(); len(p) > 0 {
+		psid, ok := spanID(p, fromJSON)
+		if !ok {
+			return "parent_span_id is neither empty nor 8 bytes, or is all zero"
+		}
+		stub.Parent = trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: tid, SpanID: psid, TraceFlags: stub.SpanContext.TraceFlags(),
+			Remote: flags&uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK) != 0,
+		})
+	}
+	return ""
+}
+
+// convertEvents adds the span's events and its count of dropped ones.
+func convertEvents(stub *tracetest.SpanStub, s *tracepb.Span) {
 	for _, e := range s.GetEvents() {
 		attrs, n := convertAttrs(e.GetAttributes())
 		stub.Events = append(stub.Events, sdktrace.Event{
@@ -158,6 +180,11 @@ func convertSpan(s *tracepb.Span, fromJSON bool) (tracetest.SpanStub, string) {
 		})
 	}
 	stub.DroppedEvents = int(s.GetDroppedEventsCount())
+}
+
+// convertLinks adds the span's links; a link with unusable IDs is counted
+// dropped.
+func convertLinks(stub *tracetest.SpanStub, s *tracepb.Span, fromJSON bool) {
 	for _, l := range s.GetLinks() {
 		ltid, ok1 := traceID(l.GetTraceId(), fromJSON)
 		lsid, ok2 := spanID(l.GetSpanId(), fromJSON)
@@ -177,13 +204,6 @@ func convertSpan(s *tracepb.Span, fromJSON bool) (tracetest.SpanStub, string) {
 		})
 	}
 	stub.DroppedLinks += int(s.GetDroppedLinksCount())
-	switch s.GetStatus().GetCode() {
-	case tracepb.Status_STATUS_CODE_ERROR:
-		stub.Status = sdktrace.Status{Code: codes.Error, Description: s.GetStatus().GetMessage()}
-	case tracepb.Status_STATUS_CODE_OK:
-		stub.Status = sdktrace.Status{Code: codes.Ok}
-	}
-	return stub, ""
 }
 
 // wireID returns the n bytes of an ID as sent. protojson reads OTLP JSON's

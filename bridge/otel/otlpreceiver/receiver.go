@@ -212,39 +212,19 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var msg collectortrace.ExportTraceServiceRequest
-	if enc == encJSON {
-		err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(body, &msg)
-	} else {
-		err = proto.Unmarshal(body, &msg)
-	}
-	if err != nil {
+	if err := unmarshal(enc, body, &msg); err != nil {
 		r.refused.Add(1)
 		writeStatus(w, enc, http.StatusBadRequest, "malformed export request: "+err.Error())
 		return
 	}
 	spans, rej := convertRequest(&msg, enc == encJSON)
 
-	r.mu.RLock()
-	if r.closed {
-		r.mu.RUnlock()
+	if !r.deliver(spans) {
 		r.refused.Add(1)
 		w.Header().Set("Retry-After", "1")
 		writeStatus(w, enc, http.StatusServiceUnavailable, "receiver is shutting down")
 		return
 	}
-	// The processor records a trace when its local root ends: hand it the
-	// request's other spans first, whatever order the sender put them in.
-	for _, s := range spans {
-		if !isLocalRoot(s) {
-			r.proc.OnEnd(s)
-		}
-	}
-	for _, s := range spans {
-		if isLocalRoot(s) {
-			r.proc.OnEnd(s)
-		}
-	}
-	r.mu.RUnlock()
 
 	r.requests.Add(1)
 	r.spans.Add(uint64(len(spans)))
@@ -257,6 +237,37 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	writeMessage(w, enc, http.StatusOK, resp)
+}
+
+// unmarshal decodes an export request in its encoding.
+func unmarshal(enc encoding, body []byte, msg *collectortrace.ExportTraceServiceRequest) error {
+	if enc == encJSON {
+		return protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(body, msg)
+	}
+	return proto.Unmarshal(body, msg)
+}
+
+// deliver hands the spans to the processor, unless the receiver is shut
+// down (it then reports false). The processor records a trace when its
+// local root ends: it gets the request's other spans first, whatever order
+// the sender put them in.
+func (r *Receiver) deliver(spans []sdktrace.ReadOnlySpan) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return false
+	}
+	for _, s := range spans {
+		if !isLocalRoot(s) {
+			r.proc.OnEnd(s)
+		}
+	}
+	for _, s := range spans {
+		if isLocalRoot(s) {
+			r.proc.OnEnd(s)
+		}
+	}
+	return true
 }
 
 // isLocalRoot reports whether s ends its trace's part in the sender's
