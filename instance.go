@@ -347,14 +347,18 @@ type spanCounts struct {
 	counts [StatusTerminated + 1]atomic.Int64
 	total  atomic.Int64
 	llm    atomic.Int64
-	// end is held by a span while Start queues its start record and from
-	// reading its end time through queuing its end record, and by the
-	// instance from reading its own end time through queuing its end. So a
-	// span that ended before its instance is queued before the instance's
-	// end, and a span starts before its instance ends or not at all.
-	end sync.Mutex
+	// end is read-held by a span while Start queues its start record and
+	// from reading its end time through queuing its end record, and held
+	// by the instance from reading its own end time through queuing its
+	// end. So a span that ended before its instance is queued before the
+	// instance's end, and a span starts before its instance ends or not at
+	// all; spans of one instance start and end in parallel (read-held).
+	end sync.RWMutex
+	// openMu guards open while end is read-held; under end held, the
+	// instance walks open alone.
+	openMu sync.Mutex
 	// open lists the spans that have started and not ended, most recent
-	// first (Span.openPrev, Span.openNext); guarded by end.
+	// first (Span.openPrev, Span.openNext).
 	open *Span
 }
 
@@ -376,8 +380,10 @@ func (st *spanCounts) summary() (c SpanCounts, llm int64) {
 	return c, st.llm.Load()
 }
 
-// link adds s to the open spans; st.end is held.
+// link adds s to the open spans; st.end is read-held.
 func (st *spanCounts) link(s *Span) {
+	st.openMu.Lock()
+	defer st.openMu.Unlock()
 	s.openNext = st.open
 	if st.open != nil {
 		st.open.openPrev = s
@@ -385,8 +391,11 @@ func (st *spanCounts) link(s *Span) {
 	st.open = s
 }
 
-// unlink removes s from the open spans, if it is there; st.end is held.
+// unlink removes s from the open spans, if it is there; st.end is held or
+// read-held.
 func (st *spanCounts) unlink(s *Span) {
+	st.openMu.Lock()
+	defer st.openMu.Unlock()
 	switch {
 	case s.openPrev != nil:
 		s.openPrev.openNext = s.openNext
@@ -401,9 +410,10 @@ func (st *spanCounts) unlink(s *Span) {
 	s.openPrev, s.openNext = nil, nil
 }
 
-// endLock locks the instance's end lock; see spanCounts.end.
-func (i *Instance) endLock() *sync.Mutex {
-	m := &i.spans.end
+// endLock read-locks the instance's end lock for a span's transition and
+// returns its read half, to unlock; see spanCounts.end.
+func (i *Instance) endLock() sync.Locker {
+	m := i.spans.end.RLocker()
 	m.Lock()
 	return m
 }
