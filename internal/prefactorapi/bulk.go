@@ -44,20 +44,35 @@ func (a *API) bulk(ctx context.Context, body []byte) Answer {
 		}
 		seen[*k] = struct{}{}
 	}
+	// Every item is decoded before the transaction; an item's decoding
+	// error is its answer when its turn comes.
+	ops := make([]*operation, len(req.Items))
+	errs := make([]*Error, len(req.Items))
+	keys := make([]string, len(req.Items))
+	var spanIDs []string
+	for i, raw := range req.Items {
+		keys[i] = *heads[i].IdempotencyKey
+		if ops[i], errs[i] = decodeItem(heads[i].Type, raw); ops[i] != nil {
+			spanIDs = ops[i].spanIDs(spanIDs)
+		}
+	}
 	var out bytes.Buffer
 	var result Answer
 	err := a.update(ctx, func(tx Tx) error {
 		out.Reset()
 		result = Answer{Status: http.StatusOK}
+		btx, err := prefetch(tx, keys, spanIDs)
+		if err != nil {
+			return err
+		}
 		out.WriteString(`{"status":"success","outputs":{`)
-		for i, raw := range req.Items {
-			o, e := decodeItem(heads[i].Type, raw)
+		for i, o := range ops {
 			var ans Answer
-			if e != nil {
-				ans = errAnswer(e)
+			if errs[i] != nil {
+				ans = errAnswer(errs[i])
 			} else {
 				var err error
-				if ans, err = a.idempotent(tx, o); err != nil {
+				if ans, err = a.idempotent(btx, o); err != nil {
 					return err
 				}
 				result.Items = append(result.Items, o.ep)
@@ -69,7 +84,7 @@ func (a *API) bulk(ctx context.Context, body []byte) Answer {
 			if i > 0 {
 				out.WriteByte(',')
 			}
-			k, _ := json.Marshal(*heads[i].IdempotencyKey)
+			k, _ := json.Marshal(keys[i])
 			out.Write(k)
 			out.WriteByte(':')
 			out.Write(ans.Body)
@@ -152,6 +167,102 @@ func decodeItem(typ *string, raw []byte) (*operation, *Error) {
 		return nil, decodeError(err, "")
 	}
 	return o, nil
+}
+
+// spanIDs appends the span IDs the operation looks up: a created span's
+// own and its parent's, a finished span's.
+func (o *operation) spanIDs(ids []string) []string {
+	switch r := o.req.(type) {
+	case *CreateSpanRequest:
+		if d := r.Details; d != nil {
+			for _, p := range []*string{d.ID, d.ParentSpanID} {
+				if p != nil && ValidPFID(*p) {
+					ids = append(ids, *p)
+				}
+			}
+		}
+	case *FinishSpanRequest:
+		if ValidPFID(o.id) {
+			ids = append(ids, o.id)
+		}
+	}
+	return ids
+}
+
+// bulkTx is the transaction of a bulk request: the idempotency records and
+// spans its items name are read at its start, two lookups in all, and kept
+// with the ones the items write, to answer the items' lookups of them.
+type bulkTx struct {
+	Tx
+	// idem and spans hold an entry for every key and ID read or written;
+	// nil for one that is not stored.
+	idem  map[string]*IdempotencyRecord
+	spans map[string]*SpanRecord
+}
+
+func prefetch(tx Tx, keys, spanIDs []string) (*bulkTx, error) {
+	b := &bulkTx{Tx: tx, idem: make(map[string]*IdempotencyRecord, len(keys)), spans: make(map[string]*SpanRecord, len(spanIDs))}
+	recs, err := tx.Idempotencies(keys)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if r, ok := recs[k]; ok {
+			b.idem[k] = &r
+		} else {
+			b.idem[k] = nil
+		}
+	}
+	if len(spanIDs) > 0 {
+		spans, err := tx.Spans(spanIDs)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range spanIDs {
+			if r, ok := spans[id]; ok {
+				b.spans[id] = &r
+			} else {
+				b.spans[id] = nil
+			}
+		}
+	}
+	return b, nil
+}
+
+func (b *bulkTx) Idempotency(key string) (IdempotencyRecord, bool, error) {
+	if r, ok := b.idem[key]; ok {
+		if r == nil {
+			return IdempotencyRecord{}, false, nil
+		}
+		return *r, true, nil
+	}
+	return b.Tx.Idempotency(key)
+}
+
+func (b *bulkTx) PutIdempotency(r IdempotencyRecord) error {
+	if err := b.Tx.PutIdempotency(r); err != nil {
+		return err
+	}
+	b.idem[r.Key] = &r
+	return nil
+}
+
+func (b *bulkTx) Span(id string) (SpanRecord, bool, error) {
+	if r, ok := b.spans[id]; ok {
+		if r == nil {
+			return SpanRecord{}, false, nil
+		}
+		return *r, true, nil
+	}
+	return b.Tx.Span(id)
+}
+
+func (b *bulkTx) PutSpan(r SpanRecord) error {
+	if err := b.Tx.PutSpan(r); err != nil {
+		return err
+	}
+	b.spans[r.ID] = &r
+	return nil
 }
 
 func deref(s *string) string {

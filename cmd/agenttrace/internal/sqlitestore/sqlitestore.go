@@ -182,6 +182,9 @@ type sqlTx struct {
 	// prepared are the statements prepared in the transaction (closed with
 	// it).
 	prepared map[string]*sql.Stmt
+	// putSchemas are the schema versions written in the transaction: not
+	// to be cached for others before it commits.
+	putSchemas map[string]bool
 }
 
 type cachedInstance struct {
@@ -289,6 +292,36 @@ func (t *sqlTx) Idempotency(key string) (prefactorapi.IdempotencyRecord, bool, e
 	err := t.stmt("SELECT hash, status, body FROM idempotency WHERE key = ?").QueryRowContext(t.ctx, key).Scan(&r.Hash, &r.Status, &r.Body)
 	ok, err := found(err)
 	return r, ok, err
+}
+
+// jsonArray is the JSON array of strings ss, which a statement reads with
+// json_each: one statement, prepared once, for any number of keys.
+func jsonArray(ss []string) string {
+	b, _ := json.Marshal(ss)
+	return string(b)
+}
+
+func (t *sqlTx) Idempotencies(keys []string) (map[string]prefactorapi.IdempotencyRecord, error) {
+	out := make(map[string]prefactorapi.IdempotencyRecord, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	rows, err := t.stmt("SELECT key, hash, status, body FROM idempotency WHERE key IN (SELECT value FROM json_each(?))").QueryContext(t.ctx, jsonArray(keys))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r prefactorapi.IdempotencyRecord
+		if err := rows.Scan(&r.Key, &r.Hash, &r.Status, &r.Body); err != nil {
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
+		out[r.Key] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	return out, nil
 }
 
 func (t *sqlTx) PutIdempotency(r prefactorapi.IdempotencyRecord) error {
@@ -420,6 +453,29 @@ func (t *sqlTx) Span(id string) (prefactorapi.SpanRecord, bool, error) {
 	r, err := scanSpan(t.stmt("SELECT "+spanCols+" FROM spans WHERE id = ?").QueryRowContext(t.ctx, id))
 	ok, err := found(err)
 	return r, ok, err
+}
+
+func (t *sqlTx) Spans(ids []string) (map[string]prefactorapi.SpanRecord, error) {
+	out := make(map[string]prefactorapi.SpanRecord, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := t.stmt("SELECT "+spanCols+" FROM spans WHERE id IN (SELECT value FROM json_each(?))").QueryContext(t.ctx, jsonArray(ids))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanSpan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
+		out[r.ID] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	return out, nil
 }
 
 func (t *sqlTx) PutSpan(r prefactorapi.SpanRecord) error {
@@ -577,8 +633,10 @@ func (t *sqlTx) SchemaVersion(id string) (prefactorapi.SchemaVersionRecord, bool
 		return v.(prefactorapi.SchemaVersionRecord), true, nil
 	}
 	r, ok, err := t.schema("id = ?", id)
-	if ok && err == nil && !t.write {
-		t.s.schemas.Store(id, r) // immutable; committed, since a read transaction saw it
+	if ok && err == nil && !t.putSchemas[id] {
+		// Immutable, and committed: a read transaction saw it, or a write
+		// transaction that did not write it (writers take turns).
+		t.s.schemas.Store(id, r)
 	}
 	return r, ok, err
 }
@@ -595,6 +653,10 @@ func (t *sqlTx) PutSchemaVersion(r prefactorapi.SchemaVersionRecord) error {
 	if r.SpanTypes == nil {
 		types = []byte("{}")
 	}
+	if t.putSchemas == nil {
+		t.putSchemas = map[string]bool{}
+	}
+	t.putSchemas[r.ID] = true
 	return t.exec("INSERT OR REPLACE INTO schema_versions(id, agent_id, external_id, span_types, body, inserted_at) VALUES (?,?,?,?,?,?)",
 		r.ID, r.AgentID, r.ExternalID, string(types), blob(r.Body), micro(r.InsertedAt))
 }
