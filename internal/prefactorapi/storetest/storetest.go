@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"RoundTrip", testRoundTrip},
 		{"Rollback", testRollback},
 		{"BatchLookups", testBatchLookups},
+		{"ManyWritesInOneUpdate", testManyWrites},
 		{"ListInstances", testListInstances},
 		{"Search", testSearch},
 		{"Agents", testAgents},
@@ -607,4 +608,52 @@ func testBulkOwnWrites(t *testing.T, s prefactorapi.Store) {
 		assert.Equal(t, prefactorapi.StatusCounts{Pending: 0, Active: 1, Complete: 1}, in.SpanCounts)
 		return err
 	}))
+}
+
+// An update writing hundreds of spans and idempotency records (as a bulk
+// request does), some of them twice, keeps them all, the last write of
+// each, spans in the order first written, in the transaction and after.
+func testManyWrites(t *testing.T, s prefactorapi.Store) {
+	in := sampleInstance(id(), 1)
+	const n = 150
+	spans := make([]prefactorapi.SpanRecord, n)
+	for i := range spans {
+		spans[i] = prefactorapi.SpanRecord{ID: id(), InstanceID: in.ID, AgentID: in.AgentID, SchemaName: "llm", Status: "active",
+			Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)), StartedAt: ts(i), InsertedAt: ts(i), UpdatedAt: ts(i), Creates: 1}
+	}
+	key := func(i int) string { return fmt.Sprintf("key-%04d", i) }
+	check := func(tx prefactorapi.ReadTx) {
+		got, err := tx.ListSpans(in.ID)
+		require.NoError(t, err)
+		require.Equal(t, spans, got)
+		keys := make([]string, n)
+		for i := range keys {
+			keys[i] = key(i)
+		}
+		recs, err := tx.Idempotencies(keys)
+		require.NoError(t, err)
+		require.Len(t, recs, n)
+		for i := range n {
+			want := 200
+			if i%10 == 0 {
+				want = 409
+			}
+			assert.Equal(t, want, recs[key(i)].Status, key(i))
+		}
+	}
+	update(t, s, func(tx prefactorapi.Tx) error {
+		require.NoError(t, tx.PutInstance(in))
+		for i, sp := range spans {
+			require.NoError(t, tx.PutSpan(sp))
+			require.NoError(t, tx.PutIdempotency(prefactorapi.IdempotencyRecord{Key: key(i), Hash: "h", Status: 200, Body: []byte("{}")}))
+		}
+		for i := 0; i < n; i += 10 {
+			spans[i].Status, spans[i].Finishes, spans[i].FinishedAt = "complete", 1, ts(i+1)
+			require.NoError(t, tx.PutSpan(spans[i]))
+			require.NoError(t, tx.PutIdempotency(prefactorapi.IdempotencyRecord{Key: key(i), Hash: "h", Status: 409, Body: []byte("{}")}))
+		}
+		check(tx)
+		return nil
+	})
+	require.NoError(t, s.View(ctx, func(tx prefactorapi.ReadTx) error { check(tx); return nil }))
 }

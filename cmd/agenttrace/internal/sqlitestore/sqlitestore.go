@@ -172,6 +172,8 @@ func (s *Store) View(ctx context.Context, fn func(prefactorapi.ReadTx) error) er
 
 // sqlTx is a transaction. Instances are cached for the transaction and
 // written once at its end: a bulk request updates its instance many times.
+// Spans and idempotency records are written at its end too, many rows a
+// statement. Listings first write what is waiting, so they see it.
 type sqlTx struct {
 	s     *Store
 	q     *sql.Tx
@@ -185,6 +187,74 @@ type sqlTx struct {
 	// putSchemas are the schema versions written in the transaction: not
 	// to be cached for others before it commits.
 	putSchemas map[string]bool
+	// Spans and idempotency records written are kept, in the order first
+	// written, and inserted at the end, many rows a statement (a bulk
+	// request writes hundreds); lookups of them are answered from here.
+	spans pending[prefactorapi.SpanRecord]
+	idem  pending[prefactorapi.IdempotencyRecord]
+}
+
+// pending are records written in a transaction and not yet inserted, by
+// key, in the order first written.
+type pending[R any] struct {
+	recs []R
+	at   map[string]int
+}
+
+func (p *pending[R]) put(key string, r R) {
+	if i, ok := p.at[key]; ok {
+		p.recs[i] = r
+		return
+	}
+	if p.at == nil {
+		p.at = map[string]int{}
+	}
+	p.at[key] = len(p.recs)
+	p.recs = append(p.recs, r)
+}
+
+func (p *pending[R]) get(key string) (R, bool) {
+	if i, ok := p.at[key]; ok {
+		return p.recs[i], true
+	}
+	var zero R
+	return zero, false
+}
+
+func (p *pending[R]) reset() {
+	p.recs = p.recs[:0]
+	clear(p.at)
+}
+
+// insertChunks are the row counts of the multi-row inserts: a run of
+// records goes in the largest that fit, so that a few statements, each
+// prepared once per transaction, take any number.
+var insertChunks = []int{64, 8, 1}
+
+// insertRows inserts the rows of n records, cols values each, with the
+// statement head (INSERT ... VALUES) and tail (ON CONFLICT ...); args
+// appends record i's values.
+func (t *sqlTx) insertRows(n, cols int, head, tail string, args func(dst []any, i int) []any) error {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	var vals []any
+	for i := 0; i < n; {
+		k := 1
+		for _, c := range insertChunks {
+			if n-i >= c {
+				k = c
+				break
+			}
+		}
+		vals = vals[:0]
+		for j := i; j < i+k; j++ {
+			vals = args(vals, j)
+		}
+		if err := t.exec(head+strings.TrimSuffix(strings.Repeat(row+",", k), ",")+tail, vals...); err != nil {
+			return err
+		}
+		i += k
+	}
+	return nil
 }
 
 type cachedInstance struct {
@@ -288,6 +358,9 @@ func found(err error) (bool, error) {
 }
 
 func (t *sqlTx) Idempotency(key string) (prefactorapi.IdempotencyRecord, bool, error) {
+	if r, ok := t.idem.get(key); ok {
+		return r, true, nil
+	}
 	r := prefactorapi.IdempotencyRecord{Key: key}
 	err := t.stmt("SELECT hash, status, body FROM idempotency WHERE key = ?").QueryRowContext(t.ctx, key).Scan(&r.Hash, &r.Status, &r.Body)
 	ok, err := found(err)
@@ -303,10 +376,18 @@ func jsonArray(ss []string) string {
 
 func (t *sqlTx) Idempotencies(keys []string) (map[string]prefactorapi.IdempotencyRecord, error) {
 	out := make(map[string]prefactorapi.IdempotencyRecord, len(keys))
-	if len(keys) == 0 {
+	var ask []string
+	for _, k := range keys {
+		if r, ok := t.idem.get(k); ok {
+			out[k] = r
+		} else {
+			ask = append(ask, k)
+		}
+	}
+	if len(ask) == 0 {
 		return out, nil
 	}
-	rows, err := t.stmt("SELECT key, hash, status, body FROM idempotency WHERE key IN (SELECT value FROM json_each(?))").QueryContext(t.ctx, jsonArray(keys))
+	rows, err := t.stmt("SELECT key, hash, status, body FROM idempotency WHERE key IN (SELECT value FROM json_each(?))").QueryContext(t.ctx, jsonArray(ask))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
@@ -325,8 +406,8 @@ func (t *sqlTx) Idempotencies(keys []string) (map[string]prefactorapi.Idempotenc
 }
 
 func (t *sqlTx) PutIdempotency(r prefactorapi.IdempotencyRecord) error {
-	return t.exec("INSERT OR REPLACE INTO idempotency(key, hash, status, body, inserted_at) VALUES (?, ?, ?, ?, ?)",
-		r.Key, r.Hash, r.Status, r.Body, time.Now().UnixMicro())
+	t.idem.put(r.Key, r)
+	return nil
 }
 
 const instanceCols = `id, agent_id, environment_id, version_id, schema_version_id, deployment_id, purpose, status,
@@ -397,6 +478,20 @@ func (t *sqlTx) flush() error {
 		}
 	}
 	t.order = t.order[:0]
+	if err := t.insertRows(len(t.spans.recs), 15, "INSERT INTO spans("+spanCols+") VALUES ", spanUpsert, func(dst []any, i int) []any {
+		return spanArgs(dst, &t.spans.recs[i])
+	}); err != nil {
+		return err
+	}
+	t.spans.reset()
+	now := time.Now().UnixMicro()
+	if err := t.insertRows(len(t.idem.recs), 5, "INSERT OR REPLACE INTO idempotency(key, hash, status, body, inserted_at) VALUES ", "", func(dst []any, i int) []any {
+		r := &t.idem.recs[i]
+		return append(dst, r.Key, r.Hash, r.Status, r.Body, now)
+	}); err != nil {
+		return err
+	}
+	t.idem.reset()
 	return nil
 }
 
@@ -450,6 +545,9 @@ func scanSpan(sc scanner) (prefactorapi.SpanRecord, error) {
 }
 
 func (t *sqlTx) Span(id string) (prefactorapi.SpanRecord, bool, error) {
+	if r, ok := t.spans.get(id); ok {
+		return r, true, nil
+	}
 	r, err := scanSpan(t.stmt("SELECT "+spanCols+" FROM spans WHERE id = ?").QueryRowContext(t.ctx, id))
 	ok, err := found(err)
 	return r, ok, err
@@ -457,10 +555,18 @@ func (t *sqlTx) Span(id string) (prefactorapi.SpanRecord, bool, error) {
 
 func (t *sqlTx) Spans(ids []string) (map[string]prefactorapi.SpanRecord, error) {
 	out := make(map[string]prefactorapi.SpanRecord, len(ids))
-	if len(ids) == 0 {
+	var ask []string
+	for _, id := range ids {
+		if r, ok := t.spans.get(id); ok {
+			out[id] = r
+		} else {
+			ask = append(ask, id)
+		}
+	}
+	if len(ask) == 0 {
 		return out, nil
 	}
-	rows, err := t.stmt("SELECT "+spanCols+" FROM spans WHERE id IN (SELECT value FROM json_each(?))").QueryContext(t.ctx, jsonArray(ids))
+	rows, err := t.stmt("SELECT "+spanCols+" FROM spans WHERE id IN (SELECT value FROM json_each(?))").QueryContext(t.ctx, jsonArray(ask))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
@@ -479,6 +585,20 @@ func (t *sqlTx) Spans(ids []string) (map[string]prefactorapi.SpanRecord, error) 
 }
 
 func (t *sqlTx) PutSpan(r prefactorapi.SpanRecord) error {
+	t.spans.put(r.ID, r)
+	return nil
+}
+
+// spanUpsert ends the spans insert: a replaced span keeps its seq, its
+// place in creation order.
+const spanUpsert = ` ON CONFLICT(id) DO UPDATE SET instance_id=excluded.instance_id, agent_id=excluded.agent_id,
+	parent_id=excluded.parent_id, schema_name=excluded.schema_name, status=excluded.status, payload=excluded.payload,
+	result_payload=excluded.result_payload, started_at=excluded.started_at, finished_at=excluded.finished_at,
+	inserted_at=excluded.inserted_at, updated_at=excluded.updated_at, sensitive=excluded.sensitive,
+	creates=excluded.creates, finishes=excluded.finishes`
+
+// spanArgs appends a span's values in spanCols order.
+func spanArgs(dst []any, r *prefactorapi.SpanRecord) []any {
 	var sensitive any
 	if r.SensitiveEncoding != nil {
 		sensitive = 0
@@ -486,17 +606,14 @@ func (t *sqlTx) PutSpan(r prefactorapi.SpanRecord) error {
 			sensitive = 1
 		}
 	}
-	return t.exec(`INSERT INTO spans(`+spanCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT(id) DO UPDATE SET instance_id=excluded.instance_id, agent_id=excluded.agent_id,
-		parent_id=excluded.parent_id, schema_name=excluded.schema_name, status=excluded.status, payload=excluded.payload,
-		result_payload=excluded.result_payload, started_at=excluded.started_at, finished_at=excluded.finished_at,
-		inserted_at=excluded.inserted_at, updated_at=excluded.updated_at, sensitive=excluded.sensitive,
-		creates=excluded.creates, finishes=excluded.finishes`,
-		r.ID, r.InstanceID, r.AgentID, r.ParentID, r.SchemaName, r.Status, blob(r.Payload), blob(r.ResultPayload),
+	return append(dst, r.ID, r.InstanceID, r.AgentID, r.ParentID, r.SchemaName, r.Status, blob(r.Payload), blob(r.ResultPayload),
 		micro(r.StartedAt), micro(r.FinishedAt), micro(r.InsertedAt), micro(r.UpdatedAt), sensitive, r.Creates, r.Finishes)
 }
 
 func (t *sqlTx) ListSpans(instanceID string) ([]prefactorapi.SpanRecord, error) {
+	if err := t.flushed(); err != nil {
+		return nil, err
+	}
 	q, args := "SELECT "+spanCols+" FROM spans ORDER BY seq", []any{}
 	if instanceID != "" {
 		q, args = "SELECT "+spanCols+" FROM spans WHERE instance_id = ? ORDER BY seq", []any{instanceID}
