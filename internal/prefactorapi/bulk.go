@@ -28,13 +28,19 @@ func (a *API) bulk(ctx context.Context, body []byte) Answer {
 	if len(req.Items) == 0 {
 		return errAnswer(invalid("items", "at least one item"))
 	}
+	// Every item is decoded before the transaction; an item's decoding
+	// error is its answer when its turn comes.
 	heads := make([]bulkHead, len(req.Items))
+	ops := make([]*operation, len(req.Items))
+	errs := make([]*Error, len(req.Items))
+	keys := make([]string, len(req.Items))
 	seen := make(map[string]struct{}, len(req.Items))
+	var spanIDs []string
 	for i, raw := range req.Items {
 		if !isObject(raw) {
 			return errAnswer(invalid("items", "item "+strconv.Itoa(i)+" is not an object"))
 		}
-		_ = json.Unmarshal(raw, &heads[i])
+		heads[i], ops[i], errs[i] = decodeBulkItem(raw)
 		k := heads[i].IdempotencyKey
 		if k == nil || len(*k) < 8 || len(*k) > 64 {
 			return errAnswer(invalid("items", "item "+strconv.Itoa(i)+": idempotency_key must have 8 to 64 characters"))
@@ -43,16 +49,8 @@ func (a *API) bulk(ctx context.Context, body []byte) Answer {
 			return errAnswer(invalid("items", "duplicate idempotency_key "+strconv.Quote(*k)))
 		}
 		seen[*k] = struct{}{}
-	}
-	// Every item is decoded before the transaction; an item's decoding
-	// error is its answer when its turn comes.
-	ops := make([]*operation, len(req.Items))
-	errs := make([]*Error, len(req.Items))
-	keys := make([]string, len(req.Items))
-	var spanIDs []string
-	for i, raw := range req.Items {
-		keys[i] = *heads[i].IdempotencyKey
-		if ops[i], errs[i] = decodeItem(heads[i].Type, raw); ops[i] != nil {
+		keys[i] = *k
+		if ops[i] != nil {
 			spanIDs = ops[i].spanIDs(spanIDs)
 		}
 	}
@@ -103,6 +101,43 @@ func (a *API) bulk(ctx context.Context, body []byte) Answer {
 	return result
 }
 
+// decodeBulkItem decodes a bulk item: its head (read leniently: the
+// request's checks need every item's key) and its operation, or the error
+// that is its answer. An item that starts with its _type, as this
+// project's exporter writes them, is decoded once, strictly, as that type,
+// and taken so when the _type decoded is that type: it then has no field
+// that type has not, and the head is the type's own fields. Any other item
+// is decoded in two steps, the head, then the item as its type.
+func decodeBulkItem(raw []byte) (bulkHead, *operation, *Error) {
+	if t := leadingType(raw); t != "" {
+		o, e, typ := decodeItemAs(t, raw)
+		if e == nil && typ != nil && *typ == t {
+			return bulkHead{Type: typ, IdempotencyKey: o.key}, o, nil
+		}
+	}
+	var h bulkHead
+	_ = json.Unmarshal(raw, &h)
+	o, e := decodeItem(h.Type, raw)
+	return h, o, e
+}
+
+// leadingType returns the _type an item's text begins with, as in
+// {"_type":"agent_spans/create",...}; "" when it begins otherwise. It
+// only picks the type to try first: the decoding decides.
+func leadingType(raw []byte) string {
+	const p = `{"_type":"`
+	b := bytes.TrimLeft(raw, " \t\r\n")
+	if !bytes.HasPrefix(b, []byte(p)) {
+		return ""
+	}
+	b = b[len(p):]
+	end := bytes.IndexByte(b, '"')
+	if end < 0 || bytes.IndexByte(b[:end], '\\') >= 0 {
+		return ""
+	}
+	return string(b[:end])
+}
+
 // decodeItem decodes a bulk item by its _type into its single-request form.
 // The item types of instance start and finish and of span finish are not
 // documented by the API; they follow the documented
@@ -113,27 +148,38 @@ func decodeItem(typ *string, raw []byte) (*operation, *Error) {
 	if typ != nil {
 		t = *typ
 	}
-	o := &operation{bulk: true}
+	o, e, _ := decodeItemAs(t, raw)
+	return o, e
+}
+
+// decodeItemAs decodes a bulk item as one of type t; decoded is the _type
+// the item holds.
+func decodeItemAs(t string, raw []byte) (o *operation, e *Error, decoded *string) {
+	o = &operation{bulk: true}
 	var err error
 	switch t {
 	case "agent_instances/register":
 		var it bulkRegister
 		err = decodeStrict(raw, &it)
+		decoded = it.Type
 		r := it.RegisterRequest
 		o.ep, o.key, r.IdempotencyKey, o.req = EndpointRegister, r.IdempotencyKey, nil, &r
 	case "agent_instances/start":
 		var it bulkStart
 		err = decodeStrict(raw, &it)
+		decoded = it.Type
 		r := it.StartRequest
 		o.ep, o.id, o.key, r.IdempotencyKey, o.req = EndpointStart, deref(it.AgentInstanceID), r.IdempotencyKey, nil, &r
 	case "agent_instances/finish":
 		var it bulkFinishInstance
 		err = decodeStrict(raw, &it)
+		decoded = it.Type
 		r := it.FinishInstanceRequest
 		o.ep, o.id, o.key, r.IdempotencyKey, o.req = EndpointFinishInstance, deref(it.AgentInstanceID), r.IdempotencyKey, nil, &r
 	case "agent_spans/create":
 		var it bulkCreateSpan
 		err = decodeStrict(raw, &it)
+		decoded = it.Type
 		d := it.Details
 		flat := it.SpanDetailsInput
 		flat.IdempotencyKey = nil
@@ -149,7 +195,7 @@ func decodeItem(typ *string, raw []byte) (*operation, *Error) {
 					e.Fields[k] = []string{"unknown field"}
 				}
 			}
-			return nil, e
+			return nil, e, nil
 		}
 		if d != nil {
 			d.IdempotencyKey = nil
@@ -158,15 +204,16 @@ func decodeItem(typ *string, raw []byte) (*operation, *Error) {
 	case "agent_spans/finish":
 		var it bulkFinishSpan
 		err = decodeStrict(raw, &it)
+		decoded = it.Type
 		r := it.FinishSpanRequest
 		o.ep, o.id, o.key, r.IdempotencyKey, o.req = EndpointFinishSpan, deref(it.AgentSpanID), r.IdempotencyKey, nil, &r
 	default:
-		return nil, invalid("_type", "unknown item type "+strconv.Quote(t))
+		return nil, invalid("_type", "unknown item type "+strconv.Quote(t)), nil
 	}
 	if err != nil {
-		return nil, decodeError(err, "")
+		return nil, decodeError(err, ""), nil
 	}
-	return o, nil
+	return o, nil, decoded
 }
 
 // spanIDs appends the span IDs the operation looks up: a created span's
