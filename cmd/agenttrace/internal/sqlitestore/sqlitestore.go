@@ -828,32 +828,47 @@ func (t *sqlTx) ListInstances(q prefactorapi.InstanceQuery) ([]prefactorapi.Inst
 	if err := t.flushed(); err != nil {
 		return nil, 0, err
 	}
-	var where []string
-	var args []any
-	add := func(cond string, v any) { where, args = append(where, cond), append(args, v) }
-	if q.AgentID != "" {
-		add("agent_id = ?", q.AgentID)
-	}
-	if q.VersionID != "" {
-		add("version_id = ?", q.VersionID)
-	}
-	if q.UserID != "" {
-		add("user_id = ?", q.UserID)
-	}
-	if q.GroupID != "" {
-		add("group_id = ?", q.GroupID)
-	}
+	match := ""
 	if strings.TrimSpace(q.Search) != "" {
-		match, ok := ftsQuery(q.Search)
+		m, ok := ftsQuery(q.Search)
 		if !ok {
 			return []prefactorapi.InstanceRecord{}, 0, nil
 		}
-		add("seq IN (SELECT rowid FROM instance_names WHERE instance_names MATCH ?)", match)
+		match = m
 	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
+	// where is the condition; with plus, a unary + keeps the agent and
+	// version indexes out of it, so that a search without a user or group
+	// is counted from the names it matches rather than by visiting every
+	// instance of the agent.
+	where := func(plus string) (string, []any) {
+		var conds []string
+		var args []any
+		add := func(cond string, v any) { conds, args = append(conds, cond), append(args, v) }
+		if q.AgentID != "" {
+			add(plus+"agent_id = ?", q.AgentID)
+		}
+		if q.VersionID != "" {
+			add(plus+"version_id = ?", q.VersionID)
+		}
+		if q.UserID != "" {
+			add("user_id = ?", q.UserID)
+		}
+		if q.GroupID != "" {
+			add("group_id = ?", q.GroupID)
+		}
+		if match != "" {
+			add("seq IN (SELECT rowid FROM instance_names WHERE instance_names MATCH ?)", match)
+		}
+		if len(conds) == 0 {
+			return "", nil
+		}
+		return " WHERE " + strings.Join(conds, " AND "), args
 	}
+	countPlus := ""
+	if match != "" && q.UserID == "" && q.GroupID == "" {
+		countPlus = "+"
+	}
+	cond, args := where(countPlus)
 	var total int
 	if err := t.stmt("SELECT count(*) FROM instances"+cond).QueryRowContext(t.ctx, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("sqlitestore: %w", err)
@@ -869,8 +884,9 @@ func (t *sqlTx) ListInstances(q prefactorapi.InstanceQuery) ([]prefactorapi.Inst
 	if q.Limit > 0 {
 		limit = q.Limit
 	}
-	// The page's rows are chosen on the index alone (a deep offset skips
-	// index entries, not rows), then read.
+	// The page's rows are chosen on the index alone, in its order (a deep
+	// offset skips index entries, not rows), then read.
+	cond, args = where("")
 	rows, err := t.stmt("SELECT "+instanceCols+" FROM instances WHERE seq IN (SELECT seq FROM instances"+cond+order+
 		" LIMIT ? OFFSET ?)"+order).QueryContext(t.ctx, append(args, limit, max(q.Offset, 0))...)
 	if err != nil {
