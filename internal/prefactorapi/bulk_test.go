@@ -2,6 +2,7 @@ package prefactorapi
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -48,4 +49,44 @@ func TestLeadingType(t *testing.T) {
 	assert.Equal(t, "", leadingType([]byte(`{"_type":"agent_spans\/create"}`)))
 	assert.Equal(t, "", leadingType([]byte(`{"_type":"unterminated`)))
 	assert.Equal(t, "", leadingType([]byte(`{"x":1,"_type":"agent_spans/create"}`)))
+}
+
+// Decoded by several goroutines, a large request's items come out as each
+// decoded alone, hashes computed; items that are not objects are left.
+func TestDecodeBulkItemsInParallel(t *testing.T) {
+	var items []json.RawMessage
+	for i := range 300 {
+		var raw string
+		switch {
+		case i == 7:
+			raw = `[1]`
+		case i%50 == 3:
+			raw = `{"_type":"agent_spans/create","idempotency_key":"k-` + strconv.Itoa(i) + `","details":{"bogus":1}}`
+		case i%2 == 0:
+			raw = `{"_type":"agent_spans/create","idempotency_key":"k-` + strconv.Itoa(i) + `","details":{"schema_name":"llm","status":"active","payload":{"i":` + strconv.Itoa(i) + `}}}`
+		default:
+			raw = `{"idempotency_key":"k-` + strconv.Itoa(i) + `","_type":"agent_spans/finish","agent_span_id":"s` + strconv.Itoa(i) + `"}`
+		}
+		items = append(items, json.RawMessage(raw))
+	}
+	heads, ops, errs := decodeBulkItems(items)
+	for i, raw := range items {
+		if i == 7 {
+			assert.Nil(t, ops[i])
+			assert.Nil(t, errs[i])
+			continue
+		}
+		h, o, e := decodeBulkItem(raw)
+		if o != nil {
+			o.hash()
+		}
+		assert.Equal(t, h, heads[i], i)
+		assert.Equal(t, o, ops[i], i)
+		assert.Equal(t, e, errs[i], i)
+		if i%50 == 3 {
+			assert.NotNil(t, errs[i], i)
+		} else {
+			assert.NotEmpty(t, ops[i].h, i)
+		}
+	}
 }
