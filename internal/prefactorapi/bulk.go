@@ -18,7 +18,10 @@ import (
 // until the first that fails, which is the last output; the ones before it
 // stay applied. The answer, {"status":"success","outputs":{key: output}},
 // is sent after the items' changes committed, in one transaction: should
-// the store fail, nothing is kept and the answer is 500.
+// the store fail, nothing is kept and the answer is 500. The items are
+// decoded before the transaction (decodeBulkItems); in it, the
+// idempotency records and spans they name are read first, in two lookups
+// (bulkTx).
 func (a *API) bulk(ctx context.Context, body []byte) Answer {
 	var req BulkRequest
 	if err := decodeStrict(body, &req); err != nil {
