@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -13,7 +14,8 @@ import (
 // value's size (the time is spent on the caller's goroutine, inside the
 // span). cutOversized does it where the value allows: strings, raw JSON and
 // byte slices, long messages lists of the typed LLM payloads; long slices
-// of other types are cut while they are encoded (appendLongSlice). What is
+// and large maps with string keys of other types are cut while they are
+// encoded (appendLongSlice, appendLongMap). What is
 // cut is marked as truncated; original_bytes is then the value's size
 // before escaping, estimated for the typed payloads and long slices.
 
@@ -47,9 +49,12 @@ func cutOversized(v any, limit int) (any, int) {
 			return x, n
 		}
 	default:
-		// A slice that fails to encode is left whole: the general path
-		// records its error.
+		// A slice or map that fails to encode is left whole: the general
+		// path records its error.
 		if b, n, err := appendLongSlice(nil, v, limit); err == nil && n > limit {
+			return json.RawMessage(b), n
+		}
+		if b, n, err := appendLongMap(nil, v, limit); err == nil && n > limit {
 			return json.RawMessage(b), n
 		}
 	}
@@ -196,6 +201,64 @@ func appendLongSlice(b []byte, v any, stop int) ([]byte, int, error) {
 	b = append(b, ',')
 	b = appendJSONString(b, truncSuffix+" "+strconv.Itoa(n-i)+" more")
 	return append(b, ']'), written * n / i, nil
+}
+
+// appendLongMap appends v, a map with string keys of more than longSlice
+// entries of a type with no JSON method of its own, encoding its entries in
+// key order (the order encoding/json writes) in chunks and stopping once
+// more than stop bytes are written: the rest is counted under a last key
+// "…[truncated]" whose value is "N more". It returns the estimated size of
+// the whole encoding, or 0 (and b unchanged) if v is not such a map or was
+// encoded whole. Only the keys are collected and sorted (16 bytes and a
+// comparison sort per key); the entries past the cut are never encoded.
+func appendLongMap(b []byte, v any, stop int) ([]byte, int, error) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Map || rv.Len() <= longSlice || rv.Type().Key().Kind() != reflect.String ||
+		implementsJSON(rv.Type()) || implementsJSON(rv.Type().Key()) || implementsJSON(rv.Type().Elem()) {
+		return b, 0, nil
+	}
+	keyType := rv.Type().Key()
+	keys := make([]string, 0, rv.Len())
+	k := reflect.New(keyType).Elem()
+	for it := rv.MapRange(); it.Next(); {
+		k.SetIterKey(it) // no allocation per key, unlike it.Key()
+		keys = append(keys, k.String())
+	}
+	slices.Sort(keys)
+	start := len(b)
+	b = append(b, '{')
+	n, i, chunk := len(keys), 0, 64
+	for i < n && len(b)-start <= stop {
+		if i > 0 { // no more entries than the average so far says fit
+			chunk = min(chunk*2, (stop-(len(b)-start))*i/(len(b)-start)+1)
+		}
+		j := min(i+chunk, n)
+		part := reflect.MakeMapWithSize(rv.Type(), j-i)
+		for _, key := range keys[i:j] {
+			kv := reflect.ValueOf(key).Convert(keyType)
+			part.SetMapIndex(kv, rv.MapIndex(kv))
+		}
+		enc, err := marshalValue(part.Interface())
+		if err != nil {
+			return b[:start], 0, err
+		}
+		if len(enc) > 2 { // {...} without its braces
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, enc[1:len(enc)-1]...)
+		}
+		i = j
+	}
+	if i == n {
+		return b[:start], 0, nil
+	}
+	written := len(b) - start
+	b = append(b, ',')
+	b = appendJSONString(b, truncSuffix)
+	b = append(b, ':')
+	b = appendJSONString(b, strconv.Itoa(n-i)+" more")
+	return append(b, '}'), written * n / i, nil
 }
 
 // implementsJSON reports whether values of t (or pointers to them) encode

@@ -110,6 +110,53 @@ func TestDeepValueIsRejected(t *testing.T) {
 	require.Empty(t, d.PayloadError)
 }
 
+// TestOversizedMapCutWhileEncoded: a map of 200,000 entries (about 32 MiB
+// of JSON) is recorded as a marked prefix of its entries in key order,
+// within the cap, without encoding the entries past the cut: the
+// allocation is bounded by a few words per key (the sorted keys), not by
+// the map's encoded size.
+func TestOversizedMapCutWhileEncoded(t *testing.T) {
+	const limit = 64 << 10
+	tr, _ := newTracer(t, agenttrace.WithPayloadLimit(limit))
+	const entries = 200_000
+	big := make(map[string]string, entries)
+	value := strings.Repeat("v", 140)
+	for i := range entries {
+		big["key-"+strconv.Itoa(i)] = value
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, s := tr.Start(context.Background(), "chain", big)
+	runtime.ReadMemStats(&after)
+	s.End()
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("allocated %d KiB for a map of %d entries", alloc>>10, entries)
+	require.Less(t, alloc, uint64(entries*64+128*limit), "the entries past the cut are not encoded")
+
+	d := s.Data()
+	require.LessOrEqual(t, len(d.Payload), limit)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(d.Payload, &m), string(d.Payload[:200]))
+	marker, ok := m[agenttrace.MarkerKey].(map[string]any)
+	require.True(t, ok, string(d.Payload[:200]))
+	require.Equal(t, true, marker["truncated"])
+	require.Greater(t, marker["original_bytes"], float64(entries*100))
+	for _, k := range []string{"key-0", "key-1", "key-10", "key-100", "key-1000"} {
+		require.Contains(t, m, k, "the smallest keys come first, as encoding/json orders them")
+	}
+	require.NotContains(t, m, "key-99999")
+
+	// A map under the cap is recorded whole, as encoding/json writes it.
+	small := map[string]int{}
+	for i := range 1000 {
+		small["k"+strconv.Itoa(i)] = i
+	}
+	want, err := json.Marshal(small)
+	require.NoError(t, err)
+	d = payloadOf(t, tr, small)
+	require.JSONEq(t, string(want), string(d.Payload))
+}
+
 // BenchmarkOversizedPayload measures Start+End of a span whose payload is
 // far over the default cap (256 KiB), by shape and size.
 //
@@ -122,7 +169,14 @@ func BenchmarkOversizedPayload(b *testing.B) {
 	defer tr.Shutdown(context.Background())
 	for _, mib := range []int{1, 4, 16, 64} {
 		builders := oversized(mib << 20)
-		for _, shape := range []string{"string", "raw JSON", "long slice", "many messages", "one huge message"} {
+		builders["long map"] = func() any { // entries of about 160 bytes
+			m := make(map[string]string, (mib<<20)/160)
+			for i := range (mib << 20) / 160 {
+				m["key-"+strconv.Itoa(i)] = strings.Repeat("v", 140)
+			}
+			return m
+		}
+		for _, shape := range []string{"string", "raw JSON", "long slice", "long map", "many messages", "one huge message"} {
 			v := builders[shape]()
 			runtime.GC()
 			b.Run(strings.ReplaceAll(shape, " ", "_")+"/"+strconv.Itoa(mib)+"MiB", func(b *testing.B) {
