@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"testing"
 
@@ -18,7 +19,7 @@ func TestMain(m *testing.M) {
 		args := strings.Split(mode, "\x1f")
 		switch args[0] {
 		case "serve":
-			os.Exit(run(context.Background(), args, os.Stdout, os.Stderr))
+			os.Exit(serveProfiled(args))
 		case "ingest":
 			if err := childIngest(args[1:]); err != nil {
 				fmt.Fprintln(os.Stderr, "ingest:", err)
@@ -30,6 +31,27 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	goleak.VerifyTestMain(m)
+}
+
+// serveProfiled runs the server; with AGENTTRACE_TEST_CPUPROFILE set, it
+// writes the server's CPU profile there when it stops (SIGINT).
+func serveProfiled(args []string) int {
+	path := os.Getenv("AGENTTRACE_TEST_CPUPROFILE")
+	if path == "" {
+		return run(context.Background(), args, os.Stdout, os.Stderr)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cpu profile:", err)
+		return 1
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "cpu profile:", err)
+		return 1
+	}
+	defer pprof.StopCPUProfile()
+	return run(context.Background(), args, os.Stdout, os.Stderr)
 }
 
 func errorsJoin(errs ...error) error {

@@ -165,12 +165,20 @@ type operation struct {
 	req  any    // *RegisterRequest, *StartRequest, ...
 	raw  []byte // the body of a single register (stored as sent)
 	bulk bool
+	h    string // the hash, once computed
 }
 
 // hash identifies the operation for idempotency: the endpoint, the path's
 // ID and the request without its key, in canonical JSON. A single request
 // and the bulk item of the same operation hash alike.
 func (o *operation) hash() string {
+	if o.h == "" {
+		o.h = o.computeHash()
+	}
+	return o.h
+}
+
+func (o *operation) computeHash() string {
 	b, _ := json.Marshal(o.req)
 	h := sha256.New()
 	h.Write([]byte(o.ep))

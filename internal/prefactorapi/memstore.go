@@ -99,6 +99,26 @@ func (t *memTx) Span(id string) (SpanRecord, bool, error) {
 	return SpanRecord{}, false, nil
 }
 
+func (t *memTx) Idempotencies(keys []string) (map[string]IdempotencyRecord, error) {
+	out := make(map[string]IdempotencyRecord, len(keys))
+	for _, k := range keys {
+		if r, ok := t.m.idem[k]; ok {
+			out[k] = r
+		}
+	}
+	return out, nil
+}
+
+func (t *memTx) Spans(ids []string) (map[string]SpanRecord, error) {
+	out := make(map[string]SpanRecord, len(ids))
+	for _, id := range ids {
+		if r, ok := t.m.spans[id]; ok {
+			out[id] = *r
+		}
+	}
+	return out, nil
+}
+
 func (t *memTx) Agent(id string) (AgentRecord, bool, error) {
 	if r, ok := t.m.agents[id]; ok {
 		return *r, true, nil

@@ -35,8 +35,14 @@ var ErrConflict = errors.New("prefactorapi: transaction conflict")
 // a nil error.
 type ReadTx interface {
 	Idempotency(key string) (IdempotencyRecord, bool, error)
+	// Idempotencies looks up several keys at once (a bulk request reads
+	// its items' keys so): the map holds the records found, by key.
+	Idempotencies(keys []string) (map[string]IdempotencyRecord, error)
 	Instance(id string) (InstanceRecord, bool, error)
 	Span(id string) (SpanRecord, bool, error)
+	// Spans looks up several spans at once (the spans a bulk request's
+	// items name): the map holds the spans found, by ID.
+	Spans(ids []string) (map[string]SpanRecord, error)
 	Agent(id string) (AgentRecord, bool, error)
 	// AgentByExternalID finds an agent by its external identifier.
 	AgentByExternalID(ext string) (AgentRecord, bool, error)

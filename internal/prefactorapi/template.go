@@ -16,18 +16,13 @@ import (
 // missing value renders empty. A template it cannot parse (or one using
 // {% %} tags) renders no summary: ok is false.
 func RenderSummary(tmpl string, payload, result json.RawMessage) (string, bool) {
-	ctx := map[string]any{}
-	for _, raw := range []json.RawMessage{payload, result} {
-		var m map[string]any
-		if len(raw) > 0 && json.Unmarshal(raw, &m) == nil {
-			for k, v := range m {
-				ctx[k] = v
-			}
-		}
-	}
 	if strings.Contains(tmpl, "{%") {
 		return "", false
 	}
+	// The payloads are decoded when the template names a value, and then
+	// only the top-level values it names: a template names a few of a
+	// large payload's.
+	ctx := &scope{payloads: [2]json.RawMessage{payload, result}}
 	var b strings.Builder
 	for {
 		i := strings.Index(tmpl, "{{")
@@ -54,7 +49,7 @@ func RenderSummary(tmpl string, payload, result json.RawMessage) (string, bool) 
 }
 
 // evalOutput evaluates "path | filter: arg | ...".
-func evalOutput(expr string, ctx map[string]any) (string, bool) {
+func evalOutput(expr string, ctx *scope) (string, bool) {
 	parts := splitPipes(expr)
 	v, ok := lookup(strings.TrimSpace(parts[0]), ctx)
 	if !ok {
@@ -135,14 +130,14 @@ func literal(s string) (string, bool) {
 
 // lookup resolves a path; a missing value is nil (not an error), a
 // malformed path is.
-func lookup(path string, ctx map[string]any) (any, bool) {
+func lookup(path string, ctx *scope) (any, bool) {
 	if path == "" {
 		return nil, false
 	}
 	if s, ok := literal(path); ok {
 		return s, true
 	}
-	var cur any = ctx
+	var cur any
 	i := 0
 	readName := func() (string, bool) {
 		j := i
@@ -161,7 +156,7 @@ func lookup(path string, ctx map[string]any) (any, bool) {
 	if !ok {
 		return nil, false
 	}
-	cur = index(cur, name)
+	cur = ctx.get(name)
 	for i < len(path) {
 		switch path[i] {
 		case '.':
@@ -204,6 +199,42 @@ func lookup(path string, ctx map[string]any) (any, bool) {
 		}
 	}
 	return cur, true
+}
+
+// scope is what a template sees: the top-level values of the payload and
+// the result payload (which wins on a collision), decoded on first use.
+type scope struct {
+	payloads [2]json.RawMessage
+	raw      map[string]json.RawMessage // nil until first used
+	decoded  map[string]any
+}
+
+func (s *scope) get(name string) any {
+	if v, ok := s.decoded[name]; ok {
+		return v
+	}
+	if s.raw == nil {
+		s.raw = map[string]json.RawMessage{}
+		for _, p := range s.payloads {
+			var m map[string]json.RawMessage
+			if len(p) > 0 && json.Unmarshal(p, &m) == nil {
+				for k, v := range m {
+					s.raw[k] = v
+				}
+			}
+		}
+	}
+	raw, ok := s.raw[name]
+	if !ok {
+		return nil
+	}
+	var v any
+	_ = json.Unmarshal(raw, &v) // valid: a part of a decoded object
+	if s.decoded == nil {
+		s.decoded = map[string]any{}
+	}
+	s.decoded[name] = v
+	return v
 }
 
 func index(v any, k string) any {

@@ -30,12 +30,15 @@ func Run(t *testing.T, newStore NewStore) {
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"Rollback", testRollback},
+		{"BatchLookups", testBatchLookups},
+		{"ManyWritesInOneUpdate", testManyWrites},
 		{"ListInstances", testListInstances},
 		{"Search", testSearch},
 		{"Agents", testAgents},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"Protocol", testProtocol},
 		{"BulkStopsAtFirstError", testBulk},
+		{"BulkSeesItsOwnWrites", testBulkOwnWrites},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -217,6 +220,52 @@ func testRollback(t *testing.T, s prefactorapi.Store) {
 		got, _, err := tx.Instance(in.ID)
 		assert.Equal(t, "active", got.Status)
 		return err
+	}))
+}
+
+// Idempotencies and Spans find what is stored, committed or written in
+// the transaction, and leave out what is not (a key asked twice is one
+// entry).
+func testBatchLookups(t *testing.T, s prefactorapi.Store) {
+	in := sampleInstance(id(), 1)
+	span := func() prefactorapi.SpanRecord {
+		return prefactorapi.SpanRecord{ID: id(), InstanceID: in.ID, AgentID: in.AgentID, SchemaName: "llm", Status: "active",
+			Payload: json.RawMessage(`{"a":1}`), StartedAt: ts(1), InsertedAt: ts(1), UpdatedAt: ts(1), Creates: 1}
+	}
+	committed, written, missing := span(), span(), id()
+	rec := func(k string) prefactorapi.IdempotencyRecord {
+		return prefactorapi.IdempotencyRecord{Key: k, Hash: "h-" + k, Status: 200, Body: []byte(`{"k":"` + k + `"}`)}
+	}
+	update(t, s, func(tx prefactorapi.Tx) error {
+		require.NoError(t, tx.PutInstance(in))
+		require.NoError(t, tx.PutSpan(committed))
+		return tx.PutIdempotency(rec("key-committed"))
+	})
+	update(t, s, func(tx prefactorapi.Tx) error {
+		require.NoError(t, tx.PutSpan(written))
+		require.NoError(t, tx.PutIdempotency(rec("key-written")))
+		recs, err := tx.Idempotencies([]string{"key-committed", "key-written", "key-missing", "key-committed"})
+		require.NoError(t, err)
+		assert.Equal(t, map[string]prefactorapi.IdempotencyRecord{"key-committed": rec("key-committed"), "key-written": rec("key-written")}, recs)
+		spans, err := tx.Spans([]string{committed.ID, written.ID, missing, written.ID})
+		require.NoError(t, err)
+		assert.Equal(t, map[string]prefactorapi.SpanRecord{committed.ID: committed, written.ID: written}, spans)
+		none, err := tx.Spans(nil)
+		require.NoError(t, err)
+		assert.Empty(t, none)
+		noKeys, err := tx.Idempotencies([]string{})
+		require.NoError(t, err)
+		assert.Empty(t, noKeys)
+		return nil
+	})
+	require.NoError(t, s.View(ctx, func(tx prefactorapi.ReadTx) error {
+		spans, err := tx.Spans([]string{written.ID, missing})
+		require.NoError(t, err)
+		assert.Equal(t, map[string]prefactorapi.SpanRecord{written.ID: written}, spans)
+		recs, err := tx.Idempotencies([]string{"key-written"})
+		require.NoError(t, err)
+		assert.Equal(t, map[string]prefactorapi.IdempotencyRecord{"key-written": rec("key-written")}, recs)
+		return nil
 	}))
 }
 
@@ -512,4 +561,99 @@ func testBulk(t *testing.T, s prefactorapi.Store) {
 		assert.Len(t, spans, 1)
 		return err
 	}))
+}
+
+// The items of a bulk request see what the items before them wrote: a
+// child of a span created earlier in the request, the finish of such a
+// span, and a second create of its ID, which fails and stops the request.
+func testBulkOwnWrites(t *testing.T, s prefactorapi.Store) {
+	api := newAPI(t, s)
+	inst := detailsID(do(t, api, prefactorapi.EndpointRegister, "", `{"idempotency_key":"reg-0001"}`))
+	require.NotEmpty(t, inst)
+	parent, child := prefactorapi.NewPFID(partition), prefactorapi.NewPFID(partition)
+	create := func(k, sid, parentID string) string {
+		p := "null"
+		if parentID != "" {
+			p = `"` + parentID + `"`
+		}
+		return `{"_type":"agent_spans/create","idempotency_key":"` + k + `","details":{"id":"` + sid + `","agent_instance_id":"` + inst +
+			`","parent_span_id":` + p + `,"schema_name":"llm","status":"active","payload":{}}}`
+	}
+	items := []string{
+		create("item-0001", parent, ""),
+		create("item-0002", child, parent),
+		`{"_type":"agent_spans/finish","idempotency_key":"item-0003","agent_span_id":"` + parent + `","status":"complete"}`,
+		create("item-0004", parent, ""),
+		create("item-0005", prefactorapi.NewPFID(partition), ""),
+	}
+	ans := api.Do(ctx, prefactorapi.EndpointBulk, "", []byte(`{"items":[`+strings.Join(items, ",")+`]}`), nil)
+	require.Equal(t, http.StatusOK, ans.Status)
+	var out struct {
+		Outputs map[string]struct {
+			Status, Code string
+			Details      struct{ Status string }
+		} `json:"outputs"`
+	}
+	require.NoError(t, json.Unmarshal(ans.Body, &out))
+	require.Len(t, out.Outputs, 4)
+	assert.Equal(t, "success", out.Outputs["item-0002"].Status, "the parent, created by an earlier item, is found")
+	assert.Equal(t, "complete", out.Outputs["item-0003"].Details.Status)
+	assert.Equal(t, "invalid_action", out.Outputs["item-0004"].Code)
+	require.NoError(t, s.View(ctx, func(tx prefactorapi.ReadTx) error {
+		spans, err := tx.ListSpans(inst)
+		require.Len(t, spans, 2)
+		assert.Equal(t, []string{parent, child}, []string{spans[0].ID, spans[1].ID})
+		assert.Equal(t, "complete", spans[0].Status)
+		in, _, _ := tx.Instance(inst)
+		assert.Equal(t, prefactorapi.StatusCounts{Pending: 0, Active: 1, Complete: 1}, in.SpanCounts)
+		return err
+	}))
+}
+
+// An update writing hundreds of spans and idempotency records (as a bulk
+// request does), some of them twice, keeps them all, the last write of
+// each, spans in the order first written, in the transaction and after.
+func testManyWrites(t *testing.T, s prefactorapi.Store) {
+	in := sampleInstance(id(), 1)
+	const n = 150
+	spans := make([]prefactorapi.SpanRecord, n)
+	for i := range spans {
+		spans[i] = prefactorapi.SpanRecord{ID: id(), InstanceID: in.ID, AgentID: in.AgentID, SchemaName: "llm", Status: "active",
+			Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)), StartedAt: ts(i), InsertedAt: ts(i), UpdatedAt: ts(i), Creates: 1}
+	}
+	key := func(i int) string { return fmt.Sprintf("key-%04d", i) }
+	check := func(tx prefactorapi.ReadTx) {
+		got, err := tx.ListSpans(in.ID)
+		require.NoError(t, err)
+		require.Equal(t, spans, got)
+		keys := make([]string, n)
+		for i := range keys {
+			keys[i] = key(i)
+		}
+		recs, err := tx.Idempotencies(keys)
+		require.NoError(t, err)
+		require.Len(t, recs, n)
+		for i := range n {
+			want := 200
+			if i%10 == 0 {
+				want = 409
+			}
+			assert.Equal(t, want, recs[key(i)].Status, key(i))
+		}
+	}
+	update(t, s, func(tx prefactorapi.Tx) error {
+		require.NoError(t, tx.PutInstance(in))
+		for i, sp := range spans {
+			require.NoError(t, tx.PutSpan(sp))
+			require.NoError(t, tx.PutIdempotency(prefactorapi.IdempotencyRecord{Key: key(i), Hash: "h", Status: 200, Body: []byte("{}")}))
+		}
+		for i := 0; i < n; i += 10 {
+			spans[i].Status, spans[i].Finishes, spans[i].FinishedAt = "complete", 1, ts(i+1)
+			require.NoError(t, tx.PutSpan(spans[i]))
+			require.NoError(t, tx.PutIdempotency(prefactorapi.IdempotencyRecord{Key: key(i), Hash: "h", Status: 409, Body: []byte("{}")}))
+		}
+		check(tx)
+		return nil
+	})
+	require.NoError(t, s.View(ctx, func(tx prefactorapi.ReadTx) error { check(tx); return nil }))
 }

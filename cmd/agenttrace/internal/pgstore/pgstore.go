@@ -327,6 +327,34 @@ func (t *pgTx) Idempotency(key string) (prefactorapi.IdempotencyRecord, bool, er
 	return r, true, nil
 }
 
+// Idempotencies implements prefactorapi.ReadTx: one query for all the keys.
+func (t *pgTx) Idempotencies(keys []string) (map[string]prefactorapi.IdempotencyRecord, error) {
+	out := make(map[string]prefactorapi.IdempotencyRecord, len(keys))
+	var ask []string
+	for _, k := range keys {
+		if r, ok := t.idem[k]; ok {
+			out[k] = r
+		} else {
+			ask = append(ask, k)
+		}
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	recs, err := collect(t, "SELECT key, hash, status, body FROM idempotency WHERE key = ANY($1)", []any{ask},
+		func(row pgx.Row) (r prefactorapi.IdempotencyRecord, err error) {
+			err = row.Scan(&r.Key, &r.Hash, &r.Status, &r.Body)
+			return r, err
+		})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		out[r.Key] = r
+	}
+	return out, nil
+}
+
 // PutIdempotency implements prefactorapi.Tx.
 func (t *pgTx) PutIdempotency(r prefactorapi.IdempotencyRecord) error {
 	body := r.Body
@@ -486,6 +514,30 @@ func (t *pgTx) Span(id string) (prefactorapi.SpanRecord, bool, error) {
 		return prefactorapi.SpanRecord{}, false, err
 	}
 	return r, true, nil
+}
+
+// Spans implements prefactorapi.ReadTx: one query for all the IDs.
+func (t *pgTx) Spans(ids []string) (map[string]prefactorapi.SpanRecord, error) {
+	out := make(map[string]prefactorapi.SpanRecord, len(ids))
+	var ask []string
+	for _, id := range ids {
+		if r, ok := t.spans[id]; ok {
+			out[id] = r
+		} else {
+			ask = append(ask, id)
+		}
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	spans, err := collect(t, "SELECT "+spanCols+" FROM spans WHERE id = ANY($1)", []any{ask}, scanSpan)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range spans {
+		out[r.ID] = r
+	}
+	return out, nil
 }
 
 // PutSpan implements prefactorapi.Tx; a replaced span keeps its place in

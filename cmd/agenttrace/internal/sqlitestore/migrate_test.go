@@ -52,6 +52,10 @@ func TestMigrateFromPreviousSchema(t *testing.T) {
 	var n int
 	require.NoError(t, db.QueryRow("SELECT count(*) FROM sqlite_master WHERE type='index' AND name='instances_session'").Scan(&n))
 	require.Equal(t, 1, n, "migration 2 ran")
+	for _, idx := range []string{"instances_user", "instances_group"} {
+		require.NoError(t, db.QueryRow("SELECT count(*) FROM pragma_index_info(?) WHERE name = 'version_id'", idx).Scan(&n))
+		require.Equal(t, 1, n, "migration 4 ran: %s holds the version", idx)
+	}
 	// Opening again changes nothing.
 	require.NoError(t, s.Close())
 	s2 := open(t, path)

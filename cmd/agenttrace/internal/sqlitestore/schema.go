@@ -162,5 +162,13 @@ END;
 CREATE TRIGGER instances_name_delete AFTER DELETE ON instances BEGIN
 	DELETE FROM instance_names WHERE rowid = old.seq;
 END;
+`, // 4: the user and group indexes also hold the version, so that a
+	// version's listing filtered by user or group counts and pages on the
+	// index alone.
+	`
+DROP INDEX instances_user;
+DROP INDEX instances_group;
+CREATE INDEX instances_user  ON instances(agent_id, user_id, start_key, id, version_id);
+CREATE INDEX instances_group ON instances(agent_id, group_id, start_key, id, version_id);
 `,
 }

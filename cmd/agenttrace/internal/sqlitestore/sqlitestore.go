@@ -172,6 +172,8 @@ func (s *Store) View(ctx context.Context, fn func(prefactorapi.ReadTx) error) er
 
 // sqlTx is a transaction. Instances are cached for the transaction and
 // written once at its end: a bulk request updates its instance many times.
+// Spans and idempotency records are written at its end too, many rows a
+// statement. Listings first write what is waiting, so they see it.
 type sqlTx struct {
 	s     *Store
 	q     *sql.Tx
@@ -182,6 +184,77 @@ type sqlTx struct {
 	// prepared are the statements prepared in the transaction (closed with
 	// it).
 	prepared map[string]*sql.Stmt
+	// putSchemas are the schema versions written in the transaction: not
+	// to be cached for others before it commits.
+	putSchemas map[string]bool
+	// Spans and idempotency records written are kept, in the order first
+	// written, and inserted at the end, many rows a statement (a bulk
+	// request writes hundreds); lookups of them are answered from here.
+	spans pending[prefactorapi.SpanRecord]
+	idem  pending[prefactorapi.IdempotencyRecord]
+}
+
+// pending are records written in a transaction and not yet inserted, by
+// key, in the order first written.
+type pending[R any] struct {
+	recs []R
+	at   map[string]int
+}
+
+func (p *pending[R]) put(key string, r R) {
+	if i, ok := p.at[key]; ok {
+		p.recs[i] = r
+		return
+	}
+	if p.at == nil {
+		p.at = map[string]int{}
+	}
+	p.at[key] = len(p.recs)
+	p.recs = append(p.recs, r)
+}
+
+func (p *pending[R]) get(key string) (R, bool) {
+	if i, ok := p.at[key]; ok {
+		return p.recs[i], true
+	}
+	var zero R
+	return zero, false
+}
+
+func (p *pending[R]) reset() {
+	p.recs = p.recs[:0]
+	clear(p.at)
+}
+
+// insertChunks are the row counts of the multi-row inserts: a run of
+// records goes in the largest that fit, so that a few statements, each
+// prepared once per transaction, take any number.
+var insertChunks = []int{64, 8, 1}
+
+// insertRows inserts the rows of n records, cols values each, with the
+// statement head (INSERT ... VALUES) and tail (ON CONFLICT ...); args
+// appends record i's values.
+func (t *sqlTx) insertRows(n, cols int, head, tail string, args func(dst []any, i int) []any) error {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	var vals []any
+	for i := 0; i < n; {
+		k := 1
+		for _, c := range insertChunks {
+			if n-i >= c {
+				k = c
+				break
+			}
+		}
+		vals = vals[:0]
+		for j := i; j < i+k; j++ {
+			vals = args(vals, j)
+		}
+		if err := t.exec(head+strings.TrimSuffix(strings.Repeat(row+",", k), ",")+tail, vals...); err != nil {
+			return err
+		}
+		i += k
+	}
+	return nil
 }
 
 type cachedInstance struct {
@@ -285,15 +358,56 @@ func found(err error) (bool, error) {
 }
 
 func (t *sqlTx) Idempotency(key string) (prefactorapi.IdempotencyRecord, bool, error) {
+	if r, ok := t.idem.get(key); ok {
+		return r, true, nil
+	}
 	r := prefactorapi.IdempotencyRecord{Key: key}
 	err := t.stmt("SELECT hash, status, body FROM idempotency WHERE key = ?").QueryRowContext(t.ctx, key).Scan(&r.Hash, &r.Status, &r.Body)
 	ok, err := found(err)
 	return r, ok, err
 }
 
+// jsonArray is the JSON array of strings ss, which a statement reads with
+// json_each: one statement, prepared once, for any number of keys.
+func jsonArray(ss []string) string {
+	b, _ := json.Marshal(ss)
+	return string(b)
+}
+
+func (t *sqlTx) Idempotencies(keys []string) (map[string]prefactorapi.IdempotencyRecord, error) {
+	out := make(map[string]prefactorapi.IdempotencyRecord, len(keys))
+	var ask []string
+	for _, k := range keys {
+		if r, ok := t.idem.get(k); ok {
+			out[k] = r
+		} else {
+			ask = append(ask, k)
+		}
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	rows, err := t.stmt("SELECT key, hash, status, body FROM idempotency WHERE key IN (SELECT value FROM json_each(?))").QueryContext(t.ctx, jsonArray(ask))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r prefactorapi.IdempotencyRecord
+		if err := rows.Scan(&r.Key, &r.Hash, &r.Status, &r.Body); err != nil {
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
+		out[r.Key] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	return out, nil
+}
+
 func (t *sqlTx) PutIdempotency(r prefactorapi.IdempotencyRecord) error {
-	return t.exec("INSERT OR REPLACE INTO idempotency(key, hash, status, body, inserted_at) VALUES (?, ?, ?, ?, ?)",
-		r.Key, r.Hash, r.Status, r.Body, time.Now().UnixMicro())
+	t.idem.put(r.Key, r)
+	return nil
 }
 
 const instanceCols = `id, agent_id, environment_id, version_id, schema_version_id, deployment_id, purpose, status,
@@ -364,6 +478,20 @@ func (t *sqlTx) flush() error {
 		}
 	}
 	t.order = t.order[:0]
+	if err := t.insertRows(len(t.spans.recs), 15, "INSERT INTO spans("+spanCols+") VALUES ", spanUpsert, func(dst []any, i int) []any {
+		return spanArgs(dst, &t.spans.recs[i])
+	}); err != nil {
+		return err
+	}
+	t.spans.reset()
+	now := time.Now().UnixMicro()
+	if err := t.insertRows(len(t.idem.recs), 5, "INSERT OR REPLACE INTO idempotency(key, hash, status, body, inserted_at) VALUES ", "", func(dst []any, i int) []any {
+		r := &t.idem.recs[i]
+		return append(dst, r.Key, r.Hash, r.Status, r.Body, now)
+	}); err != nil {
+		return err
+	}
+	t.idem.reset()
 	return nil
 }
 
@@ -417,12 +545,60 @@ func scanSpan(sc scanner) (prefactorapi.SpanRecord, error) {
 }
 
 func (t *sqlTx) Span(id string) (prefactorapi.SpanRecord, bool, error) {
+	if r, ok := t.spans.get(id); ok {
+		return r, true, nil
+	}
 	r, err := scanSpan(t.stmt("SELECT "+spanCols+" FROM spans WHERE id = ?").QueryRowContext(t.ctx, id))
 	ok, err := found(err)
 	return r, ok, err
 }
 
+func (t *sqlTx) Spans(ids []string) (map[string]prefactorapi.SpanRecord, error) {
+	out := make(map[string]prefactorapi.SpanRecord, len(ids))
+	var ask []string
+	for _, id := range ids {
+		if r, ok := t.spans.get(id); ok {
+			out[id] = r
+		} else {
+			ask = append(ask, id)
+		}
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	rows, err := t.stmt("SELECT "+spanCols+" FROM spans WHERE id IN (SELECT value FROM json_each(?))").QueryContext(t.ctx, jsonArray(ask))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanSpan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
+		out[r.ID] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	return out, nil
+}
+
 func (t *sqlTx) PutSpan(r prefactorapi.SpanRecord) error {
+	t.spans.put(r.ID, r)
+	return nil
+}
+
+// spanUpsert ends the spans insert: a replaced span keeps its seq, its
+// place in creation order.
+const spanUpsert = ` ON CONFLICT(id) DO UPDATE SET instance_id=excluded.instance_id, agent_id=excluded.agent_id,
+	parent_id=excluded.parent_id, schema_name=excluded.schema_name, status=excluded.status, payload=excluded.payload,
+	result_payload=excluded.result_payload, started_at=excluded.started_at, finished_at=excluded.finished_at,
+	inserted_at=excluded.inserted_at, updated_at=excluded.updated_at, sensitive=excluded.sensitive,
+	creates=excluded.creates, finishes=excluded.finishes`
+
+// spanArgs appends a span's values in spanCols order.
+func spanArgs(dst []any, r *prefactorapi.SpanRecord) []any {
 	var sensitive any
 	if r.SensitiveEncoding != nil {
 		sensitive = 0
@@ -430,17 +606,14 @@ func (t *sqlTx) PutSpan(r prefactorapi.SpanRecord) error {
 			sensitive = 1
 		}
 	}
-	return t.exec(`INSERT INTO spans(`+spanCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT(id) DO UPDATE SET instance_id=excluded.instance_id, agent_id=excluded.agent_id,
-		parent_id=excluded.parent_id, schema_name=excluded.schema_name, status=excluded.status, payload=excluded.payload,
-		result_payload=excluded.result_payload, started_at=excluded.started_at, finished_at=excluded.finished_at,
-		inserted_at=excluded.inserted_at, updated_at=excluded.updated_at, sensitive=excluded.sensitive,
-		creates=excluded.creates, finishes=excluded.finishes`,
-		r.ID, r.InstanceID, r.AgentID, r.ParentID, r.SchemaName, r.Status, blob(r.Payload), blob(r.ResultPayload),
+	return append(dst, r.ID, r.InstanceID, r.AgentID, r.ParentID, r.SchemaName, r.Status, blob(r.Payload), blob(r.ResultPayload),
 		micro(r.StartedAt), micro(r.FinishedAt), micro(r.InsertedAt), micro(r.UpdatedAt), sensitive, r.Creates, r.Finishes)
 }
 
 func (t *sqlTx) ListSpans(instanceID string) ([]prefactorapi.SpanRecord, error) {
+	if err := t.flushed(); err != nil {
+		return nil, err
+	}
 	q, args := "SELECT "+spanCols+" FROM spans ORDER BY seq", []any{}
 	if instanceID != "" {
 		q, args = "SELECT "+spanCols+" FROM spans WHERE instance_id = ? ORDER BY seq", []any{instanceID}
@@ -577,8 +750,10 @@ func (t *sqlTx) SchemaVersion(id string) (prefactorapi.SchemaVersionRecord, bool
 		return v.(prefactorapi.SchemaVersionRecord), true, nil
 	}
 	r, ok, err := t.schema("id = ?", id)
-	if ok && err == nil && !t.write {
-		t.s.schemas.Store(id, r) // immutable; committed, since a read transaction saw it
+	if ok && err == nil && !t.putSchemas[id] {
+		// Immutable, and committed: a read transaction saw it, or a write
+		// transaction that did not write it (writers take turns).
+		t.s.schemas.Store(id, r)
 	}
 	return r, ok, err
 }
@@ -595,6 +770,10 @@ func (t *sqlTx) PutSchemaVersion(r prefactorapi.SchemaVersionRecord) error {
 	if r.SpanTypes == nil {
 		types = []byte("{}")
 	}
+	if t.putSchemas == nil {
+		t.putSchemas = map[string]bool{}
+	}
+	t.putSchemas[r.ID] = true
 	return t.exec("INSERT OR REPLACE INTO schema_versions(id, agent_id, external_id, span_types, body, inserted_at) VALUES (?,?,?,?,?,?)",
 		r.ID, r.AgentID, r.ExternalID, string(types), blob(r.Body), micro(r.InsertedAt))
 }
@@ -649,32 +828,47 @@ func (t *sqlTx) ListInstances(q prefactorapi.InstanceQuery) ([]prefactorapi.Inst
 	if err := t.flushed(); err != nil {
 		return nil, 0, err
 	}
-	var where []string
-	var args []any
-	add := func(cond string, v any) { where, args = append(where, cond), append(args, v) }
-	if q.AgentID != "" {
-		add("agent_id = ?", q.AgentID)
-	}
-	if q.VersionID != "" {
-		add("version_id = ?", q.VersionID)
-	}
-	if q.UserID != "" {
-		add("user_id = ?", q.UserID)
-	}
-	if q.GroupID != "" {
-		add("group_id = ?", q.GroupID)
-	}
+	match := ""
 	if strings.TrimSpace(q.Search) != "" {
-		match, ok := ftsQuery(q.Search)
+		m, ok := ftsQuery(q.Search)
 		if !ok {
 			return []prefactorapi.InstanceRecord{}, 0, nil
 		}
-		add("seq IN (SELECT rowid FROM instance_names WHERE instance_names MATCH ?)", match)
+		match = m
 	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
+	// where is the condition; with plus, a unary + keeps the agent and
+	// version indexes out of it, so that a search without a user or group
+	// is counted from the names it matches rather than by visiting every
+	// instance of the agent.
+	where := func(plus string) (string, []any) {
+		var conds []string
+		var args []any
+		add := func(cond string, v any) { conds, args = append(conds, cond), append(args, v) }
+		if q.AgentID != "" {
+			add(plus+"agent_id = ?", q.AgentID)
+		}
+		if q.VersionID != "" {
+			add(plus+"version_id = ?", q.VersionID)
+		}
+		if q.UserID != "" {
+			add("user_id = ?", q.UserID)
+		}
+		if q.GroupID != "" {
+			add("group_id = ?", q.GroupID)
+		}
+		if match != "" {
+			add("seq IN (SELECT rowid FROM instance_names WHERE instance_names MATCH ?)", match)
+		}
+		if len(conds) == 0 {
+			return "", nil
+		}
+		return " WHERE " + strings.Join(conds, " AND "), args
 	}
+	countPlus := ""
+	if match != "" && q.UserID == "" && q.GroupID == "" {
+		countPlus = "+"
+	}
+	cond, args := where(countPlus)
 	var total int
 	if err := t.stmt("SELECT count(*) FROM instances"+cond).QueryRowContext(t.ctx, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("sqlitestore: %w", err)
@@ -690,8 +884,9 @@ func (t *sqlTx) ListInstances(q prefactorapi.InstanceQuery) ([]prefactorapi.Inst
 	if q.Limit > 0 {
 		limit = q.Limit
 	}
-	// The page's rows are chosen on the index alone (a deep offset skips
-	// index entries, not rows), then read.
+	// The page's rows are chosen on the index alone, in its order (a deep
+	// offset skips index entries, not rows), then read.
+	cond, args = where("")
 	rows, err := t.stmt("SELECT "+instanceCols+" FROM instances WHERE seq IN (SELECT seq FROM instances"+cond+order+
 		" LIMIT ? OFFSET ?)"+order).QueryContext(t.ctx, append(args, limit, max(q.Offset, 0))...)
 	if err != nil {
