@@ -215,18 +215,10 @@ func appendLongSlice(b []byte, v any, stop int) ([]byte, int, error) {
 // comparison sort per key); the entries past the cut are never encoded.
 func appendLongMap(b []byte, v any, stop int) ([]byte, int, error) {
 	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Map || rv.Len() <= longSlice || rv.Type().Key().Kind() != reflect.String ||
-		implementsJSON(rv.Type()) || implementsJSON(rv.Type().Key()) || implementsJSON(rv.Type().Elem()) {
+	if !isLongMap(rv) {
 		return b, 0, nil
 	}
-	keyType := rv.Type().Key()
-	keys := make([]string, 0, rv.Len())
-	k := reflect.New(keyType).Elem()
-	for it := rv.MapRange(); it.Next(); {
-		k.SetIterKey(it) // no allocation per key, unlike it.Key()
-		keys = append(keys, k.String())
-	}
-	slices.Sort(keys)
+	keys := sortedKeys(rv)
 	start := len(b)
 	b = append(b, '{')
 	n, i, chunk := len(keys), 0, 64
@@ -235,12 +227,7 @@ func appendLongMap(b []byte, v any, stop int) ([]byte, int, error) {
 			chunk = min(chunk*2, (stop-(len(b)-start))*i/(len(b)-start)+1)
 		}
 		j := min(i+chunk, n)
-		part := reflect.MakeMapWithSize(rv.Type(), j-i)
-		for _, key := range keys[i:j] {
-			kv := reflect.ValueOf(key).Convert(keyType)
-			part.SetMapIndex(kv, rv.MapIndex(kv))
-		}
-		enc, err := marshalValue(part.Interface())
+		enc, err := marshalValue(subMap(rv, keys[i:j]).Interface())
 		if err != nil {
 			return b[:start], 0, err
 		}
@@ -261,6 +248,41 @@ func appendLongMap(b []byte, v any, stop int) ([]byte, int, error) {
 	b = append(b, ':')
 	b = jsonesc.AppendString(b, strconv.Itoa(n-i)+" more")
 	return append(b, '}'), written * n / i, nil
+}
+
+// isLongMap reports whether rv is a map that appendLongMap cuts: string
+// keys, more than longSlice entries, no JSON methods on it, its keys or
+// its values.
+func isLongMap(rv reflect.Value) bool {
+	if rv.Kind() != reflect.Map || rv.Len() <= longSlice {
+		return false
+	}
+	t := rv.Type()
+	return t.Key().Kind() == reflect.String &&
+		!implementsJSON(t) && !implementsJSON(t.Key()) && !implementsJSON(t.Elem())
+}
+
+// sortedKeys returns the keys of rv, a map with string keys, sorted.
+func sortedKeys(rv reflect.Value) []string {
+	keys := make([]string, 0, rv.Len())
+	k := reflect.New(rv.Type().Key()).Elem()
+	for it := rv.MapRange(); it.Next(); {
+		k.SetIterKey(it) // no allocation per key, unlike it.Key()
+		keys = append(keys, k.String())
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// subMap returns a new map of rv's type holding rv's entries of keys.
+func subMap(rv reflect.Value, keys []string) reflect.Value {
+	keyType := rv.Type().Key()
+	part := reflect.MakeMapWithSize(rv.Type(), len(keys))
+	for _, key := range keys {
+		kv := reflect.ValueOf(key).Convert(keyType)
+		part.SetMapIndex(kv, rv.MapIndex(kv))
+	}
+	return part
 }
 
 // implementsJSON reports whether values of t (or pointers to them) encode
