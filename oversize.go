@@ -178,23 +178,12 @@ func appendLongSlice(b []byte, v any, stop int) ([]byte, int, error) {
 	}
 	start := len(b)
 	b = append(b, '[')
-	n, i, chunk := rv.Len(), 0, 64
-	for i < n && len(b)-start <= stop {
-		if i > 0 { // no more elements than the average so far says fit
-			chunk = min(chunk*2, (stop-(len(b)-start))*i/(len(b)-start)+1)
-		}
-		j := min(i+chunk, n)
-		enc, err := marshalValue(rv.Slice(i, j).Interface())
-		if err != nil {
-			return b[:start], 0, err
-		}
-		if len(enc) > 2 { // [...] without its brackets
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, enc[1:len(enc)-1]...)
-		}
-		i = j
+	n := rv.Len()
+	b, i, err := appendChunked(b, start, n, stop, func(i, j int) ([]byte, error) {
+		return marshalValue(rv.Slice(i, j).Interface())
+	})
+	if err != nil {
+		return b[:start], 0, err
 	}
 	if i == n {
 		return b[:start], 0, nil
@@ -203,6 +192,32 @@ func appendLongSlice(b []byte, v any, stop int) ([]byte, int, error) {
 	b = append(b, ',')
 	b = jsonesc.AppendString(b, truncSuffix+" "+strconv.Itoa(n-i)+" more")
 	return append(b, ']'), written * n / i, nil
+}
+
+// appendChunked appends elements [0, n) of a JSON array or object opened
+// at b[start], a chunk at a time, each chunk encoded by enc(i, j) as a
+// whole array or object whose brackets are dropped, until more than stop
+// bytes are written since start. It returns how many elements it wrote.
+func appendChunked(b []byte, start, n, stop int, enc func(i, j int) ([]byte, error)) ([]byte, int, error) {
+	i, chunk := 0, 64
+	for i < n && len(b)-start <= stop {
+		if i > 0 { // no more elements than the average so far says fit
+			chunk = min(chunk*2, (stop-(len(b)-start))*i/(len(b)-start)+1)
+		}
+		j := min(i+chunk, n)
+		e, err := enc(i, j)
+		if err != nil {
+			return b, 0, err
+		}
+		if len(e) > 2 { // without its brackets
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, e[1:len(e)-1]...)
+		}
+		i = j
+	}
+	return b, i, nil
 }
 
 // appendLongMap appends v, a map with string keys of more than longSlice
@@ -221,23 +236,12 @@ func appendLongMap(b []byte, v any, stop int) ([]byte, int, error) {
 	keys := sortedKeys(rv)
 	start := len(b)
 	b = append(b, '{')
-	n, i, chunk := len(keys), 0, 64
-	for i < n && len(b)-start <= stop {
-		if i > 0 { // no more entries than the average so far says fit
-			chunk = min(chunk*2, (stop-(len(b)-start))*i/(len(b)-start)+1)
-		}
-		j := min(i+chunk, n)
-		enc, err := marshalValue(subMap(rv, keys[i:j]).Interface())
-		if err != nil {
-			return b[:start], 0, err
-		}
-		if len(enc) > 2 { // {...} without its braces
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, enc[1:len(enc)-1]...)
-		}
-		i = j
+	n := len(keys)
+	b, i, err := appendChunked(b, start, n, stop, func(i, j int) ([]byte, error) {
+		return marshalValue(subMap(rv, keys[i:j]).Interface())
+	})
+	if err != nil {
+		return b[:start], 0, err
 	}
 	if i == n {
 		return b[:start], 0, nil
