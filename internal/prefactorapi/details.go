@@ -113,8 +113,11 @@ type AvailableActions struct {
 }
 
 // successBody renders {"status":"success","details":d[,"control":c]}.
-func successBody(d any, control *Control) []byte {
-	b, _ := json.Marshal(struct {
+func successBody(d any, control *Control) []byte { return Codec{}.successBody(d, control) }
+
+// successBody is successBody with the codec.
+func (c Codec) successBody(d any, control *Control) []byte {
+	b, _ := c.marshal(struct {
 		Status  string   `json:"status"`
 		Details any      `json:"details"`
 		Control *Control `json:"control,omitempty"`
@@ -165,7 +168,7 @@ func (a *API) spanDetails(sp *SpanRecord, types map[string]SpanTypeInfo) SpanDet
 			d.SchemaTitle = t.Title
 		}
 		if t.Template != "" {
-			if s, ok := RenderSummary(t.Template, sp.Payload, sp.ResultPayload); ok {
+			if s, ok := a.cfg.Codec.renderSummary(t.Template, sp.Payload, sp.ResultPayload); ok {
 				d.Summary = &s
 			}
 		}
