@@ -84,7 +84,7 @@ func (a *API) bulk(ctx context.Context, body []byte) Answer {
 			if i > 0 {
 				out.WriteByte(',')
 			}
-			k, _ := json.Marshal(keys[i])
+			k, _ := a.cfg.Codec.marshal(keys[i])
 			out.Write(k)
 			out.WriteByte(':')
 			out.Write(ans.Body)
