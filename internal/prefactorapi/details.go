@@ -158,7 +158,16 @@ func (a *API) spanDetails(sp *SpanRecord, types map[string]SpanTypeInfo) SpanDet
 		Type: "agent_span", ID: sp.ID, AccountID: a.cfg.AccountID, AgentID: sp.AgentID, AgentInstanceID: sp.InstanceID,
 		ParentSpanID: strPtr(sp.ParentID), SchemaName: sp.SchemaName, SchemaTitle: sp.SchemaName, Status: sp.Status,
 		Payload: sp.Payload, ResultPayload: sp.ResultPayload, StartedAt: Timestamp(sp.StartedAt),
-		FinishedAt: Timestamp(sp.FinishedAt), InsertedAt: Timestamp(sp.InsertedAt), UpdatedAt: Timestamp(sp.UpdatedAt),
+		FinishedAt: Timestamp(sp.FinishedAt), InsertedAt: Timestamp(sp.InsertedAt),
+	}
+	// A span is usually updated when it was inserted or finished: the
+	// text of an equal time is shared, not formatted again.
+	if sp.UpdatedAt.Equal(sp.InsertedAt) {
+		d.UpdatedAt = d.InsertedAt
+	} else if sp.UpdatedAt.Equal(sp.FinishedAt) {
+		d.UpdatedAt = d.FinishedAt
+	} else {
+		d.UpdatedAt = Timestamp(sp.UpdatedAt)
 	}
 	if d.Payload == nil {
 		d.Payload = json.RawMessage("{}")
