@@ -72,11 +72,29 @@ func BenchmarkExportToServer(b *testing.B) {
 	el := time.Since(start)
 	b.StopTimer()
 	cpu := procCPU(cmd.Process.Pid) - cpu0
+	peak := procPeakRSS(cmd.Process.Pid)
 	if st := tr.Stats(); st.Failed+st.Dropped.Total() != 0 {
 		b.Fatalf("lost spans: %+v", st)
 	}
 	b.ReportMetric(float64(b.N)/el.Seconds(), "spans/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "server-cpu-us/span")
+	b.ReportMetric(peak, "server-peak-rss-MiB")
+}
+
+// procPeakRSS returns the peak resident set size of process pid in MiB
+// (VmHWM), 0 when unknown.
+func procPeakRSS(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 const (

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -141,6 +142,12 @@ func (f *storeFlags) describe() string {
 	return "PostgreSQL"
 }
 
+// defaultGCPercent is the server's default GOGC: ingest allocates short-lived
+// request and answer values over a small live heap (a few MiB), and
+// collecting at 400% growth instead of 100% spends about 15% less CPU per
+// span (BenchmarkExportToServer) for a peak heap still in tens of MiB.
+const defaultGCPercent = 400
+
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fl.SetOutput(stderr)
@@ -152,6 +159,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	maxBody := fl.Int64("max-body", server.DefaultMaxBody, "the largest request body in bytes; larger ones are answered 413")
 	retainAge := fl.Duration("retain-age", 0, "delete finished runs older than this (e.g. 720h); 0 keeps them")
 	retainMB := fl.Int64("retain-mb", 0, "delete the oldest runs while the database is larger than this many MiB; 0: no limit")
+	gcPercent := fl.Int("gc-percent", defaultGCPercent, "the garbage collector's target heap growth in percent (GOGC); the GOGC environment variable, when set, wins")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: agenttrace serve [flags]\n\nRuns the server: Prefactor v1 ingest and agents under /api/v1, the run listing under /api/v2/AgentInstance, OTLP/HTTP traces at /v1/traces, and the web viewer at /.\n\nFlags:\n")
 		fl.PrintDefaults()
@@ -165,6 +173,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *token == "" && !isLoopback(*addr) {
 		return fmt.Errorf("listening on %s (not loopback) needs a token: pass --token or set AGENTTRACE_TOKEN", *addr)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(*gcPercent)
 	}
 	if *retainMB > 0 && isPostgres(sf.db) {
 		return errors.New("--retain-mb is for SQLite: PostgreSQL's files do not shrink when rows are deleted; use --retain-age")

@@ -59,6 +59,9 @@ type Config struct {
 	RequireKeys bool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Codec decodes bulk requests and their items (default encoding/json;
+	// see Codec).
+	Codec Codec
 }
 
 // API is the protocol: it decodes and checks requests, applies them to a
@@ -159,13 +162,14 @@ func Route(method, path string) (Endpoint, string) {
 
 // operation is a decoded mutating request in its single-request form.
 type operation struct {
-	ep   Endpoint
-	id   string // the ID of the path
-	key  *string
-	req  any    // *RegisterRequest, *StartRequest, ...
-	raw  []byte // the body of a single register (stored as sent)
-	bulk bool
-	h    string // the hash, once computed
+	ep    Endpoint
+	id    string // the ID of the path
+	key   *string
+	req   any    // *RegisterRequest, *StartRequest, ...
+	raw   []byte // the body of a single register (stored as sent)
+	bulk  bool
+	h     string // the hash, once computed
+	codec Codec  // encodes req for the hash
 }
 
 // hash identifies the operation for idempotency: the endpoint, the path's
@@ -179,7 +183,7 @@ func (o *operation) hash() string {
 }
 
 func (o *operation) computeHash() string {
-	b, _ := json.Marshal(o.req)
+	b, _ := o.codec.marshal(o.req)
 	h := sha256.New()
 	h.Write([]byte(o.ep))
 	h.Write([]byte{0})

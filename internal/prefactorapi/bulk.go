@@ -24,7 +24,7 @@ import (
 // (bulkTx).
 func (a *API) bulk(ctx context.Context, body []byte) Answer {
 	var req BulkRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := a.cfg.Codec.decodeStrict(body, &req); err != nil {
 		return errAnswer(decodeError(err, ""))
 	}
 	if req.Items == nil {
@@ -35,7 +35,7 @@ func (a *API) bulk(ctx context.Context, body []byte) Answer {
 	}
 	// Every item is decoded before the transaction; an item's decoding
 	// error is its answer when its turn comes.
-	heads, ops, errs := decodeBulkItems(req.Items)
+	heads, ops, errs := a.cfg.Codec.decodeBulkItems(req.Items)
 	keys := make([]string, len(req.Items))
 	seen := make(map[string]struct{}, len(req.Items))
 	var spanIDs []string
@@ -84,7 +84,7 @@ func (a *API) bulk(ctx context.Context, body []byte) Answer {
 			if i > 0 {
 				out.WriteByte(',')
 			}
-			k, _ := json.Marshal(keys[i])
+			k, _ := a.cfg.Codec.marshal(keys[i])
 			out.Write(k)
 			out.WriteByte(':')
 			out.Write(ans.Body)
@@ -111,7 +111,7 @@ const parallelItems = 64
 
 // decodeBulkItems decodes the items that are objects (see decodeBulkItem)
 // and computes their operations' hashes.
-func decodeBulkItems(items []json.RawMessage) ([]bulkHead, []*operation, []*Error) {
+func (c Codec) decodeBulkItems(items []json.RawMessage) ([]bulkHead, []*operation, []*Error) {
 	heads := make([]bulkHead, len(items))
 	ops := make([]*operation, len(items))
 	errs := make([]*Error, len(items))
@@ -120,7 +120,7 @@ func decodeBulkItems(items []json.RawMessage) ([]bulkHead, []*operation, []*Erro
 			if !isObject(items[i]) {
 				continue
 			}
-			heads[i], ops[i], errs[i] = decodeBulkItem(items[i])
+			heads[i], ops[i], errs[i] = c.decodeBulkItem(items[i])
 			if ops[i] != nil && ops[i].key != nil {
 				ops[i].hash()
 			}
@@ -152,16 +152,16 @@ func decodeBulkItems(items []json.RawMessage) ([]bulkHead, []*operation, []*Erro
 // and taken so when the _type decoded is that type: it then has no field
 // that type has not, and the head is the type's own fields. Any other item
 // is decoded in two steps, the head, then the item as its type.
-func decodeBulkItem(raw []byte) (bulkHead, *operation, *Error) {
+func (c Codec) decodeBulkItem(raw []byte) (bulkHead, *operation, *Error) {
 	if t := leadingType(raw); t != "" {
-		o, e, typ := decodeItemAs(t, raw)
+		o, e, typ := c.decodeItemAs(t, raw)
 		if e == nil && typ != nil && *typ == t {
 			return bulkHead{Type: typ, IdempotencyKey: o.key}, o, nil
 		}
 	}
 	var h bulkHead
 	_ = json.Unmarshal(raw, &h)
-	o, e := decodeItem(h.Type, raw)
+	o, e := c.decodeItem(h.Type, raw)
 	return h, o, e
 }
 
@@ -187,42 +187,42 @@ func leadingType(raw []byte) string {
 // documented by the API; they follow the documented
 // "agent_instances/register" and "agent_spans/create", with the ID of the
 // single request's path as a field.
-func decodeItem(typ *string, raw []byte) (*operation, *Error) {
+func (c Codec) decodeItem(typ *string, raw []byte) (*operation, *Error) {
 	t := ""
 	if typ != nil {
 		t = *typ
 	}
-	o, e, _ := decodeItemAs(t, raw)
+	o, e, _ := c.decodeItemAs(t, raw)
 	return o, e
 }
 
 // decodeItemAs decodes a bulk item as one of type t; decoded is the _type
 // the item holds.
-func decodeItemAs(t string, raw []byte) (o *operation, e *Error, decoded *string) {
-	o = &operation{bulk: true}
+func (c Codec) decodeItemAs(t string, raw []byte) (o *operation, e *Error, decoded *string) {
+	o = &operation{bulk: true, codec: c}
 	var err error
 	switch t {
 	case "agent_instances/register":
 		var it bulkRegister
-		err = decodeStrict(raw, &it)
+		err = c.decodeStrict(raw, &it)
 		decoded = it.Type
 		r := it.RegisterRequest
 		o.ep, o.key, r.IdempotencyKey, o.req = EndpointRegister, r.IdempotencyKey, nil, &r
 	case "agent_instances/start":
 		var it bulkStart
-		err = decodeStrict(raw, &it)
+		err = c.decodeStrict(raw, &it)
 		decoded = it.Type
 		r := it.StartRequest
 		o.ep, o.id, o.key, r.IdempotencyKey, o.req = EndpointStart, deref(it.AgentInstanceID), r.IdempotencyKey, nil, &r
 	case "agent_instances/finish":
 		var it bulkFinishInstance
-		err = decodeStrict(raw, &it)
+		err = c.decodeStrict(raw, &it)
 		decoded = it.Type
 		r := it.FinishInstanceRequest
 		o.ep, o.id, o.key, r.IdempotencyKey, o.req = EndpointFinishInstance, deref(it.AgentInstanceID), r.IdempotencyKey, nil, &r
 	case "agent_spans/create":
 		var it bulkCreateSpan
-		err = decodeStrict(raw, &it)
+		err = c.decodeStrict(raw, &it)
 		decoded = it.Type
 		d := it.Details
 		flat := it.SpanDetailsInput
@@ -247,7 +247,7 @@ func decodeItemAs(t string, raw []byte) (o *operation, e *Error, decoded *string
 		o.ep, o.key, o.req = EndpointCreateSpan, it.IdempotencyKey, &CreateSpanRequest{Details: d}
 	case "agent_spans/finish":
 		var it bulkFinishSpan
-		err = decodeStrict(raw, &it)
+		err = c.decodeStrict(raw, &it)
 		decoded = it.Type
 		r := it.FinishSpanRequest
 		o.ep, o.id, o.key, r.IdempotencyKey, o.req = EndpointFinishSpan, deref(it.AgentSpanID), r.IdempotencyKey, nil, &r

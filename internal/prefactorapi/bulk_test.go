@@ -35,8 +35,8 @@ func TestDecodeBulkItemMatchesTwoSteps(t *testing.T) {
 	for _, raw := range items {
 		var h bulkHead
 		_ = json.Unmarshal([]byte(raw), &h)
-		wantOp, wantErr := decodeItem(h.Type, []byte(raw))
-		head, op, e := decodeBulkItem([]byte(raw))
+		wantOp, wantErr := Codec{}.decodeItem(h.Type, []byte(raw))
+		head, op, e := Codec{}.decodeBulkItem([]byte(raw))
 		assert.Equal(t, h, head, raw)
 		assert.Equal(t, wantOp, op, raw)
 		assert.Equal(t, wantErr, e, raw)
@@ -69,14 +69,14 @@ func TestDecodeBulkItemsInParallel(t *testing.T) {
 		}
 		items = append(items, json.RawMessage(raw))
 	}
-	heads, ops, errs := decodeBulkItems(items)
+	heads, ops, errs := Codec{}.decodeBulkItems(items)
 	for i, raw := range items {
 		if i == 7 {
 			assert.Nil(t, ops[i])
 			assert.Nil(t, errs[i])
 			continue
 		}
-		h, o, e := decodeBulkItem(raw)
+		h, o, e := Codec{}.decodeBulkItem(raw)
 		if o != nil {
 			o.hash()
 		}

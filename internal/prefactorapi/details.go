@@ -113,8 +113,11 @@ type AvailableActions struct {
 }
 
 // successBody renders {"status":"success","details":d[,"control":c]}.
-func successBody(d any, control *Control) []byte {
-	b, _ := json.Marshal(struct {
+func successBody(d any, control *Control) []byte { return Codec{}.successBody(d, control) }
+
+// successBody is successBody with the codec.
+func (c Codec) successBody(d any, control *Control) []byte {
+	b, _ := c.marshal(struct {
 		Status  string   `json:"status"`
 		Details any      `json:"details"`
 		Control *Control `json:"control,omitempty"`
@@ -155,7 +158,16 @@ func (a *API) spanDetails(sp *SpanRecord, types map[string]SpanTypeInfo) SpanDet
 		Type: "agent_span", ID: sp.ID, AccountID: a.cfg.AccountID, AgentID: sp.AgentID, AgentInstanceID: sp.InstanceID,
 		ParentSpanID: strPtr(sp.ParentID), SchemaName: sp.SchemaName, SchemaTitle: sp.SchemaName, Status: sp.Status,
 		Payload: sp.Payload, ResultPayload: sp.ResultPayload, StartedAt: Timestamp(sp.StartedAt),
-		FinishedAt: Timestamp(sp.FinishedAt), InsertedAt: Timestamp(sp.InsertedAt), UpdatedAt: Timestamp(sp.UpdatedAt),
+		FinishedAt: Timestamp(sp.FinishedAt), InsertedAt: Timestamp(sp.InsertedAt),
+	}
+	// A span is usually updated when it was inserted or finished: the
+	// text of an equal time is shared, not formatted again.
+	if sp.UpdatedAt.Equal(sp.InsertedAt) {
+		d.UpdatedAt = d.InsertedAt
+	} else if sp.UpdatedAt.Equal(sp.FinishedAt) {
+		d.UpdatedAt = d.FinishedAt
+	} else {
+		d.UpdatedAt = Timestamp(sp.UpdatedAt)
 	}
 	if d.Payload == nil {
 		d.Payload = json.RawMessage("{}")
@@ -165,7 +177,7 @@ func (a *API) spanDetails(sp *SpanRecord, types map[string]SpanTypeInfo) SpanDet
 			d.SchemaTitle = t.Title
 		}
 		if t.Template != "" {
-			if s, ok := RenderSummary(t.Template, sp.Payload, sp.ResultPayload); ok {
+			if s, ok := a.cfg.Codec.renderSummary(t.Template, sp.Payload, sp.ResultPayload); ok {
 				d.Summary = &s
 			}
 		}

@@ -471,9 +471,9 @@ func (a *API) createSpan(tx Tx, r *CreateSpanRequest) (Answer, error) {
 	sp.Payload, sp.ResultPayload = clone(sp.Payload), clone(sp.ResultPayload)
 	in.SpanCounts.Add(sp.Status, 1)
 	in.UpdatedAt = now
-	deriveOnCreate(&in.Run, &sp)
+	a.cfg.Codec.deriveOnCreate(&in.Run, &sp)
 	if Terminal(sp.Status) {
-		deriveOnFinish(&in.Run, &sp)
+		a.cfg.Codec.deriveOnFinish(&in.Run, &sp)
 	}
 	if err := tx.PutSpan(sp); err != nil {
 		return Answer{}, err
@@ -481,7 +481,7 @@ func (a *API) createSpan(tx Tx, r *CreateSpanRequest) (Answer, error) {
 	if err := tx.PutInstance(in); err != nil {
 		return Answer{}, err
 	}
-	return okAnswer(successBody(a.spanDetails(&sp, types), control(&in))), nil
+	return okAnswer(a.cfg.Codec.successBody(a.spanDetails(&sp, types), control(&in))), nil
 }
 
 // finishSpan: active -> complete | failed; pending -> cancelled.
@@ -531,7 +531,7 @@ func (a *API) finishSpan(tx Tx, id string, r *FinishSpanRequest) (Answer, error)
 	sp.Finishes++
 	sp.UpdatedAt, in.UpdatedAt = now, now
 	in.SpanCounts.Add(status, 1)
-	deriveOnFinish(&in.Run, &sp)
+	a.cfg.Codec.deriveOnFinish(&in.Run, &sp)
 	types, err := spanTypes(tx, &in)
 	if err != nil {
 		return Answer{}, err
@@ -542,5 +542,5 @@ func (a *API) finishSpan(tx Tx, id string, r *FinishSpanRequest) (Answer, error)
 	if err := tx.PutInstance(in); err != nil {
 		return Answer{}, err
 	}
-	return okAnswer(successBody(a.spanDetails(&sp, types), control(&in))), nil
+	return okAnswer(a.cfg.Codec.successBody(a.spanDetails(&sp, types), control(&in))), nil
 }

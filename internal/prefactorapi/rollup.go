@@ -1,7 +1,6 @@
 package prefactorapi
 
 import (
-	"encoding/json"
 	"strings"
 	"time"
 )
@@ -58,12 +57,12 @@ type runPayload struct {
 func isAgentType(name string) bool { return name == "agent" || strings.HasSuffix(name, ":agent") }
 
 // deriveOnCreate takes the instance fields from a root span's payload.
-func deriveOnCreate(r *RunFields, sp *SpanRecord) {
+func (c Codec) deriveOnCreate(r *RunFields, sp *SpanRecord) {
 	if sp.ParentID != "" || len(sp.Payload) == 0 {
 		return
 	}
 	var p runPayload
-	if json.Unmarshal(sp.Payload, &p) != nil || p.Instance == nil {
+	if c.unmarshal(sp.Payload, &p) != nil || p.Instance == nil {
 		return
 	}
 	set := func(dst *string, v string) {
@@ -82,16 +81,16 @@ func deriveOnCreate(r *RunFields, sp *SpanRecord) {
 }
 
 // deriveOnFinish adds a finished span's usage, cost and first token.
-func deriveOnFinish(r *RunFields, sp *SpanRecord) {
+func (cd Codec) deriveOnFinish(r *RunFields, sp *SpanRecord) {
 	if isAgentType(sp.SchemaName) {
 		return
 	}
 	var res, par runPayload
 	if len(sp.ResultPayload) > 0 {
-		_ = json.Unmarshal(sp.ResultPayload, &res)
+		_ = cd.unmarshal(sp.ResultPayload, &res)
 	}
 	if len(sp.Payload) > 0 {
-		_ = json.Unmarshal(sp.Payload, &par)
+		_ = cd.unmarshal(sp.Payload, &par)
 	}
 	u := res.TokenUsage
 	if u == nil {

@@ -16,13 +16,18 @@ import (
 // missing value renders empty. A template it cannot parse (or one using
 // {% %} tags) renders no summary: ok is false.
 func RenderSummary(tmpl string, payload, result json.RawMessage) (string, bool) {
+	return Codec{}.renderSummary(tmpl, payload, result)
+}
+
+// renderSummary is RenderSummary with the codec.
+func (c Codec) renderSummary(tmpl string, payload, result json.RawMessage) (string, bool) {
 	if strings.Contains(tmpl, "{%") {
 		return "", false
 	}
 	// The payloads are decoded when the template names a value, and then
 	// only the top-level values it names: a template names a few of a
 	// large payload's.
-	ctx := &scope{payloads: [2]json.RawMessage{payload, result}}
+	ctx := &scope{codec: c, payloads: [2]json.RawMessage{payload, result}}
 	var b strings.Builder
 	for {
 		i := strings.Index(tmpl, "{{")
@@ -204,6 +209,7 @@ func lookup(path string, ctx *scope) (any, bool) {
 // scope is what a template sees: the top-level values of the payload and
 // the result payload (which wins on a collision), decoded on first use.
 type scope struct {
+	codec    Codec
 	payloads [2]json.RawMessage
 	raw      map[string]json.RawMessage // nil until first used
 	decoded  map[string]any
@@ -216,8 +222,8 @@ func (s *scope) get(name string) any {
 	if s.raw == nil {
 		s.raw = map[string]json.RawMessage{}
 		for _, p := range s.payloads {
-			var m map[string]json.RawMessage
-			if len(p) > 0 && json.Unmarshal(p, &m) == nil {
+			m := make(map[string]json.RawMessage, 8) // a decoder may size a nil map for many more
+			if len(p) > 0 && s.codec.unmarshal(p, &m) == nil {
 				for k, v := range m {
 					s.raw[k] = v
 				}
@@ -229,7 +235,7 @@ func (s *scope) get(name string) any {
 		return nil
 	}
 	var v any
-	_ = json.Unmarshal(raw, &v) // valid: a part of a decoded object
+	_ = s.codec.unmarshal(raw, &v) // valid: a part of a decoded object
 	if s.decoded == nil {
 		s.decoded = map[string]any{}
 	}

@@ -23,7 +23,14 @@ import (
 type NewStore func(t *testing.T) prefactorapi.Store
 
 // Run runs the suite, each test on a store of its own.
-func Run(t *testing.T, newStore NewStore) {
+func Run(t *testing.T, newStore NewStore) { RunWithCodec(t, newStore, prefactorapi.Codec{}) }
+
+// RunWithCodec runs the suite with the protocol's requests decoded by
+// codec (see prefactorapi.Config.Codec).
+func RunWithCodec(t *testing.T, newStore NewStore, codec prefactorapi.Codec) {
+	protocol := func(fn func(*testing.T, *prefactorapi.API)) func(*testing.T, prefactorapi.Store) {
+		return func(t *testing.T, s prefactorapi.Store) { fn(t, newAPI(t, s, codec)) }
+	}
 	tests := []struct {
 		name string
 		fn   func(*testing.T, prefactorapi.Store)
@@ -36,9 +43,9 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Search", testSearch},
 		{"Agents", testAgents},
 		{"ConcurrentUpdates", testConcurrentUpdates},
-		{"Protocol", testProtocol},
-		{"BulkStopsAtFirstError", testBulk},
-		{"BulkSeesItsOwnWrites", testBulkOwnWrites},
+		{"Protocol", protocol(testProtocol)},
+		{"BulkStopsAtFirstError", protocol(testBulk)},
+		{"BulkSeesItsOwnWrites", protocol(testBulkOwnWrites)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -444,8 +451,8 @@ func testConcurrentUpdates(t *testing.T, s prefactorapi.Store) {
 	}))
 }
 
-func newAPI(t *testing.T, s prefactorapi.Store) *prefactorapi.API {
-	api, err := prefactorapi.New(s, prefactorapi.Config{AccountID: id(), EnvironmentID: id()})
+func newAPI(t *testing.T, s prefactorapi.Store, codec prefactorapi.Codec) *prefactorapi.API {
+	api, err := prefactorapi.New(s, prefactorapi.Config{AccountID: id(), EnvironmentID: id(), Codec: codec})
 	require.NoError(t, err)
 	return api
 }
@@ -467,8 +474,8 @@ func detailsID(m map[string]any) string {
 
 // The protocol over the store: a run lands with its rollups, an identical
 // retry replays, another body under the key is refused.
-func testProtocol(t *testing.T, s prefactorapi.Store) {
-	api := newAPI(t, s)
+func testProtocol(t *testing.T, api *prefactorapi.API) {
+	s := api.Store()
 	reg := do(t, api, prefactorapi.EndpointRegister, "", `{"agent_version":{"external_identifier":"v1","name":"support"},
 		"agent_schema_version":{"external_identifier":"s1","span_type_schemas":[{"name":"agent","params_schema":{}},
 		{"name":"llm","title":"LLM call","params_schema":{},"template":"{{ model }} said {{ text | default: \"nothing\" }}"}]},
@@ -529,8 +536,8 @@ func testProtocol(t *testing.T, s prefactorapi.Store) {
 
 // A bulk request runs its items in order up to the first failure, which is
 // its last output; the items before it stay applied, none after it runs.
-func testBulk(t *testing.T, s prefactorapi.Store) {
-	api := newAPI(t, s)
+func testBulk(t *testing.T, api *prefactorapi.API) {
+	s := api.Store()
 	inst := detailsID(do(t, api, prefactorapi.EndpointRegister, "", `{"idempotency_key":"reg-0001"}`))
 	require.NotEmpty(t, inst)
 	item := func(k, status string) string {
@@ -566,8 +573,8 @@ func testBulk(t *testing.T, s prefactorapi.Store) {
 // The items of a bulk request see what the items before them wrote: a
 // child of a span created earlier in the request, the finish of such a
 // span, and a second create of its ID, which fails and stops the request.
-func testBulkOwnWrites(t *testing.T, s prefactorapi.Store) {
-	api := newAPI(t, s)
+func testBulkOwnWrites(t *testing.T, api *prefactorapi.API) {
+	s := api.Store()
 	inst := detailsID(do(t, api, prefactorapi.EndpointRegister, "", `{"idempotency_key":"reg-0001"}`))
 	require.NotEmpty(t, inst)
 	parent, child := prefactorapi.NewPFID(partition), prefactorapi.NewPFID(partition)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/fastjson"
 	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/pgstore"
 	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/pgtest"
 	"github.com/agenttrace/agenttrace/internal/prefactorapi"
@@ -46,4 +47,9 @@ func TestSuite(t *testing.T) {
 		assert.True(t, s.Trigram(), "the test server has pg_trgm")
 		return s
 	})
+}
+
+// The suite's protocol tests with the server's codec.
+func TestSuiteFastJSON(t *testing.T) {
+	storetest.RunWithCodec(t, func(t *testing.T) prefactorapi.Store { return open(t, pgtest.NewSchema(t)) }, fastjson.Codec())
 }

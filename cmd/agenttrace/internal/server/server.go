@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/fastjson"
 	"github.com/agenttrace/agenttrace/internal/prefactorapi"
 )
 
@@ -73,7 +74,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	api, err := prefactorapi.New(cfg.Store, prefactorapi.Config{AccountID: AccountID, EnvironmentID: EnvironmentID, Now: cfg.Now})
+	api, err := prefactorapi.New(cfg.Store, prefactorapi.Config{AccountID: AccountID, EnvironmentID: EnvironmentID, Now: cfg.Now, Codec: fastjson.Codec()})
 	if err != nil {
 		return nil, err
 	}

@@ -9,17 +9,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agenttrace/agenttrace/cmd/agenttrace/internal/fastjson"
 	"github.com/agenttrace/agenttrace/internal/prefactorapi"
 )
 
 // BenchmarkAPIBulk measures the protocol over SQLite without HTTP: spans
 // created and finished through bulk requests of 250 spans (500 items).
 func BenchmarkAPIBulk(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		codec prefactorapi.Codec
+	}{{"codec=encoding-json", prefactorapi.Codec{}}, {"codec=fastjson", fastjson.Codec()}} {
+		b.Run(c.name, func(b *testing.B) { benchAPIBulk(b, c.codec) })
+	}
+}
+
+func benchAPIBulk(b *testing.B, codec prefactorapi.Codec) {
 	ctx := context.Background()
 	s := open(&testing.T{}, filepath.Join(b.TempDir(), "b.db"))
 	defer s.Close()
 	acct := prefactorapi.NewPFID(123456789)
-	api, _ := prefactorapi.New(s, prefactorapi.Config{AccountID: acct, EnvironmentID: acct})
+	api, _ := prefactorapi.New(s, prefactorapi.Config{AccountID: acct, EnvironmentID: acct, Codec: codec})
 	ans := api.Do(ctx, prefactorapi.EndpointRegister, "", []byte(`{"idempotency_key":"register"}`), nil)
 	var reg struct{ Details struct{ ID string } }
 	_ = json.Unmarshal(ans.Body, &reg)
