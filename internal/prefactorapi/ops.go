@@ -38,7 +38,7 @@ func (a *API) register(tx Tx, o *operation, r *RegisterRequest) (Answer, error) 
 		if err := decodeStrict(svRaw, &sv); err != nil {
 			return errAnswer(decodeError(err, "agent_schema_version.")), nil
 		}
-		types = checkSchemaVersion(&c, &sv)
+		types = checkSchemaVersion(&c, &sv, "agent_schema_version.")
 	}
 	if e := c.failed(); e != nil {
 		return errAnswer(e), nil
@@ -166,8 +166,7 @@ func (a *API) register(tx Tx, o *operation, r *RegisterRequest) (Answer, error) 
 // checkSchemaVersion validates a schema version and returns its span types.
 // With span_type_schemas the legacy maps are ignored; an empty result
 // accepts any span type name.
-func checkSchemaVersion(c *checker, sv *SchemaVersionInput) map[string]SpanTypeInfo {
-	const p = "agent_schema_version."
+func checkSchemaVersion(c *checker, sv *SchemaVersionInput, p string) map[string]SpanTypeInfo {
 	if sv.ExternalIdentifier == nil || *sv.ExternalIdentifier == "" {
 		c.bad(p+"external_identifier", "required")
 	}
@@ -206,9 +205,7 @@ func checkSchemaVersion(c *checker, sv *SchemaVersionInput) map[string]SpanTypeI
 			c.bad(p+"span_result_schemas", "only valid with span_schemas")
 		}
 	}
-	for i, raw := range sv.QualitySchemas {
-		c.object(p+"quality_schemas["+strconv.Itoa(i)+"]", raw, true)
-	}
+	checkQualitySchemas(c, p, sv.QualitySchemas)
 	return types
 }
 

@@ -39,6 +39,10 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Protocol", testProtocol},
 		{"BulkStopsAtFirstError", testBulk},
 		{"BulkSeesItsOwnWrites", testBulkOwnWrites},
+		{"QualityRoundTrip", testQualityRoundTrip},
+		{"RecordQuality", testRecordQuality},
+		{"AgentContext", testAgentContext},
+		{"Versions", testVersions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -137,5 +137,8 @@ CREATE TABLE spans (
 );
 CREATE INDEX spans_seq ON spans (seq);
 CREATE INDEX spans_instance ON spans (instance_id, seq);
+`, // 2: an instance's named quality payloads (record_quality), JSON.
+	`
+ALTER TABLE instances ADD COLUMN quality bytea;
 `,
 }
