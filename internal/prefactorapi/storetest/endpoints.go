@@ -13,6 +13,33 @@ import (
 	"github.com/agenttrace/agenttrace/internal/prefactorapi"
 )
 
+// runEndpoints runs the tests of record_quality, agent_context and the
+// version endpoints, each on a store of its own.
+func runEndpoints(t *testing.T, newStore NewStore) {
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, prefactorapi.Store)
+	}{
+		{"QualityRoundTrip", testQualityRoundTrip},
+		{"RecordQuality", testRecordQuality},
+		{"AgentContext", testAgentContext},
+		{"Versions", testVersions},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() { _ = s.Close() })
+			tc.fn(t, s)
+		})
+	}
+}
+
+// endpointAPI is an API over s with a fresh account and environment.
+func endpointAPI(t *testing.T, s prefactorapi.Store) *prefactorapi.API {
+	api, err := prefactorapi.New(s, prefactorapi.Config{AccountID: id(), EnvironmentID: id()})
+	require.NoError(t, err)
+	return api
+}
+
 // An instance's quality payloads are kept with it: written, replaced,
 // removed, read back as written.
 func testQualityRoundTrip(t *testing.T, s prefactorapi.Store) {
@@ -83,7 +110,7 @@ const qualitySchemaVersion = `"agent_schema_version":{"external_identifier":"s1"
 // the names the schema version declares, idempotency, the error codes;
 // GET shows what was recorded, also after the instance finished.
 func testRecordQuality(t *testing.T, s prefactorapi.Store) {
-	api := newAPI(t, s)
+	api := endpointAPI(t, s)
 	inst := detailsID(do(t, api, prefactorapi.EndpointRegister, "", `{"agent_version":{"external_identifier":"v1"},`+
 		qualitySchemaVersion+`,"idempotency_key":"reg-1"}`))
 	require.NotEmpty(t, inst)
@@ -150,7 +177,7 @@ func testRecordQuality(t *testing.T, s prefactorapi.Store) {
 // agent_context: the instance, its versions and its spans with summaries,
 // under agent_context.body; the error codes.
 func testAgentContext(t *testing.T, s prefactorapi.Store) {
-	api := newAPI(t, s)
+	api := endpointAPI(t, s)
 	reg := mustOK(t, do(t, api, prefactorapi.EndpointRegister, "", `{"agent_version":{"external_identifier":"v1","name":"support"},`+
 		qualitySchemaVersion+`,"idempotency_key":"reg-1"}`))
 	inst := reg["id"].(string)

@@ -39,10 +39,6 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Protocol", testProtocol},
 		{"BulkStopsAtFirstError", testBulk},
 		{"BulkSeesItsOwnWrites", testBulkOwnWrites},
-		{"QualityRoundTrip", testQualityRoundTrip},
-		{"RecordQuality", testRecordQuality},
-		{"AgentContext", testAgentContext},
-		{"Versions", testVersions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -51,6 +47,7 @@ func Run(t *testing.T, newStore NewStore) {
 			tc.fn(t, s)
 		})
 	}
+	runEndpoints(t, newStore)
 }
 
 var ctx = context.Background()
