@@ -101,7 +101,8 @@ func (a *API) register(tx Tx, o *operation, r *RegisterRequest) (Answer, error) 
 	if err != nil {
 		return Answer{}, err
 	}
-	if !found {
+	newVersion := !found
+	if newVersion {
 		n, err := tx.CountAgentVersions(agent.ID)
 		if err != nil {
 			return Answer{}, err
@@ -112,9 +113,6 @@ func (a *API) register(tx Tx, o *operation, r *RegisterRequest) (Answer, error) 
 		}
 		if av.Description != nil {
 			ver.Description = *av.Description
-		}
-		if err := tx.PutAgentVersion(ver); err != nil {
-			return Answer{}, err
 		}
 	}
 	in.VersionID, in.Run.VersionNumber = ver.ID, ver.Number
@@ -136,6 +134,12 @@ func (a *API) register(tx Tx, o *operation, r *RegisterRequest) (Answer, error) 
 		}
 		in.SchemaVersionID = schema.ID
 		agent.CurrentSchemaVersion = schema.ID
+	}
+	if newVersion { // with the schema version it was first registered with
+		ver.SchemaVersionID = in.SchemaVersionID
+		if err := tx.PutAgentVersion(ver); err != nil {
+			return Answer{}, err
+		}
 	}
 	if err := tx.PutAgent(agent); err != nil {
 		return Answer{}, err

@@ -228,8 +228,12 @@ type AgentRecord struct {
 type AgentVersionRecord struct {
 	ID, AgentID, ExternalID, Name, Description string
 	// Number counts the agent's versions: 1 for its first.
-	Number     int
-	InsertedAt time.Time
+	Number int
+	// SchemaVersionID is the schema version the version was created with
+	// (its first register's, or a create's agent_schema_version_id); ""
+	// for none.
+	SchemaVersionID string
+	InsertedAt      time.Time
 }
 
 // SchemaVersionRecord is a stored schema version: immutable once stored.

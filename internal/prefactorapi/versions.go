@@ -75,6 +75,9 @@ type AgentVersionCreateInput struct {
 	ExternalIdentifier *string `json:"external_identifier"`
 	Name               *string `json:"name,omitempty"`
 	Description        *string `json:"description,omitempty"`
+	// AgentSchemaVersionID, when given, must be a schema version of the
+	// agent.
+	AgentSchemaVersionID *string `json:"agent_schema_version_id,omitempty"`
 }
 
 // CreateSchemaVersionRequest is the body of POST /api/v1/agent_schema_version.
@@ -101,10 +104,11 @@ type AgentVersionDetails struct {
 	Name               *string `json:"name"`
 	Description        *string `json:"description"`
 	// Number counts the agent's versions, 1 for its first.
-	Number         int     `json:"number"`
-	CurrentVersion bool    `json:"current_version"`
-	InsertedAt     *string `json:"inserted_at"`
-	UpdatedAt      *string `json:"updated_at"`
+	Number               int     `json:"number"`
+	AgentSchemaVersionID *string `json:"agent_schema_version_id"`
+	CurrentVersion       bool    `json:"current_version"`
+	InsertedAt           *string `json:"inserted_at"`
+	UpdatedAt            *string `json:"updated_at"`
 }
 
 // SchemaVersionDetails is an AgentSchemaVersion: span_type_schemas is keyed
@@ -132,7 +136,7 @@ type SpanTypeView struct {
 func (a *API) versionDetails(v *AgentVersionRecord, ag *AgentRecord) AgentVersionDetails {
 	return AgentVersionDetails{Type: "agent_version", ID: v.ID, AccountID: a.cfg.AccountID, AgentID: v.AgentID,
 		ExternalIdentifier: v.ExternalID, Name: strPtr(v.Name), Description: strPtr(v.Description), Number: v.Number,
-		CurrentVersion: ag.CurrentVersionID == v.ID, InsertedAt: Timestamp(v.InsertedAt), UpdatedAt: Timestamp(v.InsertedAt)}
+		AgentSchemaVersionID: strPtr(v.SchemaVersionID), CurrentVersion: ag.CurrentVersionID == v.ID, InsertedAt: Timestamp(v.InsertedAt), UpdatedAt: Timestamp(v.InsertedAt)}
 }
 
 func (a *API) schemaVersionDetails(sv *SchemaVersionRecord, ag *AgentRecord) SchemaVersionDetails {
@@ -305,6 +309,7 @@ func (a *API) applyVersion(tx Tx, o *operation) (Answer, error) {
 		av = r.Details
 		idp, agentp, extp = av.ID, av.AgentID, av.ExternalIdentifier
 		c.str("details.external_identifier", extp, true)
+		c.pfid("details.agent_schema_version_id", av.AgentSchemaVersionID, false)
 	case *CreateSchemaVersionRequest:
 		if r.Details == nil {
 			c.bad("details", "required")
@@ -347,12 +352,22 @@ func (a *API) applyVersion(tx Tx, o *operation) (Answer, error) {
 			}
 			return errAnswer(invalidAction("agent version " + newID + " exists")), nil
 		}
+		svID := deref(av.AgentSchemaVersionID)
+		if svID != "" {
+			sv, ok, err := tx.SchemaVersion(svID)
+			if err != nil {
+				return Answer{}, err
+			}
+			if !ok || sv.AgentID != agentID {
+				return errAnswer(invalid("details.agent_schema_version_id", "not a schema version of this agent")), nil
+			}
+		}
 		n, err := tx.CountAgentVersions(agentID)
 		if err != nil {
 			return Answer{}, err
 		}
 		v := AgentVersionRecord{ID: newID, AgentID: agentID, ExternalID: ext, Name: deref(av.Name),
-			Description: deref(av.Description), Number: n + 1, InsertedAt: now}
+			Description: deref(av.Description), Number: n + 1, SchemaVersionID: svID, InsertedAt: now}
 		if err := tx.PutAgentVersion(v); err != nil {
 			return Answer{}, err
 		}

@@ -272,6 +272,7 @@ func testVersions(t *testing.T, s prefactorapi.Store) {
 
 	// Lists, by number and in creation order, paginated.
 	assert.Equal(t, []string{v1, v2, v3}, summaryIDs(t, doAgents(t, api, prefactorapi.EndpointListAgentVersions, "", "", q())))
+
 	assert.Equal(t, []string{s1, s2, s3}, summaryIDs(t, doAgents(t, api, prefactorapi.EndpointListSchemaVersions, "", "", q())))
 	page := doAgents(t, api, prefactorapi.EndpointListAgentVersions, "", "", q("pagination[offset]", "1", "pagination[page_size]", "1"))
 	assert.Equal(t, []string{v2}, summaryIDs(t, page))
@@ -282,6 +283,19 @@ func testVersions(t *testing.T, s prefactorapi.Store) {
 	assert.Equal(t, 0.0, p["previous_page_offset"])
 	past := doAgents(t, api, prefactorapi.EndpointListSchemaVersions, "", "", q("pagination[offset]", "1000000000"))
 	assert.Empty(t, summaryIDs(t, past))
+
+	// A version names the schema version it was created with.
+	d = mustOK(t, doAgents(t, api, prefactorapi.EndpointCreateAgentVersion, "", `{"details":{"agent_id":"`+agent+
+		`","external_identifier":"v4","agent_schema_version_id":"`+s3+`","name":"n4","description":"d4"}}`, nil))
+	v4 := d["id"].(string)
+	assert.Equal(t, s3, d["agent_schema_version_id"])
+	assert.Equal(t, "n4", d["name"])
+	assert.Equal(t, s1, mustOK(t, doAgents(t, api, prefactorapi.EndpointGetAgentVersion, v1, "", nil))["agent_schema_version_id"])
+	assert.Nil(t, mustOK(t, doAgents(t, api, prefactorapi.EndpointGetAgentVersion, v3, "", nil))["agent_schema_version_id"])
+	requireError(t, doAgents(t, api, prefactorapi.EndpointCreateAgentVersion, "", `{"details":{"agent_id":"`+agent+
+		`","external_identifier":"v5","agent_schema_version_id":"`+id()+`"}}`, nil), 422, prefactorapi.CodeValidation, "details.agent_schema_version_id")
+	requireError(t, doAgents(t, api, prefactorapi.EndpointCreateAgentVersion, "", `{"details":{"agent_id":"`+agent+
+		`","external_identifier":"v5","agent_schema_version_id":"x"}}`, nil), 422, prefactorapi.CodeValidation, "details.agent_schema_version_id")
 
 	// Get: the current flags follow the agent.
 	d = mustOK(t, doAgents(t, api, prefactorapi.EndpointGetAgentVersion, v2, "", nil))
@@ -318,7 +332,7 @@ func testVersions(t *testing.T, s prefactorapi.Store) {
 	requireError(t, doAgents(t, api, prefactorapi.EndpointCreateSchemaVersion, "", `{"details":{"agent_id":"`+agent+`","external_identifier":"s3"},"idempotency_key":"sv-1"}`, nil),
 		409, prefactorapi.CodeIdempotencyReused, "")
 	// Nothing refused was stored.
-	assert.Len(t, summaryIDs(t, doAgents(t, api, prefactorapi.EndpointListAgentVersions, "", "", q())), 3)
+	assert.Equal(t, []string{v1, v2, v3, v4}, summaryIDs(t, doAgents(t, api, prefactorapi.EndpointListAgentVersions, "", "", q())))
 	assert.Len(t, summaryIDs(t, doAgents(t, api, prefactorapi.EndpointListSchemaVersions, "", "", q())), 3)
 	// A created schema version's span types are the instance's.
 	inst := detailsID(do(t, api, prefactorapi.EndpointRegister, "", `{"agent_id":"`+agent+`","agent_version":{"external_identifier":"v3"},

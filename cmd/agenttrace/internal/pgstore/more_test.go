@@ -260,7 +260,7 @@ func TestMigrateFromPreviousSchema(t *testing.T) {
 	conn, err := pgx.Connect(ctx, dsn)
 	require.NoError(t, err)
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "ALTER TABLE instances DROP COLUMN quality")
+	_, err = conn.Exec(ctx, "ALTER TABLE instances DROP COLUMN quality; ALTER TABLE agent_versions DROP COLUMN schema_version_id")
 	require.NoError(t, err)
 	_, err = conn.Exec(ctx, "UPDATE agenttrace_schema SET version = $1", pgstore.SchemaVersion-1)
 	require.NoError(t, err)

@@ -652,12 +652,12 @@ func (t *pgTx) ListAgents() ([]prefactorapi.AgentRecord, error) {
 	return collect(t, "SELECT "+agentCols+" FROM agents ORDER BY seq", nil, scanAgent)
 }
 
-const versionCols = "id, agent_id, external_id, name, description, number, inserted_at"
+const versionCols = "id, agent_id, external_id, name, description, number, inserted_at, schema_version_id"
 
 func scanVersion(row pgx.Row) (prefactorapi.AgentVersionRecord, error) {
 	var r prefactorapi.AgentVersionRecord
 	var inserted pgtype.Timestamptz
-	err := row.Scan(&r.ID, &r.AgentID, &r.ExternalID, &r.Name, &r.Description, &r.Number, &inserted)
+	err := row.Scan(&r.ID, &r.AgentID, &r.ExternalID, &r.Name, &r.Description, &r.Number, &inserted, &r.SchemaVersionID)
 	r.InsertedAt = fromTstamp(inserted)
 	return r, err
 }
@@ -700,11 +700,11 @@ func (t *pgTx) CountAgentVersions(agentID string) (int, error) {
 
 // PutAgentVersion implements prefactorapi.Tx.
 func (t *pgTx) PutAgentVersion(r prefactorapi.AgentVersionRecord) error {
-	return t.exec(`INSERT INTO agent_versions (`+versionCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7)
+	return t.exec(`INSERT INTO agent_versions (`+versionCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
 		ON CONFLICT (id) DO UPDATE SET agent_id = excluded.agent_id, external_id = excluded.external_id,
 		name = excluded.name, description = excluded.description, number = excluded.number,
-		inserted_at = excluded.inserted_at`,
-		r.ID, r.AgentID, r.ExternalID, r.Name, r.Description, r.Number, tstamp(r.InsertedAt))
+		inserted_at = excluded.inserted_at, schema_version_id = excluded.schema_version_id`,
+		r.ID, r.AgentID, r.ExternalID, r.Name, r.Description, r.Number, tstamp(r.InsertedAt), r.SchemaVersionID)
 }
 
 func (t *pgTx) schemaVersion(where string, args ...any) (prefactorapi.SchemaVersionRecord, bool, error) {

@@ -690,12 +690,12 @@ func (t *sqlTx) ListAgents() ([]prefactorapi.AgentRecord, error) {
 	return out, rows.Err()
 }
 
-const versionCols = "id, agent_id, external_id, name, description, number, inserted_at"
+const versionCols = "id, agent_id, external_id, name, description, number, inserted_at, schema_version_id"
 
 func scanVersion(sc scanner) (prefactorapi.AgentVersionRecord, error) {
 	var r prefactorapi.AgentVersionRecord
 	var inserted sql.NullInt64
-	err := sc.Scan(&r.ID, &r.AgentID, &r.ExternalID, &r.Name, &r.Description, &r.Number, &inserted)
+	err := sc.Scan(&r.ID, &r.AgentID, &r.ExternalID, &r.Name, &r.Description, &r.Number, &inserted, &r.SchemaVersionID)
 	r.InsertedAt = fromMicro(inserted)
 	return r, err
 }
@@ -728,8 +728,8 @@ func (t *sqlTx) CountAgentVersions(agentID string) (int, error) {
 }
 
 func (t *sqlTx) PutAgentVersion(r prefactorapi.AgentVersionRecord) error {
-	return t.exec("INSERT OR REPLACE INTO agent_versions("+versionCols+") VALUES (?,?,?,?,?,?,?)",
-		r.ID, r.AgentID, r.ExternalID, r.Name, r.Description, r.Number, micro(r.InsertedAt))
+	return t.exec("INSERT OR REPLACE INTO agent_versions("+versionCols+") VALUES (?,?,?,?,?,?,?,?)",
+		r.ID, r.AgentID, r.ExternalID, r.Name, r.Description, r.Number, micro(r.InsertedAt), r.SchemaVersionID)
 }
 
 func (t *sqlTx) schema(where string, args ...any) (prefactorapi.SchemaVersionRecord, bool, error) {
