@@ -68,6 +68,8 @@ func TestMigrateFromPreviousSchema(t *testing.T) {
 		require.NoError(t, db.QueryRow("SELECT count(*) FROM pragma_index_info(?) WHERE name = 'version_id'", idx).Scan(&n))
 		require.Equal(t, 1, n, "migration 4 ran: %s holds the version", idx)
 	}
+	require.NoError(t, db.QueryRow("SELECT count(*) FROM pragma_table_info('agent_versions') WHERE name = 'schema_version_id'").Scan(&n))
+	require.Equal(t, 1, n, "migration 5 ran: agent versions name their schema version")
 	// Migration 5: the migrated instance takes quality payloads.
 	api, err := prefactorapi.New(s, prefactorapi.Config{AccountID: prefactorapi.NewPFID(1), EnvironmentID: prefactorapi.NewPFID(1)})
 	require.NoError(t, err)
