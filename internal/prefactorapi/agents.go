@@ -29,8 +29,12 @@ const (
 )
 
 // RouteAgents names the agents endpoint of a request and the ID in its
-// path (EndpointOther if it is none).
+// path (EndpointOther if it is none); the agent version and schema version
+// endpoints are part of the agents API.
 func RouteAgents(method, path string) (Endpoint, string) {
+	if ep, id := routeVersions(method, path); ep != EndpointOther {
+		return ep, id
+	}
 	p, ok := strings.CutPrefix(path, "/api/v1/agent")
 	if !ok || (p != "" && p[0] != '/') {
 		return EndpointOther, ""
@@ -105,6 +109,9 @@ func (a *API) DoAgents(ctx context.Context, ep Endpoint, id string, body []byte,
 		}
 		return ans
 	case EndpointCreateAgent, EndpointUpdateAgent, EndpointDeleteAgent, EndpointRetireAgent, EndpointReinstateAgent:
+	case EndpointListAgentVersions, EndpointGetAgentVersion, EndpointCreateAgentVersion,
+		EndpointListSchemaVersions, EndpointGetSchemaVersion, EndpointCreateSchemaVersion:
+		return a.doVersions(ctx, ep, id, body, query)
 	default:
 		return errAnswer(notFound("endpoint"))
 	}

@@ -151,7 +151,11 @@ func Route(method, path string) (Endpoint, string) {
 			return EndpointFinishInstance, parts[1]
 		case "terminate":
 			return EndpointTerminate, parts[1]
+		case "record_quality":
+			return EndpointRecordQuality, parts[1]
 		}
+	case len(parts) == 3 && parts[0] == "agent_instance" && method == http.MethodGet && parts[2] == "agent_context":
+		return EndpointAgentContext, parts[1]
 	case len(parts) == 2 && parts[0] == "agent_instance" && method == http.MethodGet && parts[1] != "register":
 		return EndpointGetInstance, parts[1]
 	case len(parts) == 3 && parts[0] == "agent_spans" && parts[2] == "finish" && method == http.MethodPost:
@@ -207,7 +211,10 @@ func (a *API) Do(ctx context.Context, ep Endpoint, id string, body []byte, query
 		return a.listSpans(ctx, query)
 	case EndpointBulk:
 		return a.bulk(ctx, body)
-	case EndpointRegister, EndpointStart, EndpointFinishInstance, EndpointTerminate, EndpointCreateSpan, EndpointFinishSpan:
+	case EndpointAgentContext:
+		return a.agentContext(ctx, id)
+	case EndpointRegister, EndpointStart, EndpointFinishInstance, EndpointTerminate, EndpointCreateSpan, EndpointFinishSpan,
+		EndpointRecordQuality:
 	default:
 		return errAnswer(notFound("endpoint"))
 	}
@@ -308,6 +315,10 @@ func decodeSingle(ep Endpoint, id string, body []byte) (*operation, *Error) {
 		r := &FinishSpanRequest{}
 		err = decodeStrict(body, r)
 		o.key, r.IdempotencyKey, o.req = r.IdempotencyKey, nil, r
+	case EndpointRecordQuality:
+		r := &RecordQualityRequest{}
+		err = decodeStrict(body, r)
+		o.key, r.IdempotencyKey, o.req = r.IdempotencyKey, nil, r
 	}
 	if err != nil {
 		return nil, decodeError(err, "")
@@ -372,6 +383,10 @@ func (a *API) apply(tx Tx, o *operation) (Answer, error) {
 		return a.finishSpan(tx, o.id, r)
 	case *CreateAgentRequest, *UpdateAgentRequest, *AgentActionRequest:
 		return a.applyAgent(tx, o)
+	case *RecordQualityRequest:
+		return a.recordQuality(tx, o.id, r)
+	case *CreateAgentVersionRequest, *CreateSchemaVersionRequest:
+		return a.applyVersion(tx, o)
 	}
 	return errAnswer(notFound("endpoint")), nil
 }

@@ -47,6 +47,10 @@ type InstanceDetails struct {
 	StartedAt         *string           `json:"started_at"`
 	FinishedAt        *string           `json:"finished_at"`
 	SpanCounts        SpanCountsDetails `json:"span_counts"`
+	// QualityPayloads and QualitySummaries are the recorded quality
+	// payloads by name, and the summaries their schemas' templates render.
+	QualityPayloads  map[string]json.RawMessage `json:"quality_payloads"`
+	QualitySummaries map[string]string          `json:"quality_summaries"`
 }
 
 // SpanDetails is an AgentSpan (excerpt 002).
@@ -144,6 +148,14 @@ func (a *API) instanceDetails(in *InstanceRecord) InstanceDetails {
 			Cancelled: c.Cancelled, Finished: c.Complete + c.Failed + c.Cancelled},
 	}
 	d.SpanCounts.Total = d.SpanCounts.Finished + c.Pending + c.Active
+	d.QualityPayloads = make(map[string]json.RawMessage, len(in.Quality))
+	d.QualitySummaries = map[string]string{}
+	for name, q := range in.Quality {
+		d.QualityPayloads[name] = q.Payload
+		if q.Summary != nil {
+			d.QualitySummaries[name] = *q.Summary
+		}
+	}
 	if in.Status == "terminated" {
 		r := in.TerminationReason
 		d.TerminationReason = &r

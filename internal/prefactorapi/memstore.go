@@ -375,3 +375,25 @@ func putUndo[V any](t *memTx, m map[string]V, k string, v V) error {
 	})
 	return nil
 }
+
+func (t *memTx) ListAgentVersions(agentID string) ([]AgentVersionRecord, error) {
+	out := []AgentVersionRecord{}
+	for _, v := range t.m.versions {
+		if v.AgentID == agentID {
+			out = append(out, v)
+		}
+	}
+	sortVersions(out)
+	return out, nil
+}
+
+func (t *memTx) ListSchemaVersions(agentID string) ([]SchemaVersionRecord, error) {
+	out := []SchemaVersionRecord{}
+	for _, v := range t.m.schemas {
+		if v.AgentID == agentID {
+			out = append(out, v)
+		}
+	}
+	sortSchemaVersions(out)
+	return out, nil
+}

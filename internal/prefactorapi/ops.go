@@ -38,7 +38,7 @@ func (a *API) register(tx Tx, o *operation, r *RegisterRequest) (Answer, error) 
 		if err := decodeStrict(svRaw, &sv); err != nil {
 			return errAnswer(decodeError(err, "agent_schema_version.")), nil
 		}
-		types = checkSchemaVersion(&c, &sv)
+		types = checkSchemaVersion(&c, &sv, "agent_schema_version.")
 	}
 	if e := c.failed(); e != nil {
 		return errAnswer(e), nil
@@ -101,7 +101,8 @@ func (a *API) register(tx Tx, o *operation, r *RegisterRequest) (Answer, error) 
 	if err != nil {
 		return Answer{}, err
 	}
-	if !found {
+	newVersion := !found
+	if newVersion {
 		n, err := tx.CountAgentVersions(agent.ID)
 		if err != nil {
 			return Answer{}, err
@@ -112,9 +113,6 @@ func (a *API) register(tx Tx, o *operation, r *RegisterRequest) (Answer, error) 
 		}
 		if av.Description != nil {
 			ver.Description = *av.Description
-		}
-		if err := tx.PutAgentVersion(ver); err != nil {
-			return Answer{}, err
 		}
 	}
 	in.VersionID, in.Run.VersionNumber = ver.ID, ver.Number
@@ -136,6 +134,12 @@ func (a *API) register(tx Tx, o *operation, r *RegisterRequest) (Answer, error) 
 		}
 		in.SchemaVersionID = schema.ID
 		agent.CurrentSchemaVersion = schema.ID
+	}
+	if newVersion { // with the schema version it was first registered with
+		ver.SchemaVersionID = in.SchemaVersionID
+		if err := tx.PutAgentVersion(ver); err != nil {
+			return Answer{}, err
+		}
 	}
 	if err := tx.PutAgent(agent); err != nil {
 		return Answer{}, err
@@ -166,8 +170,7 @@ func (a *API) register(tx Tx, o *operation, r *RegisterRequest) (Answer, error) 
 // checkSchemaVersion validates a schema version and returns its span types.
 // With span_type_schemas the legacy maps are ignored; an empty result
 // accepts any span type name.
-func checkSchemaVersion(c *checker, sv *SchemaVersionInput) map[string]SpanTypeInfo {
-	const p = "agent_schema_version."
+func checkSchemaVersion(c *checker, sv *SchemaVersionInput, p string) map[string]SpanTypeInfo {
 	if sv.ExternalIdentifier == nil || *sv.ExternalIdentifier == "" {
 		c.bad(p+"external_identifier", "required")
 	}
@@ -206,9 +209,7 @@ func checkSchemaVersion(c *checker, sv *SchemaVersionInput) map[string]SpanTypeI
 			c.bad(p+"span_result_schemas", "only valid with span_schemas")
 		}
 	}
-	for i, raw := range sv.QualitySchemas {
-		c.object(p+"quality_schemas["+strconv.Itoa(i)+"]", raw, true)
-	}
+	checkQualitySchemas(c, p, sv.QualitySchemas)
 	return types
 }
 

@@ -68,6 +68,11 @@ type ReadTx interface {
 	// ListSpans returns the spans of an instance ("" for all) in creation
 	// order.
 	ListSpans(instanceID string) ([]SpanRecord, error)
+	// ListAgentVersions returns an agent's versions by number.
+	ListAgentVersions(agentID string) ([]AgentVersionRecord, error)
+	// ListSchemaVersions returns an agent's schema versions in creation
+	// order.
+	ListSchemaVersions(agentID string) ([]SchemaVersionRecord, error)
 }
 
 // Tx writes records. Put* insert or replace by primary key.
@@ -173,6 +178,9 @@ type InstanceRecord struct {
 	SpanCounts StatusCounts
 	// Run holds what the run listing shows, derived from the spans.
 	Run RunFields
+	// Quality holds the named quality payloads (record_quality); nil when
+	// none. The API replaces the map, never changes one it read.
+	Quality map[string]QualityRecord
 }
 
 // RunFields are an instance's listing fields (the 003 listing), derived
@@ -220,8 +228,12 @@ type AgentRecord struct {
 type AgentVersionRecord struct {
 	ID, AgentID, ExternalID, Name, Description string
 	// Number counts the agent's versions: 1 for its first.
-	Number     int
-	InsertedAt time.Time
+	Number int
+	// SchemaVersionID is the schema version the version was created with
+	// (its first register's, or a create's agent_schema_version_id); ""
+	// for none.
+	SchemaVersionID string
+	InsertedAt      time.Time
 }
 
 // SchemaVersionRecord is a stored schema version: immutable once stored.

@@ -96,6 +96,10 @@ const (
 	EndpointGetInstance Endpoint = "get_instance"
 	// EndpointTerminate is POST /api/v1/agent_instance/{id}/terminate.
 	EndpointTerminate Endpoint = "terminate"
+	// EndpointRecordQuality is POST /api/v1/agent_instance/{id}/record_quality.
+	EndpointRecordQuality Endpoint = "record_quality"
+	// EndpointAgentContext is GET /api/v1/agent_instance/{id}/agent_context.
+	EndpointAgentContext Endpoint = "agent_context"
 	// EndpointCreateSpan is POST /api/v1/agent_spans.
 	EndpointCreateSpan Endpoint = "create_span"
 	// EndpointFinishSpan is POST /api/v1/agent_spans/{id}/finish.

@@ -54,6 +54,7 @@ func RunWithCodec(t *testing.T, newStore NewStore, codec prefactorapi.Codec) {
 			tc.fn(t, s)
 		})
 	}
+	runEndpoints(t, newStore)
 }
 
 var ctx = context.Background()
@@ -88,7 +89,7 @@ func update(t *testing.T, s prefactorapi.Store, fn func(tx prefactorapi.Tx) erro
 func testRoundTrip(t *testing.T, s prefactorapi.Store) {
 	agent := prefactorapi.AgentRecord{ID: id(), Name: "a", Description: "d", ExternalID: "ext", EnvironmentID: id(),
 		Status: "active", CurrentVersionID: id(), CurrentSchemaVersion: id(), InsertedAt: ts(0), UpdatedAt: ts(1)}
-	ver := prefactorapi.AgentVersionRecord{ID: id(), AgentID: agent.ID, ExternalID: "v1", Name: "n", Description: "d", Number: 1, InsertedAt: ts(0)}
+	ver := prefactorapi.AgentVersionRecord{ID: id(), AgentID: agent.ID, ExternalID: "v1", Name: "n", Description: "d", Number: 1, SchemaVersionID: id(), InsertedAt: ts(0)}
 	schema := prefactorapi.SchemaVersionRecord{ID: id(), AgentID: agent.ID, ExternalID: "s1",
 		SpanTypes: map[string]prefactorapi.SpanTypeInfo{"llm": {Title: "LLM", Template: "{{ model }}"}},
 		Body:      json.RawMessage(`{"external_identifier":"s1"}`), InsertedAt: ts(0)}

@@ -246,3 +246,39 @@ func TestRetain(t *testing.T) {
 		return err
 	}))
 }
+
+// A database of the previous schema (no quality column) is migrated, its
+// instances kept, and takes quality payloads.
+func TestMigrateFromPreviousSchema(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewSchema(t)
+	s := open(t, dsn)
+	in := prefactorapi.InstanceRecord{ID: prefactorapi.NewPFID(7), AgentID: "a", Status: "pending", Purpose: "live",
+		InsertedAt: time.Date(2026, 1, 2, 3, 4, 5, 678901000, time.UTC)}
+	require.NoError(t, s.Update(ctx, func(tx prefactorapi.Tx) error { return tx.PutInstance(in) }))
+	require.NoError(t, s.Close())
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "ALTER TABLE instances DROP COLUMN quality; ALTER TABLE agent_versions DROP COLUMN schema_version_id")
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "UPDATE agenttrace_schema SET version = $1", pgstore.SchemaVersion-1)
+	require.NoError(t, err)
+
+	s = open(t, dsn)
+	defer s.Close()
+	var v int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT version FROM agenttrace_schema").Scan(&v))
+	assert.Equal(t, pgstore.SchemaVersion, v)
+	api, err := prefactorapi.New(s, prefactorapi.Config{AccountID: prefactorapi.NewPFID(7), EnvironmentID: prefactorapi.NewPFID(7)})
+	require.NoError(t, err)
+	ans := api.Do(ctx, prefactorapi.EndpointRecordQuality, in.ID, []byte(`{"name":"q","payload":{"x":1}}`), nil)
+	require.Equal(t, 200, ans.Status, string(ans.Body))
+	require.NoError(t, s.View(ctx, func(tx prefactorapi.ReadTx) error {
+		got, ok, err := tx.Instance(in.ID)
+		assert.True(t, ok)
+		assert.Equal(t, in.InsertedAt, got.InsertedAt)
+		assert.Equal(t, `{"x":1}`, string(got.Quality["q"].Payload))
+		return err
+	}))
+}

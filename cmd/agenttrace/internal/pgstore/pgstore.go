@@ -374,19 +374,24 @@ const instanceCols = `id, agent_id, environment_id, version_id, schema_version_i
 	termination_reason, started_at, finished_at, inserted_at, updated_at, register, spans_pending, spans_active,
 	spans_complete, spans_failed, spans_cancelled, spans_terminated, name, user_id, group_id, channel, session_id,
 	ip_address, user_agent, version_number, prompt_tokens, completion_tokens, total_tokens, cost_prompt,
-	cost_completion, cost_services, cost_total, currency, ttft_ms, ttft_from`
+	cost_completion, cost_services, cost_total, currency, ttft_ms, ttft_from, quality`
 
 func scanInstance(row pgx.Row) (prefactorapi.InstanceRecord, error) {
 	var r prefactorapi.InstanceRecord
 	var started, finished, inserted, updated, ttftFrom pgtype.Timestamptz
-	var register []byte
+	var register, quality []byte
 	c, run := &r.SpanCounts, &r.Run
 	err := row.Scan(&r.ID, &r.AgentID, &r.EnvironmentID, &r.VersionID, &r.SchemaVersionID, &r.DeploymentID, &r.Purpose,
 		&r.Status, &r.TerminationReason, &started, &finished, &inserted, &updated, &register, &c.Pending, &c.Active,
 		&c.Complete, &c.Failed, &c.Cancelled, &c.Terminated, &run.Name, &run.UserID, &run.GroupID, &run.Channel,
 		&run.SessionID, &run.IPAddress, &run.UserAgent, &run.VersionNumber, &run.PromptTokens, &run.CompletionTokens,
 		&run.TotalTokens, &run.CostPrompt, &run.CostCompletion, &run.CostServices, &run.CostTotal, &run.Currency,
-		&run.TTFTMillis, &ttftFrom)
+		&run.TTFTMillis, &ttftFrom, &quality)
+	if err == nil && len(quality) > 0 {
+		if err = json.Unmarshal(quality, &r.Quality); err != nil {
+			err = fmt.Errorf("pgstore: quality of instance %s: %w", r.ID, err)
+		}
+	}
 	r.StartedAt, r.FinishedAt = fromTstamp(started), fromTstamp(finished)
 	r.InsertedAt, r.UpdatedAt = fromTstamp(inserted), fromTstamp(updated)
 	run.TTFTFrom = fromTstamp(ttftFrom)
@@ -478,7 +483,7 @@ func queueInstance(b *pgx.Batch, r *prefactorapi.InstanceRecord) {
 		blob(r.Register), c.Pending, c.Active, c.Complete, c.Failed, c.Cancelled, c.Terminated, run.Name, run.UserID,
 		run.GroupID, run.Channel, run.SessionID, run.IPAddress, run.UserAgent, run.VersionNumber, run.PromptTokens,
 		run.CompletionTokens, run.TotalTokens, run.CostPrompt, run.CostCompletion, run.CostServices, run.CostTotal,
-		run.Currency, run.TTFTMillis, tstamp(run.TTFTFrom), tstamp(r.StartKey()))
+		run.Currency, run.TTFTMillis, tstamp(run.TTFTFrom), qualityBlob(r.Quality), tstamp(r.StartKey()))
 }
 
 const spanCols = `id, instance_id, agent_id, parent_id, schema_name, status, payload, result_payload, started_at,
@@ -647,12 +652,12 @@ func (t *pgTx) ListAgents() ([]prefactorapi.AgentRecord, error) {
 	return collect(t, "SELECT "+agentCols+" FROM agents ORDER BY seq", nil, scanAgent)
 }
 
-const versionCols = "id, agent_id, external_id, name, description, number, inserted_at"
+const versionCols = "id, agent_id, external_id, name, description, number, inserted_at, schema_version_id"
 
 func scanVersion(row pgx.Row) (prefactorapi.AgentVersionRecord, error) {
 	var r prefactorapi.AgentVersionRecord
 	var inserted pgtype.Timestamptz
-	err := row.Scan(&r.ID, &r.AgentID, &r.ExternalID, &r.Name, &r.Description, &r.Number, &inserted)
+	err := row.Scan(&r.ID, &r.AgentID, &r.ExternalID, &r.Name, &r.Description, &r.Number, &inserted, &r.SchemaVersionID)
 	r.InsertedAt = fromTstamp(inserted)
 	return r, err
 }
@@ -695,11 +700,11 @@ func (t *pgTx) CountAgentVersions(agentID string) (int, error) {
 
 // PutAgentVersion implements prefactorapi.Tx.
 func (t *pgTx) PutAgentVersion(r prefactorapi.AgentVersionRecord) error {
-	return t.exec(`INSERT INTO agent_versions (`+versionCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7)
+	return t.exec(`INSERT INTO agent_versions (`+versionCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
 		ON CONFLICT (id) DO UPDATE SET agent_id = excluded.agent_id, external_id = excluded.external_id,
 		name = excluded.name, description = excluded.description, number = excluded.number,
-		inserted_at = excluded.inserted_at`,
-		r.ID, r.AgentID, r.ExternalID, r.Name, r.Description, r.Number, tstamp(r.InsertedAt))
+		inserted_at = excluded.inserted_at, schema_version_id = excluded.schema_version_id`,
+		r.ID, r.AgentID, r.ExternalID, r.Name, r.Description, r.Number, tstamp(r.InsertedAt), r.SchemaVersionID)
 }
 
 func (t *pgTx) schemaVersion(where string, args ...any) (prefactorapi.SchemaVersionRecord, bool, error) {
@@ -872,4 +877,38 @@ func (t *pgTx) ListInstances(q prefactorapi.InstanceQuery) ([]prefactorapi.Insta
 		return nil, 0, err
 	}
 	return out, total, nil
+}
+
+// qualityBlob encodes an instance's quality payloads (NULL for none).
+func qualityBlob(q map[string]prefactorapi.QualityRecord) []byte {
+	if len(q) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(q) // payloads are compact JSON, summaries strings
+	return b
+}
+
+// ListAgentVersions implements prefactorapi.ReadTx.
+func (t *pgTx) ListAgentVersions(agentID string) ([]prefactorapi.AgentVersionRecord, error) {
+	return collect(t, "SELECT "+versionCols+" FROM agent_versions WHERE agent_id = $1 ORDER BY number, seq", []any{agentID}, scanVersion)
+}
+
+// ListSchemaVersions implements prefactorapi.ReadTx.
+func (t *pgTx) ListSchemaVersions(agentID string) ([]prefactorapi.SchemaVersionRecord, error) {
+	ids, err := collect(t, "SELECT id FROM schema_versions WHERE agent_id = $1 ORDER BY seq", []any{agentID},
+		func(row pgx.Row) (string, error) { var id string; return id, row.Scan(&id) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]prefactorapi.SchemaVersionRecord, 0, len(ids))
+	for _, id := range ids {
+		sv, ok, err := t.SchemaVersion(id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, sv)
+		}
+	}
+	return out, nil
 }

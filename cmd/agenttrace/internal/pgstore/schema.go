@@ -137,5 +137,10 @@ CREATE TABLE spans (
 );
 CREATE INDEX spans_seq ON spans (seq);
 CREATE INDEX spans_instance ON spans (instance_id, seq);
+`, // 2: an instance's named quality payloads (record_quality), JSON;
+	// the schema version an agent version was created with.
+	`
+ALTER TABLE instances ADD COLUMN quality bytea;
+ALTER TABLE agent_versions ADD COLUMN schema_version_id text NOT NULL DEFAULT '';
 `,
 }

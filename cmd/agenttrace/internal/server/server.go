@@ -122,7 +122,7 @@ func ingestEndpoint(ep prefactorapi.Endpoint) bool {
 	switch ep {
 	case prefactorapi.EndpointPing, prefactorapi.EndpointRegister, prefactorapi.EndpointStart,
 		prefactorapi.EndpointFinishInstance, prefactorapi.EndpointGetInstance, prefactorapi.EndpointCreateSpan,
-		prefactorapi.EndpointFinishSpan, prefactorapi.EndpointBulk:
+		prefactorapi.EndpointFinishSpan, prefactorapi.EndpointBulk, prefactorapi.EndpointRecordQuality:
 		return true
 	}
 	return false

@@ -27,12 +27,24 @@ func TestMigrateFromPreviousSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "old.db")
 	old, err := sqlitestore.OpenVersion(ctx, path, sqlitestore.SchemaVersion-1)
 	require.NoError(t, err)
-	api, err := prefactorapi.New(old, prefactorapi.Config{AccountID: prefactorapi.NewPFID(1), EnvironmentID: prefactorapi.NewPFID(1)})
-	require.NoError(t, err)
-	ans := api.Do(ctx, prefactorapi.EndpointRegister, "", []byte(`{"idempotency_key":"k1"}`), nil)
-	require.Equal(t, 200, ans.Status, string(ans.Body))
 	require.NoError(t, old.Close())
 	require.Equal(t, sqlitestore.SchemaVersion-1, userVersion(t, path))
+	// An instance and an idempotency record as the previous program wrote
+	// them (its columns: no quality).
+	instID := prefactorapi.NewPFID(1)
+	raw, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	_, err = raw.Exec(`INSERT INTO instances(id, agent_id, environment_id, version_id, schema_version_id, deployment_id,
+		purpose, status, termination_reason, inserted_at, updated_at, start_key, register, spans_pending, spans_active,
+		spans_complete, spans_failed, spans_cancelled, name, user_id, group_id, channel, session_id, ip_address,
+		user_agent, version_number, prompt_tokens, completion_tokens, total_tokens, cost_prompt, cost_completion,
+		cost_services, cost_total, currency, ttft_ms)
+		VALUES (?, 'a', 'e', 'v', '', 'd', 'live', 'pending', '', 1, 1, 1, '{}', 0, 0, 0, 0, 0, 'run', '', '', '', '', '', '', 1,
+		0, 0, 0, 0, 0, 0, 0, '', 0)`, instID)
+	require.NoError(t, err)
+	_, err = raw.Exec(`INSERT INTO idempotency(key, hash, status, body, inserted_at) VALUES ('k1', 'h', 200, '{}', 1)`)
+	require.NoError(t, err)
+	require.NoError(t, raw.Close())
 
 	s := open(t, path)
 	defer s.Close()
@@ -56,6 +68,18 @@ func TestMigrateFromPreviousSchema(t *testing.T) {
 		require.NoError(t, db.QueryRow("SELECT count(*) FROM pragma_index_info(?) WHERE name = 'version_id'", idx).Scan(&n))
 		require.Equal(t, 1, n, "migration 4 ran: %s holds the version", idx)
 	}
+	require.NoError(t, db.QueryRow("SELECT count(*) FROM pragma_table_info('agent_versions') WHERE name = 'schema_version_id'").Scan(&n))
+	require.Equal(t, 1, n, "migration 5 ran: agent versions name their schema version")
+	// Migration 5: the migrated instance takes quality payloads.
+	api, err := prefactorapi.New(s, prefactorapi.Config{AccountID: prefactorapi.NewPFID(1), EnvironmentID: prefactorapi.NewPFID(1)})
+	require.NoError(t, err)
+	ans := api.Do(ctx, prefactorapi.EndpointRecordQuality, instID, []byte(`{"name":"q","payload":{"x":1},"idempotency_key":"k2"}`), nil)
+	require.Equal(t, 200, ans.Status, string(ans.Body))
+	require.NoError(t, s.View(ctx, func(tx prefactorapi.ReadTx) error {
+		in, _, err := tx.Instance(instID)
+		require.Equal(t, `{"x":1}`, string(in.Quality["q"].Payload))
+		return err
+	}))
 	// Opening again changes nothing.
 	require.NoError(t, s.Close())
 	s2 := open(t, path)

@@ -170,5 +170,10 @@ DROP INDEX instances_user;
 DROP INDEX instances_group;
 CREATE INDEX instances_user  ON instances(agent_id, user_id, start_key, id, version_id);
 CREATE INDEX instances_group ON instances(agent_id, group_id, start_key, id, version_id);
+`, // 5: an instance's named quality payloads (record_quality), JSON;
+	// the schema version an agent version was created with.
+	`
+ALTER TABLE instances ADD COLUMN quality BLOB;
+ALTER TABLE agent_versions ADD COLUMN schema_version_id TEXT NOT NULL DEFAULT '';
 `,
 }

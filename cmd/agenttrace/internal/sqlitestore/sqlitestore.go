@@ -414,20 +414,25 @@ const instanceCols = `id, agent_id, environment_id, version_id, schema_version_i
 	termination_reason, started_at, finished_at, inserted_at, updated_at, register, spans_pending, spans_active,
 	spans_complete, spans_failed, spans_cancelled, name, user_id, group_id, channel, session_id, ip_address, user_agent,
 	version_number, prompt_tokens, completion_tokens, total_tokens, cost_prompt, cost_completion, cost_services,
-	cost_total, currency, ttft_ms, ttft_from`
+	cost_total, currency, ttft_ms, ttft_from, quality`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanInstance(sc scanner) (prefactorapi.InstanceRecord, error) {
 	var r prefactorapi.InstanceRecord
 	var started, finished, inserted, updated, ttftFrom sql.NullInt64
-	var register []byte
+	var register, quality []byte
 	c, run := &r.SpanCounts, &r.Run
 	err := sc.Scan(&r.ID, &r.AgentID, &r.EnvironmentID, &r.VersionID, &r.SchemaVersionID, &r.DeploymentID, &r.Purpose,
 		&r.Status, &r.TerminationReason, &started, &finished, &inserted, &updated, &register, &c.Pending, &c.Active,
 		&c.Complete, &c.Failed, &c.Cancelled, &run.Name, &run.UserID, &run.GroupID, &run.Channel, &run.SessionID,
 		&run.IPAddress, &run.UserAgent, &run.VersionNumber, &run.PromptTokens, &run.CompletionTokens, &run.TotalTokens,
-		&run.CostPrompt, &run.CostCompletion, &run.CostServices, &run.CostTotal, &run.Currency, &run.TTFTMillis, &ttftFrom)
+		&run.CostPrompt, &run.CostCompletion, &run.CostServices, &run.CostTotal, &run.Currency, &run.TTFTMillis, &ttftFrom, &quality)
+	if err == nil && len(quality) > 0 {
+		if err = json.Unmarshal(quality, &r.Quality); err != nil {
+			err = fmt.Errorf("sqlitestore: quality of instance %s: %w", r.ID, err)
+		}
+	}
 	r.StartedAt, r.FinishedAt, r.InsertedAt, r.UpdatedAt = fromMicro(started), fromMicro(finished), fromMicro(inserted), fromMicro(updated)
 	run.TTFTFrom = fromMicro(ttftFrom)
 	r.Register = nilIfEmpty(register)
@@ -505,7 +510,7 @@ func (t *sqlTx) flushed() error {
 
 func (t *sqlTx) writeInstance(r *prefactorapi.InstanceRecord) error {
 	c, run := &r.SpanCounts, &r.Run
-	return t.exec(`INSERT INTO instances(`+instanceCols+`, start_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+	return t.exec(`INSERT INTO instances(`+instanceCols+`, start_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(id) DO UPDATE SET agent_id=excluded.agent_id, environment_id=excluded.environment_id,
 		version_id=excluded.version_id, schema_version_id=excluded.schema_version_id, deployment_id=excluded.deployment_id,
 		purpose=excluded.purpose, status=excluded.status, termination_reason=excluded.termination_reason,
@@ -517,13 +522,13 @@ func (t *sqlTx) writeInstance(r *prefactorapi.InstanceRecord) error {
 		user_agent=excluded.user_agent, version_number=excluded.version_number, prompt_tokens=excluded.prompt_tokens,
 		completion_tokens=excluded.completion_tokens, total_tokens=excluded.total_tokens, cost_prompt=excluded.cost_prompt,
 		cost_completion=excluded.cost_completion, cost_services=excluded.cost_services, cost_total=excluded.cost_total,
-		currency=excluded.currency, ttft_ms=excluded.ttft_ms, ttft_from=excluded.ttft_from, start_key=excluded.start_key`,
+		currency=excluded.currency, ttft_ms=excluded.ttft_ms, ttft_from=excluded.ttft_from, quality=excluded.quality, start_key=excluded.start_key`,
 		r.ID, r.AgentID, r.EnvironmentID, r.VersionID, r.SchemaVersionID, r.DeploymentID, r.Purpose, r.Status,
 		r.TerminationReason, micro(r.StartedAt), micro(r.FinishedAt), micro(r.InsertedAt), micro(r.UpdatedAt), blob(r.Register),
 		c.Pending, c.Active, c.Complete, c.Failed, c.Cancelled, run.Name, run.UserID, run.GroupID, run.Channel, run.SessionID,
 		run.IPAddress, run.UserAgent, run.VersionNumber, run.PromptTokens, run.CompletionTokens, run.TotalTokens,
 		run.CostPrompt, run.CostCompletion, run.CostServices, run.CostTotal, run.Currency, run.TTFTMillis, micro(run.TTFTFrom),
-		r.StartKey().UnixMicro())
+		qualityBlob(r.Quality), r.StartKey().UnixMicro())
 }
 
 const spanCols = `id, instance_id, agent_id, parent_id, schema_name, status, payload, result_payload, started_at,
@@ -685,12 +690,12 @@ func (t *sqlTx) ListAgents() ([]prefactorapi.AgentRecord, error) {
 	return out, rows.Err()
 }
 
-const versionCols = "id, agent_id, external_id, name, description, number, inserted_at"
+const versionCols = "id, agent_id, external_id, name, description, number, inserted_at, schema_version_id"
 
 func scanVersion(sc scanner) (prefactorapi.AgentVersionRecord, error) {
 	var r prefactorapi.AgentVersionRecord
 	var inserted sql.NullInt64
-	err := sc.Scan(&r.ID, &r.AgentID, &r.ExternalID, &r.Name, &r.Description, &r.Number, &inserted)
+	err := sc.Scan(&r.ID, &r.AgentID, &r.ExternalID, &r.Name, &r.Description, &r.Number, &inserted, &r.SchemaVersionID)
 	r.InsertedAt = fromMicro(inserted)
 	return r, err
 }
@@ -723,8 +728,8 @@ func (t *sqlTx) CountAgentVersions(agentID string) (int, error) {
 }
 
 func (t *sqlTx) PutAgentVersion(r prefactorapi.AgentVersionRecord) error {
-	return t.exec("INSERT OR REPLACE INTO agent_versions("+versionCols+") VALUES (?,?,?,?,?,?,?)",
-		r.ID, r.AgentID, r.ExternalID, r.Name, r.Description, r.Number, micro(r.InsertedAt))
+	return t.exec("INSERT OR REPLACE INTO agent_versions("+versionCols+") VALUES (?,?,?,?,?,?,?,?)",
+		r.ID, r.AgentID, r.ExternalID, r.Name, r.Description, r.Number, micro(r.InsertedAt), r.SchemaVersionID)
 }
 
 func (t *sqlTx) schema(where string, args ...any) (prefactorapi.SchemaVersionRecord, bool, error) {
@@ -908,4 +913,67 @@ func scanInstances(rows *sql.Rows) ([]prefactorapi.InstanceRecord, error) {
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// qualityBlob encodes an instance's quality payloads (NULL for none).
+func qualityBlob(q map[string]prefactorapi.QualityRecord) any {
+	if len(q) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(q) // payloads are compact JSON, summaries strings
+	return b
+}
+
+// ListAgentVersions implements prefactorapi.ReadTx.
+func (t *sqlTx) ListAgentVersions(agentID string) ([]prefactorapi.AgentVersionRecord, error) {
+	rows, err := t.stmt("SELECT "+versionCols+" FROM agent_versions WHERE agent_id = ? ORDER BY number").QueryContext(t.ctx, agentID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	defer rows.Close()
+	out := []prefactorapi.AgentVersionRecord{}
+	for rows.Next() {
+		v, err := scanVersion(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	return out, nil
+}
+
+// ListSchemaVersions implements prefactorapi.ReadTx.
+func (t *sqlTx) ListSchemaVersions(agentID string) ([]prefactorapi.SchemaVersionRecord, error) {
+	rows, err := t.stmt("SELECT id FROM schema_versions WHERE agent_id = ? ORDER BY rowid").QueryContext(t.ctx, agentID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	out := make([]prefactorapi.SchemaVersionRecord, 0, len(ids))
+	for _, id := range ids {
+		sv, ok, err := t.SchemaVersion(id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, sv)
+		}
+	}
+	return out, nil
 }
