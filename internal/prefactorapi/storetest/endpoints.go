@@ -15,12 +15,12 @@ import (
 
 // runEndpoints runs the tests of record_quality, agent_context and the
 // version endpoints, each on a store of its own.
-func runEndpoints(t *testing.T, newStore NewStore) {
+func runEndpoints(t *testing.T, newStore NewStore, codec prefactorapi.Codec) {
 	for _, tc := range []struct {
 		name string
-		fn   func(*testing.T, prefactorapi.Store)
+		fn   func(*testing.T, prefactorapi.Store, prefactorapi.Codec)
 	}{
-		{"QualityRoundTrip", testQualityRoundTrip},
+		{"QualityRoundTrip", func(t *testing.T, s prefactorapi.Store, _ prefactorapi.Codec) { testQualityRoundTrip(t, s) }},
 		{"RecordQuality", testRecordQuality},
 		{"AgentContext", testAgentContext},
 		{"Versions", testVersions},
@@ -28,16 +28,15 @@ func runEndpoints(t *testing.T, newStore NewStore) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
 			t.Cleanup(func() { _ = s.Close() })
-			tc.fn(t, s)
+			tc.fn(t, s, codec)
 		})
 	}
 }
 
-// endpointAPI is an API over s with a fresh account and environment.
-func endpointAPI(t *testing.T, s prefactorapi.Store) *prefactorapi.API {
-	api, err := prefactorapi.New(s, prefactorapi.Config{AccountID: id(), EnvironmentID: id()})
-	require.NoError(t, err)
-	return api
+// endpointAPI is an API over s with a fresh account and environment,
+// decoding with codec.
+func endpointAPI(t *testing.T, s prefactorapi.Store, codec prefactorapi.Codec) *prefactorapi.API {
+	return newAPI(t, s, codec)
 }
 
 // An instance's quality payloads are kept with it: written, replaced,
@@ -76,9 +75,9 @@ func testQualityRoundTrip(t *testing.T, s prefactorapi.Store) {
 
 // clockAPI is an API whose clock moves a millisecond per reading, so that
 // records made one after another have increasing times.
-func clockAPI(t *testing.T, s prefactorapi.Store) *prefactorapi.API {
+func clockAPI(t *testing.T, s prefactorapi.Store, codec prefactorapi.Codec) *prefactorapi.API {
 	now := ts(0)
-	api, err := prefactorapi.New(s, prefactorapi.Config{AccountID: id(), EnvironmentID: id(),
+	api, err := prefactorapi.New(s, prefactorapi.Config{AccountID: id(), EnvironmentID: id(), Codec: codec,
 		Now: func() time.Time { now = now.Add(time.Millisecond); return now }})
 	require.NoError(t, err)
 	return api
@@ -109,8 +108,8 @@ const qualitySchemaVersion = `"agent_schema_version":{"external_identifier":"s1"
 // record_quality: payloads by name with their summaries, null removes one,
 // the names the schema version declares, idempotency, the error codes;
 // GET shows what was recorded, also after the instance finished.
-func testRecordQuality(t *testing.T, s prefactorapi.Store) {
-	api := endpointAPI(t, s)
+func testRecordQuality(t *testing.T, s prefactorapi.Store, codec prefactorapi.Codec) {
+	api := endpointAPI(t, s, codec)
 	inst := detailsID(do(t, api, prefactorapi.EndpointRegister, "", `{"agent_version":{"external_identifier":"v1"},`+
 		qualitySchemaVersion+`,"idempotency_key":"reg-1"}`))
 	require.NotEmpty(t, inst)
@@ -176,8 +175,8 @@ func testRecordQuality(t *testing.T, s prefactorapi.Store) {
 
 // agent_context: the instance, its versions and its spans with summaries,
 // under agent_context.body; the error codes.
-func testAgentContext(t *testing.T, s prefactorapi.Store) {
-	api := endpointAPI(t, s)
+func testAgentContext(t *testing.T, s prefactorapi.Store, codec prefactorapi.Codec) {
+	api := endpointAPI(t, s, codec)
 	reg := mustOK(t, do(t, api, prefactorapi.EndpointRegister, "", `{"agent_version":{"external_identifier":"v1","name":"support"},`+
 		qualitySchemaVersion+`,"idempotency_key":"reg-1"}`))
 	inst := reg["id"].(string)
@@ -237,8 +236,8 @@ func summaryIDs(t *testing.T, m map[string]any) []string {
 
 // Agent versions and schema versions: made by register and by create,
 // listed by agent with pagination, read by ID; the error codes.
-func testVersions(t *testing.T, s prefactorapi.Store) {
-	api := clockAPI(t, s)
+func testVersions(t *testing.T, s prefactorapi.Store, codec prefactorapi.Codec) {
+	api := clockAPI(t, s, codec)
 	reg1 := mustOK(t, do(t, api, prefactorapi.EndpointRegister, "", `{"agent_version":{"external_identifier":"v1","name":"support"},`+
 		qualitySchemaVersion+`,"idempotency_key":"reg-1"}`))
 	agent := reg1["agent_id"].(string)

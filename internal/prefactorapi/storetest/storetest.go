@@ -54,7 +54,7 @@ func RunWithCodec(t *testing.T, newStore NewStore, codec prefactorapi.Codec) {
 			tc.fn(t, s)
 		})
 	}
-	runEndpoints(t, newStore)
+	runEndpoints(t, newStore, codec)
 }
 
 var ctx = context.Background()
