@@ -177,7 +177,7 @@ func appendRaw(b, raw []byte) ([]byte, error) {
 	if len(raw) == 0 {
 		return append(b, "null"...), nil
 	}
-	if !json.Valid(raw) {
+	if !validJSON(raw) {
 		return b, ErrInvalidJSON
 	}
 	if !utf8.Valid(raw) {
@@ -207,7 +207,7 @@ func runRedactor(redact Redactor, spanType string, field PayloadField, in []byte
 		}
 	}()
 	out = redact(spanType, field, in)
-	if !isObject(out) || !json.Valid(out) {
+	if !isObject(out) || !validJSON(out) {
 		return nil, errors.New("redactor returned something other than a JSON object")
 	}
 	if !utf8.Valid(out) {

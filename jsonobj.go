@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agenttrace/agenttrace/internal/jsonesc"
+	"github.com/agenttrace/agenttrace/internal/jsonscan"
 	"github.com/agenttrace/agenttrace/internal/jsonw"
 )
 
@@ -73,13 +74,21 @@ func (w *objWriter) anyValue(v any) {
 
 // appendRawJSON appends v if it is valid JSON, and as a JSON string otherwise.
 func appendRawJSON(b []byte, v json.RawMessage) []byte {
-	if json.Valid(v) {
+	if validJSON(v) {
 		if utf8.Valid(v) {
 			return append(b, v...)
 		}
 		return append(b, bytes.ToValidUTF8(v, []byte("\ufffd"))...)
 	}
 	return jsonesc.AppendString(b, string(v))
+}
+
+// validJSON is json.Valid, with jsonscan's scanner first: it accepts only
+// what json.Valid accepts (fuzzed), nested up to 64 deep, 3-4x faster;
+// what it rejects is asked of json.Valid.
+func validJSON(v []byte) bool {
+	s := jsonscan.Scanner{B: v}
+	return s.Skip() && s.End() || json.Valid(v)
 }
 
 // appender is implemented by the typed payloads, which encode themselves
