@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/require"
 )
 
 // sseEvents frames data through an SSE framer in pieces cut at the given
@@ -89,4 +92,17 @@ func FuzzParseRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The request's captured content is cut to the budget on a UTF-8 boundary,
+// as the framework integrations' Content cuts it, and marked truncated.
+func TestRequestContentCutOnRuneBoundary(t *testing.T) {
+	cfg := newConfig([]Option{WithCapture(CaptureFull), WithMaxContentBytes(5)})
+	p := parseRequest(cfg, route{api: apiChat}, []byte(`{"model":"m","messages":[{"role":"user","content":"ééééé"}]}`))
+	require.Len(t, p.req.Messages, 1)
+	got := p.req.Messages[0].Content
+	require.True(t, utf8.ValidString(got), "%q", got)
+	require.Equal(t, "éé", got)
+	require.True(t, p.truncated)
+	require.Equal(t, 4, p.contentUsed)
 }

@@ -22,62 +22,29 @@ type parsed struct {
 	truncated   bool
 }
 
-// reqCapture captures request content by the mode, within the budget.
+// reqCapture captures request content by the mode, within the budget: the
+// Content the framework integrations use, plus what scanning a request
+// body needs.
 type reqCapture struct {
-	mode      CaptureMode
-	budget    int
-	used      int
-	truncated bool
-	scratch   []byte
+	Content
+	budget  int
+	scratch []byte
 }
 
-// text returns s as captured (full) or "" (otherwise).
-func (rc *reqCapture) text(s string) string {
-	if rc.mode != CaptureFull || s == "" {
-		return ""
-	}
-	room := rc.budget - rc.used
-	if room <= 0 {
-		rc.truncated = true
-		return ""
-	}
-	if len(s) > room {
-		s = s[:room]
-		rc.truncated = true
-	}
-	rc.used += len(s)
-	return s
-}
+// used returns how much of the budget the captured content took.
+func (rc *reqCapture) used() int { return rc.budget - rc.left }
 
 // raw is text for JSON arguments: a cut value is kept as a JSON string.
 func (rc *reqCapture) raw(b json.RawMessage) json.RawMessage {
 	if rc.mode != CaptureFull || len(b) == 0 {
 		return nil
 	}
-	s := rc.text(string(b))
+	s := rc.Text(string(b))
 	if len(s) == len(b) {
 		return json.RawMessage(s)
 	}
 	q, _ := json.Marshal(s)
 	return q
-}
-
-// msg appends text to m: as content (full) or as a sized text part
-// (metadata).
-func (rc *reqCapture) msgText(m *agenttrace.Message, s string) {
-	if s == "" {
-		return
-	}
-	switch rc.mode {
-	case CaptureFull:
-		t := rc.text(s)
-		if m.Content != "" && t != "" {
-			m.Content += "\n"
-		}
-		m.Content += t
-	case CaptureMetadata:
-		m.Parts = append(m.Parts, agenttrace.ContentPart{Type: agenttrace.PartText, Size: int64(len(s))})
-	}
 }
 
 func (rc *reqCapture) part(m *agenttrace.Message, p agenttrace.ContentPart) {
@@ -90,7 +57,7 @@ func (rc *reqCapture) part(m *agenttrace.Message, p agenttrace.ContentPart) {
 		}
 		p.Text, p.URL = "", ""
 	} else {
-		p.Text = rc.text(p.Text)
+		p.Text = rc.Text(p.Text)
 		if strings.HasPrefix(p.URL, "data:") {
 			// Inline data: its size, not its bytes.
 			p.Size = int64(len(p.URL))
@@ -108,7 +75,7 @@ func parseRequest(cfg *config, rt route, body []byte) parsed {
 	if len(body) == 0 {
 		return p
 	}
-	rc := &reqCapture{mode: cfg.capture, budget: cfg.maxContent}
+	rc := &reqCapture{Content: Content{mode: cfg.capture, left: cfg.maxContent}, budget: cfg.maxContent}
 	var ok bool
 	switch rt.api {
 	case apiChat:
@@ -134,7 +101,7 @@ func parseRequest(cfg *config, rt route, body []byte) parsed {
 			p.req.Tools[i].Description, p.req.Tools[i].Parameters = "", nil
 		}
 	}
-	p.contentUsed, p.truncated = rc.used, rc.truncated
+	p.contentUsed, p.truncated = rc.used(), rc.truncated
 	return p
 }
 
@@ -473,14 +440,14 @@ func parseChat(p *parsed, rc *reqCapture, body []byte, includeUsage bool) bool {
 				msg.Parts = append(msg.Parts, agenttrace.ContentPart{Type: agenttrace.PartText, Size: int64(n)})
 			}
 		} else if s, ok := jsonString(m.Content); ok {
-			rc.msgText(&msg, s)
+			rc.MessageText(&msg, s)
 		} else if len(m.Content) > 0 && m.Content[0] == '[' {
 			var parts []chatPart
 			_ = json.Unmarshal(m.Content, &parts)
 			for _, cp := range parts {
 				switch cp.Type {
 				case "text":
-					rc.msgText(&msg, cp.Text)
+					rc.MessageText(&msg, cp.Text)
 				case "image_url":
 					rc.part(&msg, agenttrace.ContentPart{Type: agenttrace.PartImage, URL: cp.ImageURL.URL})
 				case "input_audio":
@@ -622,13 +589,13 @@ func parseResponses(p *parsed, rc *reqCapture, body []byte) bool {
 		return false
 	}
 	p.req.Model, p.req.Stream = r.Model, r.Stream
-	p.req.System = rc.text(r.Instructions)
+	p.req.System = rc.Text(r.Instructions)
 	if rc.mode == CaptureMetadata && r.Instructions != "" {
 		p.req.Messages = append(p.req.Messages, agenttrace.Message{Role: "system", Parts: []agenttrace.ContentPart{{Type: agenttrace.PartText, Size: int64(len(r.Instructions))}}})
 	}
 	if s, ok := jsonString(r.Input); ok {
 		m := agenttrace.Message{Role: "user"}
-		rc.msgText(&m, s)
+		rc.MessageText(&m, s)
 		p.req.Messages = append(p.req.Messages, m)
 	} else if len(r.Input) > 0 {
 		var items []responsesItem
@@ -640,15 +607,15 @@ func parseResponses(p *parsed, rc *reqCapture, body []byte) bool {
 			case "function_call_output":
 				m := agenttrace.Message{Role: "tool", ToolCallID: it.CallID}
 				if s, ok := jsonString(it.Output); ok {
-					rc.msgText(&m, s)
+					rc.MessageText(&m, s)
 				} else {
-					rc.msgText(&m, string(it.Output))
+					rc.MessageText(&m, string(it.Output))
 				}
 				p.req.Messages = append(p.req.Messages, m)
 			case "message", "":
 				m := agenttrace.Message{Role: it.Role}
 				if s, ok := jsonString(it.Content); ok {
-					rc.msgText(&m, s)
+					rc.MessageText(&m, s)
 				} else {
 					var parts []struct {
 						Type     string `json:"type"`
@@ -662,7 +629,7 @@ func parseResponses(p *parsed, rc *reqCapture, body []byte) bool {
 					for _, cp := range parts {
 						switch cp.Type {
 						case "input_text", "output_text", "text":
-							rc.msgText(&m, cp.Text)
+							rc.MessageText(&m, cp.Text)
 						case "input_image":
 							rc.part(&m, agenttrace.ContentPart{Type: agenttrace.PartImage, URL: orDefault(cp.ImageURL, cp.FileID)})
 						case "input_file":
@@ -776,7 +743,7 @@ func parseAnthropic(p *parsed, rc *reqCapture, body []byte) bool {
 				s += b.Text
 			}
 		}
-		p.req.System = rc.text(s)
+		p.req.System = rc.Text(s)
 		if rc.mode == CaptureMetadata && s != "" {
 			p.req.Messages = append(p.req.Messages, agenttrace.Message{Role: "system", Parts: []agenttrace.ContentPart{{Type: agenttrace.PartText, Size: int64(len(s))}}})
 		}
@@ -784,12 +751,12 @@ func parseAnthropic(p *parsed, rc *reqCapture, body []byte) bool {
 	for _, m := range r.Messages {
 		msg := agenttrace.Message{Role: m.Role}
 		s, blocks, _ := anthropicBlocks(m.Content)
-		rc.msgText(&msg, s)
+		rc.MessageText(&msg, s)
 		var results []agenttrace.Message
 		for _, b := range blocks {
 			switch b.Type {
 			case "text":
-				rc.msgText(&msg, b.Text)
+				rc.MessageText(&msg, b.Text)
 			case "image", "document":
 				typ := agenttrace.PartImage
 				if b.Type == "document" {
@@ -805,10 +772,10 @@ func parseAnthropic(p *parsed, rc *reqCapture, body []byte) bool {
 			case "tool_result":
 				res := agenttrace.Message{Role: "tool", ToolCallID: b.ToolUseID}
 				rs, rblocks, _ := anthropicBlocks(b.Content)
-				rc.msgText(&res, rs)
+				rc.MessageText(&res, rs)
 				for _, rb := range rblocks {
 					if rb.Type == "text" {
-						rc.msgText(&res, rb.Text)
+						rc.MessageText(&res, rb.Text)
 					} else {
 						rc.part(&res, agenttrace.ContentPart{Type: rb.Type, MIMEType: rb.Source.MediaType, Size: int64(len(rb.Source.Data))})
 					}
@@ -921,7 +888,7 @@ func parseGemini(p *parsed, rc *reqCapture, body []byte) bool {
 			}
 			s += part.Text
 		}
-		p.req.System = rc.text(s)
+		p.req.System = rc.Text(s)
 		if rc.mode == CaptureMetadata && s != "" {
 			p.req.Messages = append(p.req.Messages, agenttrace.Message{Role: "system", Parts: []agenttrace.ContentPart{{Type: agenttrace.PartText, Size: int64(len(s))}}})
 		}
@@ -939,7 +906,7 @@ func parseGemini(p *parsed, rc *reqCapture, body []byte) bool {
 				msg.ToolCalls = append(msg.ToolCalls, agenttrace.ToolCall{ID: part.FunctionCall.ID, Name: part.FunctionCall.Name, Arguments: validOrString(rc.raw(part.FunctionCall.Args))})
 			case part.FunctionResponse != nil:
 				res := agenttrace.Message{Role: "tool", Name: part.FunctionResponse.Name, ToolCallID: part.FunctionResponse.ID}
-				rc.msgText(&res, string(part.FunctionResponse.Response))
+				rc.MessageText(&res, string(part.FunctionResponse.Response))
 				results = append(results, res)
 			case part.InlineData != nil:
 				rc.part(&msg, agenttrace.ContentPart{Type: mediaPart(part.InlineData.MIMEType), MIMEType: part.InlineData.MIMEType, Size: int64(len(part.InlineData.Data))})
@@ -948,7 +915,7 @@ func parseGemini(p *parsed, rc *reqCapture, body []byte) bool {
 			case part.Thought:
 				rc.part(&msg, agenttrace.ContentPart{Type: agenttrace.PartThinking, Text: part.Text})
 			default:
-				rc.msgText(&msg, part.Text)
+				rc.MessageText(&msg, part.Text)
 			}
 		}
 		if msg.Content != "" || len(msg.Parts) > 0 || len(msg.ToolCalls) > 0 || len(results) == 0 {
