@@ -52,6 +52,10 @@ type attrs struct {
 	truncated []string
 	names     names      // the Exporter's interned strings
 	cache     *spanNames // the Exporter's span names and finish reasons
+	// implied is set by WithImpliedAttributes: the attributes that repeat
+	// what the OTel span already says are emitted too (see impliedType,
+	// impliedStatus and usage).
+	implied bool
 }
 
 func (a *attrs) str(k attribute.Key, v string) {
@@ -111,11 +115,11 @@ func (a *attrs) usage(u *agenttrace.Usage) {
 	}
 	a.int(KeyUsageInputTokens, u.PromptTokens)
 	a.int(KeyUsageOutputTokens, u.CompletionTokens)
-	total := u.TotalTokens
-	if total == 0 {
-		total = u.PromptTokens + u.CompletionTokens
+	// The total is left out when it is the sum of the two (what a reader
+	// takes it to be when it is absent).
+	if total := u.TotalTokens; a.implied || (total != 0 && total != u.PromptTokens+u.CompletionTokens) {
+		a.int(KeyTotalTokens, cmp.Or(total, u.PromptTokens+u.CompletionTokens))
 	}
-	a.int(KeyTotalTokens, total)
 	if len(u.Details) == 0 {
 		return
 	}
@@ -468,11 +472,14 @@ func spanName(d *agenttrace.SpanData, class spanClass, m *spanMeta, n names, c *
 }
 
 // startAttrs are the attributes known when a span starts: identity and
-// payload. instID is the span's instance ID as a string.
+// payload. instID is the span's instance ID as a string, or "" when the
+// span's trace ID is the instance ULID and says it.
 func (a *attrs) startAttrs(d *agenttrace.SpanData, instID string, class spanClass, m *spanMeta, content bool) {
 	a.str(KeyInstanceID, instID)
 	a.str(KeySpanID, d.ID.String())
-	a.str(KeySpanType, d.Type)
+	if a.implied || !impliedType(d.Type, class, m.op) {
+		a.str(KeySpanType, d.Type)
+	}
 	a.str(KeySpanName, d.Name)
 	a.str(KeyOperationName, m.op)
 	switch class {
@@ -628,7 +635,9 @@ func (a *attrs) agentResult(d *agenttrace.SpanData, content bool) {
 // status adds a finished span's status, error type, cancel reason and
 // activation time.
 func (a *attrs) status(d *agenttrace.SpanData) {
-	a.str(KeySpanStatus, d.Status.String())
+	if a.implied || !impliedStatus(d.Status) {
+		a.str(KeySpanStatus, d.Status.String())
+	}
 	if d.Status == agenttrace.StatusFailed {
 		typ := "_OTHER"
 		if d.Error != nil {
@@ -782,4 +791,37 @@ func marshal(v any) []byte {
 		return []byte(strconv.Quote(err.Error()))
 	}
 	return b
+}
+
+// impliedType reports whether a span's type goes without saying: it is one
+// of the three GenAI types and its gen_ai.operation.name names it
+// (execute_tool a tool, invoke_agent or create_agent an agent, any other
+// operation an llm call). SpanIdentity reads it back.
+func impliedType(spanType string, class spanClass, op string) bool {
+	switch class {
+	case classLLM:
+		return spanType == agenttrace.TypeLLM && op != "" && typeOfOperation(op) == agenttrace.TypeLLM
+	case classTool, classAgent:
+		return spanType == typeOfOperation(op)
+	}
+	return false
+}
+
+// typeOfOperation is the span type a GenAI operation stands for.
+func typeOfOperation(op string) string {
+	switch op {
+	case OperationExecuteTool:
+		return agenttrace.TypeTool
+	case OperationInvokeAgent, OperationCreateAgent:
+		return agenttrace.TypeAgent
+	}
+	return agenttrace.TypeLLM
+}
+
+// impliedStatus reports whether the OTel status of a finished span says
+// its agenttrace status: Error is failed, and Unset without
+// agenttrace.unfinished is complete. Only cancelled, which OTel lacks,
+// needs agenttrace.span.status.
+func impliedStatus(s agenttrace.Status) bool {
+	return s == agenttrace.StatusComplete || s == agenttrace.StatusFailed
 }

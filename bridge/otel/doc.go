@@ -26,7 +26,9 @@
 // IDs from it, as from the SDK's default. On a provider without IDGenerator
 // the Exporter still keeps every parent link by remembering the IDs the
 // provider chose, and every span carries its ULIDs as agenttrace.instance.id
-// and agenttrace.span.id.
+// and agenttrace.span.id. (With IDGenerator the trace ID is the instance
+// ULID, and agenttrace.instance.id is left out of all but the root; see
+// IdentityOf.)
 //
 // # Context interop
 //

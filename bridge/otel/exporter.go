@@ -41,8 +41,14 @@ var ErrShutdown = errors.New("otelbridge: exporter is shut down")
 // Spans keep their original timestamps, parents and statuses: failed
 // becomes codes.Error with the message and error.type (the ErrorInfo type);
 // cancelled, which OTel lacks, keeps status Unset with
-// agenttrace.span.status=cancelled. Every span carries
-// agenttrace.instance.id and agenttrace.span.id. An instance or span whose
+// agenttrace.span.status=cancelled. Every span carries agenttrace.span.id
+// (the span ULID), and agenttrace.instance.id unless its trace ID is the
+// instance ULID; agenttrace.span.type when gen_ai.operation.name does not
+// name the type; agenttrace.usage.total_tokens when it is not the sum of
+// input and output tokens. Leaving out what the OTel span already says keeps
+// an llm span within the 8 attributes the SDK records without a map on the
+// heap; IdentityOf reads it all back, and WithImpliedAttributes emits it
+// anyway. An instance or span whose
 // record carries a TraceParent (see CaptureParent) is placed under that
 // OTel span, in its trace, when it is nearer than its agenttrace parent.
 //
@@ -264,7 +270,7 @@ func (e *Exporter) instanceEnded(d *agenttrace.InstanceData) {
 	}
 	delete(e.instances, d.ID)
 	e.ended.add(d.ID)
-	a := attrs{maxLen: e.cfg.maxValueLen, kv: make([]attribute.KeyValue, 0, 16)}
+	a := attrs{maxLen: e.cfg.maxValueLen, implied: e.cfg.implied, kv: make([]attribute.KeyValue, 0, 16)}
 	a.str(KeyInstanceStatus, d.Status.String())
 	if s := d.Summary; s != nil {
 		a.usage(s.Usage)
@@ -347,6 +353,13 @@ func (e *Exporter) parentOf(st *instState, id agenttrace.ID) trace.SpanContext {
 	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: st.trace, SpanID: SpanID(id), TraceFlags: flags})
 }
 
+// inInstanceTrace reports whether a span started in ctx lands in the trace
+// whose ID is the ULID of instance id: a child takes its parent's trace ID.
+func inInstanceTrace(ctx context.Context, id agenttrace.ID) bool {
+	sc := trace.SpanContextFromContext(ctx)
+	return sc.IsValid() && sc.TraceID() == TraceID(id)
+}
+
 // sameSpan reports whether a and b name the same span.
 func sameSpan(a, b trace.SpanContext) bool {
 	return a.TraceID() == b.TraceID() && a.SpanID() == b.SpanID()
@@ -360,7 +373,11 @@ func (e *Exporter) spanStarted(d *agenttrace.SpanData) {
 	name := spanName(d, class, &m, e.names, e.cache)
 	final := d.Status.Finished()
 	a := e.newAttrs(16)
-	a.startAttrs(d, st.id, class, &m, e.cfg.content)
+	instID := st.id
+	if !a.implied && inInstanceTrace(pctx, d.InstanceID) {
+		instID = "" // the trace ID says it
+	}
+	a.startAttrs(d, instID, class, &m, e.cfg.content)
 	if final {
 		a.endAttrs(d, class, e.cfg.content)
 	}
@@ -450,7 +467,7 @@ var (
 // Exporter's scratch slice when the provider copies what it is given (see
 // start), so that a span costs no slice of its own.
 func (e *Exporter) newAttrs(size int) attrs {
-	a := attrs{maxLen: e.cfg.maxValueLen, flatLeft: e.cfg.maxAttrs, names: e.names, cache: e.cache}
+	a := attrs{maxLen: e.cfg.maxValueLen, flatLeft: e.cfg.maxAttrs, names: e.names, cache: e.cache, implied: e.cfg.implied}
 	if e.copies {
 		a.kv = e.scratch[:0]
 	} else {

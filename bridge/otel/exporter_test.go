@@ -73,9 +73,17 @@ func runAgent(ctx context.Context, tr *agenttrace.Tracer) *agenttrace.Instance {
 }
 
 func TestExporterMapsEverySpanType(t *testing.T) {
-	for _, content := range []bool{false, true} {
-		t.Run(map[bool]string{false: "without content", true: "with content"}[content], func(t *testing.T) {
-			f := newFixture(t, []otelbridge.Option{otelbridge.WithContentCapture(content)})
+	for _, tc := range []struct {
+		name             string
+		content, implied bool
+	}{{"without content", false, false}, {"with content", true, false}, {"implied attributes", false, true}} {
+		content := tc.content
+		t.Run(tc.name, func(t *testing.T) {
+			opts := []otelbridge.Option{otelbridge.WithContentCapture(content)}
+			if tc.implied {
+				opts = append(opts, otelbridge.WithImpliedAttributes())
+			}
+			f := newFixture(t, opts)
 			inst := runAgent(context.Background(), f.tracer)
 			f.flush(t)
 
@@ -94,18 +102,34 @@ func TestExporterMapsEverySpanType(t *testing.T) {
 				a := attrMap(s.Attributes())
 				assert.Equal(t, traceID, s.SpanContext().TraceID(), name)
 				assert.Equal(t, otelbridge.ScopeName, s.InstrumentationScope().Name, name)
-				assert.Equal(t, inst.ID().String(), a[otelbridge.KeyInstanceID].AsString(), name)
 				if name == "invoke_agent support-bot" {
+					assert.Equal(t, inst.ID().String(), a[otelbridge.KeyInstanceID].AsString(), name)
+					_, ok := otelbridge.IdentityOf(s)
+					assert.False(t, ok, "the root has no span identity")
 					continue
 				}
 				id, err := agenttrace.ParseID(a[otelbridge.KeySpanID].AsString())
 				require.NoError(t, err, name)
 				d := data[id]
+				// What the OTel span says is not repeated in attributes,
+				// unless asked for; IdentityOf reads it back either way.
+				got, ok := otelbridge.IdentityOf(s)
+				require.True(t, ok, name)
+				assert.Equal(t, otelbridge.Identity{InstanceID: inst.ID(), SpanID: id, Type: d.Type, Status: d.Status}, got, name)
+				if tc.implied {
+					assert.Equal(t, inst.ID().String(), a[otelbridge.KeyInstanceID].AsString(), name)
+					assert.Equal(t, d.Type, a[otelbridge.KeySpanType].AsString(), name)
+					assert.Equal(t, d.Status.String(), a[otelbridge.KeySpanStatus].AsString(), name)
+				} else {
+					assert.NotContains(t, a, otelbridge.KeyInstanceID, name)
+					_, typed := a[otelbridge.KeySpanType]
+					assert.Equal(t, d.Type == "chain", typed, "%s: only the type no operation names is said", name)
+					_, statused := a[otelbridge.KeySpanStatus]
+					assert.Equal(t, d.Status == agenttrace.StatusCancelled, statused, "%s: only cancelled is said", name)
+				}
 				assert.Equal(t, otelbridge.SpanID(id), s.SpanContext().SpanID(), name)
 				assert.Equal(t, d.CreatedAt, s.StartTime(), name)
 				assert.Equal(t, d.EndedAt, s.EndTime(), name)
-				assert.Equal(t, d.Type, a[otelbridge.KeySpanType].AsString(), name)
-				assert.Equal(t, d.Status.String(), a[otelbridge.KeySpanStatus].AsString(), name)
 				wantParent := rootSID
 				if !d.ParentID.IsZero() {
 					wantParent = otelbridge.SpanID(d.ParentID)
@@ -131,7 +155,11 @@ func TestExporterMapsEverySpanType(t *testing.T) {
 			assert.Equal(t, "complete", ra[otelbridge.KeyInstanceStatus].AsString())
 			assert.Equal(t, int64(300), ra[otelbridge.KeyUsageInputTokens].AsInt64())
 			assert.Equal(t, int64(12), ra[otelbridge.KeyUsageOutputTokens].AsInt64())
-			assert.Equal(t, int64(312), ra[otelbridge.KeyTotalTokens].AsInt64())
+			if tc.implied {
+				assert.Equal(t, int64(312), ra[otelbridge.KeyTotalTokens].AsInt64())
+			} else {
+				assert.NotContains(t, ra, otelbridge.KeyTotalTokens, "the total is the sum")
+			}
 			assert.InDelta(t, 0.0012, ra[otelbridge.KeyCostTotal].AsFloat64(), 1e-12)
 			assert.Equal(t, "USD", ra[otelbridge.KeyCostCurrency].AsString())
 			assert.Equal(t, int64(6), ra[otelbridge.PrefixSpanCounts+"total"].AsInt64())
@@ -188,7 +216,9 @@ func TestExporterMapsEverySpanType(t *testing.T) {
 			assert.Equal(t, codes.Error, refund.Status().Code)
 			assert.Equal(t, "refund service down", refund.Status().Description)
 			assert.Equal(t, "error", fa[otelbridge.KeyErrorType].AsString())
-			assert.Equal(t, "failed", fa[otelbridge.KeySpanStatus].AsString())
+			if tc.implied {
+				assert.Equal(t, "failed", fa[otelbridge.KeySpanStatus].AsString())
+			}
 
 			cancelled := spans["execute_tool escalate"]
 			ca := attrMap(cancelled.Attributes())
@@ -315,6 +345,9 @@ func TestExporterMaxOpenSpans(t *testing.T) {
 	require.Len(t, sr.Ended(), 1)
 	assert.Equal(t, "b", sr.Ended()[0].Name())
 	assert.True(t, attrMap(sr.Ended()[0].Attributes())[otelbridge.KeyUnfinished].AsBool())
+	if id, ok := otelbridge.IdentityOf(sr.Ended()[0]); assert.True(t, ok) {
+		assert.Equal(t, otelbridge.Identity{InstanceID: inst, SpanID: b.ID, Type: "b"}, id, "no status: its end was not seen")
+	}
 	b.Status, b.EndedAt = agenttrace.StatusComplete, t0.Add(time.Second)
 	require.NoError(t, exp.Export(ctx, []agenttrace.Record{spanRecord(agenttrace.SpanEnded, b)}))
 	assert.Len(t, sr.Ended(), 1, "the end of a span ended early is ignored")
@@ -334,6 +367,13 @@ func TestExporterWithoutIDGenerator(t *testing.T) {
 	for _, s := range spans {
 		assert.Equal(t, root.SpanContext().TraceID(), s.SpanContext().TraceID(), s.Name())
 		bySID[s.SpanContext().SpanID()] = s
+		if s != root {
+			// The trace ID does not say the instance: the attribute does.
+			assert.Equal(t, inst.ID().String(), attrMap(s.Attributes())[otelbridge.KeyInstanceID].AsString(), s.Name())
+			id, ok := otelbridge.IdentityOf(s)
+			require.True(t, ok, s.Name())
+			assert.Equal(t, inst.ID(), id.InstanceID, s.Name())
+		}
 	}
 	// Parent links are kept by mapping: the LLM call is under the agent
 	// span, which is under the root.
@@ -506,4 +546,39 @@ func TestExporterToolResultFromRun(t *testing.T) {
 	ta := attrMap(spans["execute_tool typed"].Attributes())
 	assert.Equal(t, `"done"`, ta[otelbridge.KeyToolCallResult].AsString())
 	assert.True(t, ta[otelbridge.KeyToolIsError].AsBool())
+}
+
+// Attributes the OTel span does not imply are kept: a total that is not the
+// sum, an llm span whose operation names another type, a namespaced type.
+func TestExporterKeepsWhatTheSpanDoesNotSay(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx, inst := f.tracer.StartInstance(context.Background())
+	_, llm := f.tracer.Start(ctx, "llm", agenttrace.LLMRequest{Operation: "execute_tool", Model: "m"})
+	llm.SetResult(agenttrace.LLMResponse{Usage: &agenttrace.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 20}})
+	llm.End()
+	_, plain := f.tracer.Start(ctx, "llm", agenttrace.LLMRequest{Model: "m"})
+	plain.SetResult(agenttrace.LLMResponse{Usage: &agenttrace.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15}})
+	plain.End()
+	_, custom := f.tracer.Start(ctx, "acme:tool", agenttrace.ToolInput{Name: "t"})
+	custom.End()
+	inst.End()
+	f.flush(t)
+
+	spans := byName(t, f.otel.Ended())
+	odd := attrMap(spans["execute_tool m"].Attributes())
+	assert.Equal(t, "llm", odd[otelbridge.KeySpanType].AsString(), "the operation names another type")
+	assert.Equal(t, int64(20), odd[otelbridge.KeyTotalTokens].AsInt64(), "the total is not the sum")
+	sum := attrMap(spans["chat m"].Attributes())
+	assert.NotContains(t, sum, otelbridge.KeySpanType)
+	assert.NotContains(t, sum, otelbridge.KeyTotalTokens)
+	ns := attrMap(spans["execute_tool t"].Attributes())
+	assert.Equal(t, "acme:tool", ns[otelbridge.KeySpanType].AsString())
+	for _, name := range []string{"execute_tool m", "chat m", "execute_tool t"} {
+		id, ok := otelbridge.IdentityOf(spans[name])
+		require.True(t, ok, name)
+		assert.Equal(t, inst.ID(), id.InstanceID, name)
+		assert.Equal(t, agenttrace.StatusComplete, id.Status, name)
+	}
+	id, _ := otelbridge.IdentityOf(spans["execute_tool t"])
+	assert.Equal(t, "acme:tool", id.Type)
 }

@@ -61,8 +61,9 @@ func (c *startCtx) Value(key any) any {
 //
 // Without it the provider chooses the IDs: parent links are still kept (the
 // Exporter maps IDs as it goes), every span still carries its ULIDs as
-// agenttrace.instance.id and agenttrace.span.id, but the OTel IDs cannot be
-// derived from the agenttrace ones and ContextWithSpan cannot be used.
+// agenttrace.instance.id and agenttrace.span.id (see IdentityOf), but the
+// OTel IDs cannot be derived from the agenttrace ones and ContextWithSpan
+// cannot be used.
 func IDGenerator() sdktrace.IDGenerator { return idGenerator{} }
 
 type idGenerator struct{}

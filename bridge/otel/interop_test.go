@@ -45,6 +45,11 @@ func TestInstanceInsideOTelSpan(t *testing.T) {
 	assert.Equal(t, rsc.TraceID(), chat.SpanContext().TraceID())
 	assert.Equal(t, root.SpanContext().SpanID(), chat.Parent().SpanID())
 	assert.Equal(t, otelbridge.SpanID(llm.ID()), chat.SpanContext().SpanID())
+	// In the request's trace, the trace ID does not say the instance.
+	assert.Equal(t, inst.ID().String(), attrMap(chat.Attributes())[otelbridge.KeyInstanceID].AsString())
+	if id, ok := otelbridge.IdentityOf(chat); assert.True(t, ok) {
+		assert.Equal(t, otelbridge.Identity{InstanceID: inst.ID(), SpanID: llm.ID(), Type: "llm", Status: agenttrace.StatusComplete}, id)
+	}
 	client := spans["POST /v1/chat/completions"]
 	assert.Equal(t, rsc.TraceID(), client.SpanContext().TraceID())
 	assert.Equal(t, chat.SpanContext().SpanID(), client.Parent().SpanID())

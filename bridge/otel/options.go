@@ -33,6 +33,7 @@ type config struct {
 	traceTimeout  time.Duration
 	genericType   string
 	noFlush       bool
+	implied       bool
 }
 
 func newConfig(opts []Option) config {
@@ -112,6 +113,19 @@ func WithMaxOpenSpans(n int) Option {
 // provider down: it belongs to the caller.
 func WithoutFlushOnShutdown() Option {
 	return optionFunc(func(c config) config { c.noFlush = true; return c })
+}
+
+// WithImpliedAttributes makes the Exporter emit, on every span, the
+// agenttrace attributes it leaves out by default because the OTel span
+// already says them: agenttrace.instance.id when the trace ID is the
+// instance ULID, agenttrace.span.type when gen_ai.operation.name names the
+// type, agenttrace.span.status when the OTel status says it (complete or
+// failed), and agenttrace.usage.total_tokens when it is the sum of the input
+// and output tokens. Use it for a backend queried by those attributes. It
+// costs: the OTel SDK de-duplicates the attributes of a span with more than
+// 8 through a map on the heap, and an llm span then has 12.
+func WithImpliedAttributes() Option {
+	return optionFunc(func(c config) config { c.implied = true; return c })
 }
 
 // WithTraceLimits bounds the SpanProcessor's buffer: at most maxTraces traces
