@@ -141,6 +141,9 @@ func TestOneRejectedRecord(t *testing.T) {
 			require.Zero(t, es.GaveUp, "no deadline passed")
 			require.Contains(t, h.errs.all()[0].Error(), "validation_errors")
 			require.Contains(t, es.LastError, "skipped", "its child was not sent without it")
+			require.Contains(t, es.LastError, "validation_errors", "the skip says what lost its parent")
+			skip := h.errs.all()[len(h.errs.all())-1]
+			require.ErrorAs(t, skip, &apiErr, "the skip wraps the parent's refusal")
 			st := h.tr.Stats().Exporters[0]
 			require.NotZero(t, st.Failed)
 			require.Equal(t, st.Recorded, st.Exported+st.Coalesced+st.Failed+st.Dropped.Total())

@@ -90,7 +90,7 @@ type lane struct {
 	ended   bool // its instance's finish was queued
 	// lost holds the instance and the spans whose creation failed: what
 	// depends on them is skipped. Used by the lane's goroutine only.
-	lost map[agenttrace.ID]bool
+	lost map[agenttrace.ID]error
 }
 
 // enqueue hands an operation to its instance's lane, starting the lane's
@@ -101,7 +101,7 @@ func (e *Exporter) enqueue(o *op) {
 	e.lanesMu.Lock()
 	l := e.lanes[o.inst]
 	if l == nil {
-		l = &lane{inst: o.inst, lost: map[agenttrace.ID]bool{}}
+		l = &lane{inst: o.inst, lost: map[agenttrace.ID]error{}}
 		e.lanes[o.inst] = l
 	}
 	l.mu.Lock()
@@ -195,9 +195,9 @@ func (e *Exporter) sendLane(l *lane, ops []*op) {
 			e.giveUp(l, ops, i, err)
 			return
 		}
-		if l.orphan(ops[i]) {
-			e.fail(l, ops[i], "orphaned", fmt.Errorf("prefactor: %s of %s skipped: what it depends on was not delivered",
-				ops[i].name(), ops[i].key()))
+		if dep := l.lostBy(ops[i]); dep != nil {
+			e.fail(l, ops[i], "orphaned", fmt.Errorf("prefactor: %s of %s skipped: what it depends on was not delivered: %w",
+				ops[i].name(), ops[i].key(), dep))
 			i++
 			continue
 		}
@@ -262,13 +262,24 @@ func (e *Exporter) delivered(o *op) {
 // fail reports an operation not delivered, counting it by reason; what
 // depends on it is skipped later.
 func (e *Exporter) fail(l *lane, o *op, reason string, cause error) {
-	switch o.kind {
-	case opRegister, opStartInstance:
-		l.lost[o.inst] = true
-	case opCreateSpan:
-		l.lost[o.span] = true
+	if cause == nil {
+		cause = errors.New("prefactor: " + o.name() + " failed")
 	}
 	cause = e.scrub(cause)
+	// What depends on o is skipped with the error that lost it: the
+	// first cause, not the skip of something in between.
+	root := cause
+	if reason == "orphaned" {
+		if u := errors.Unwrap(cause); u != nil {
+			root = u
+		}
+	}
+	switch o.kind {
+	case opRegister, opStartInstance:
+		l.lost[o.inst] = root
+	case opCreateSpan:
+		l.lost[o.span] = root
+	}
 	switch reason {
 	case "rejected":
 		e.stats.rejected.Add(1)
@@ -286,11 +297,23 @@ func (e *Exporter) fail(l *lane, o *op, reason string, cause error) {
 }
 
 // orphan reports whether what o depends on was not delivered.
-func (l *lane) orphan(o *op) bool {
-	if l.lost[o.inst] || (o.kind >= opCreateSpan && l.lost[o.span]) {
-		return true
+func (l *lane) orphan(o *op) bool { return l.lostBy(o) != nil }
+
+// lostBy returns the error that lost what o depends on (its instance, its
+// span's create, its parent), nil if nothing it depends on was lost.
+func (l *lane) lostBy(o *op) error {
+	if err := l.lost[o.inst]; err != nil {
+		return err
 	}
-	return o.kind == opCreateSpan && !o.sdata.ParentID.IsZero() && l.lost[o.sdata.ParentID]
+	if o.kind >= opCreateSpan {
+		if err := l.lost[o.span]; err != nil {
+			return err
+		}
+	}
+	if o.kind == opCreateSpan && !o.sdata.ParentID.IsZero() {
+		return l.lost[o.sdata.ParentID]
+	}
+	return nil
 }
 
 // chunk takes the operations for one bulk request from the front of ops:
