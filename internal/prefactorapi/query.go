@@ -9,6 +9,9 @@ import (
 
 // getInstance answers GET /api/v1/agent_instance/{id}.
 func (a *API) getInstance(ctx context.Context, id string) Answer {
+	if !ValidPFID(id) {
+		return errAnswer(invalid("agent_instance_id", "must be a PFID"))
+	}
 	var ans Answer
 	err := a.store.View(ctx, func(tx ReadTx) error {
 		in, ok, err := tx.Instance(id)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,6 +214,9 @@ func testAgentContext(t *testing.T, s prefactorapi.Store, codec prefactorapi.Cod
 
 	requireError(t, do(t, api, prefactorapi.EndpointAgentContext, id(), ""), 404, prefactorapi.CodeNotFound, "")
 	requireError(t, do(t, api, prefactorapi.EndpointAgentContext, "x", ""), 422, prefactorapi.CodeValidation, "agent_instance_id")
+	requireError(t, do(t, api, prefactorapi.EndpointGetInstance, id(), ""), 404, prefactorapi.CodeNotFound, "")
+	requireError(t, do(t, api, prefactorapi.EndpointGetInstance, "x", ""), 422, prefactorapi.CodeValidation, "agent_instance_id")
+	requireError(t, do(t, api, prefactorapi.EndpointGetInstance, strings.ToUpper(inst), ""), 422, prefactorapi.CodeValidation, "agent_instance_id")
 }
 
 func doAgents(t *testing.T, api *prefactorapi.API, ep prefactorapi.Endpoint, pathID, body string, q url.Values) map[string]any {
