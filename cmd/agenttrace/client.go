@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -361,6 +362,31 @@ var statuses = map[string]agenttrace.Status{"pending": agenttrace.StatusPending,
 	"complete": agenttrace.StatusComplete, "failed": agenttrace.StatusFailed, "cancelled": agenttrace.StatusCancelled,
 	"terminated": agenttrace.StatusTerminated}
 
+// runParties are the run's fields the Prefactor API has no place for,
+// which the exporter sends in an "instance" object of a root span's
+// payload: the first root span that has each one gives it.
+type runParties struct {
+	Name      string `json:"name"`
+	UserID    string `json:"user_id"`
+	GroupID   string `json:"group_id"`
+	Channel   string `json:"channel"`
+	SessionID string `json:"session_id"`
+}
+
+func (p *runParties) from(payload json.RawMessage) {
+	var v struct {
+		Instance *runParties `json:"instance"`
+	}
+	if json.Unmarshal(payload, &v) != nil || v.Instance == nil {
+		return
+	}
+	p.Name = cmp.Or(p.Name, v.Instance.Name)
+	p.UserID = cmp.Or(p.UserID, v.Instance.UserID)
+	p.GroupID = cmp.Or(p.GroupID, v.Instance.GroupID)
+	p.Channel = cmp.Or(p.Channel, v.Instance.Channel)
+	p.SessionID = cmp.Or(p.SessionID, v.Instance.SessionID)
+}
+
 // renderTree prints a stored run with the stdout exporter.
 func renderTree(ctx context.Context, w io.Writer, agentName string, in *prefactorapi.InstanceDetails, spans []prefactorapi.SpanDetails) error {
 	var buf bytes.Buffer
@@ -368,6 +394,7 @@ func renderTree(ctx context.Context, w io.Writer, agentName string, in *prefacto
 	sum := &agenttrace.Summary{InstanceID: ulidOf(in.ID), Agent: agenttrace.Agent{Name: agentName}, Status: statuses[in.Status],
 		StartedAt: parseTS(in.StartedAt), EndedAt: parseTS(in.FinishedAt)}
 	recs := make([]agenttrace.Record, 0, len(spans)+1)
+	var parties runParties
 	for i := range spans {
 		sp := &spans[i]
 		d := agenttrace.SpanData{ID: ulidOf(sp.ID), InstanceID: ulidOf(in.ID), Type: sp.SchemaName, Status: statuses[sp.Status],
@@ -375,6 +402,8 @@ func renderTree(ctx context.Context, w io.Writer, agentName string, in *prefacto
 			Payload: sp.Payload, Result: sp.ResultPayload}
 		if sp.ParentSpanID != nil {
 			d.ParentID = ulidOf(*sp.ParentSpanID)
+		} else {
+			parties.from(sp.Payload)
 		}
 		if sp.Summary != nil {
 			d.Name = *sp.Summary
@@ -425,7 +454,8 @@ func renderTree(ctx context.Context, w io.Writer, agentName string, in *prefacto
 	}
 	sum.Spans.Finished = sum.Spans.Complete + sum.Spans.Failed + sum.Spans.Cancelled
 	idata := &agenttrace.InstanceData{ID: ulidOf(in.ID), Agent: agenttrace.Agent{Name: agentName}, Status: statuses[in.Status],
-		StartedAt: sum.StartedAt, EndedAt: sum.EndedAt, Summary: sum}
+		StartedAt: sum.StartedAt, EndedAt: sum.EndedAt, Summary: sum, Name: parties.Name, UserID: parties.UserID,
+		GroupID: parties.GroupID, Channel: parties.Channel, SessionID: parties.SessionID}
 	if in.Status == "pending" || in.Status == "active" {
 		recs = append(recs, agenttrace.Record{Kind: agenttrace.InstanceStarted, Instance: idata})
 		if err := exp.Export(ctx, recs); err != nil {

@@ -116,6 +116,9 @@ func TestQuickstartLands(t *testing.T) {
 	require.NoError(t, renderFromStore(t, ts, in.ID, &buf))
 	require.Contains(t, buf.String(), "spans 6 (5 complete, 1 failed)")
 	require.Contains(t, buf.String(), "tool get_weather  failed")
+	require.Contains(t, buf.String(), `│ name="Rainy afternoon in Lisbon" user=user-1042 channel=web session=sess-7f3a`+"\n",
+		"the run's name and parties, as the stdout exporter prints them")
+	require.Equal(t, "Rainy afternoon in Lisbon", in.Run.Name, "the listing's name")
 }
 
 func renderFromStore(t *testing.T, ts *testServer, id string, w io.Writer) error {

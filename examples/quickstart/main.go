@@ -52,6 +52,7 @@ func run(ctx context.Context, w io.Writer) error {
 
 	// One instance per agent run: every span started from ctx joins it.
 	ctx, inst := tracer.StartInstance(ctx,
+		agenttrace.WithInstanceName("Rainy afternoon in Lisbon"),
 		agenttrace.WithUserID("user-1042"),
 		agenttrace.WithChannel("web"),
 		agenttrace.WithSessionID("sess-7f3a"),

@@ -24,7 +24,7 @@ func TestRun(t *testing.T) {
 		"quickstart: tracing to stdout (a trace tree per instance)\n",
 		"● quickstart-agent 1.0.0  complete  ",
 		"│ spans 6 (5 complete, 1 failed)  llm calls 2  tokens 1166 (1067 in, 99 out)  cost $0.0037  ttft ",
-		"│ user=user-1042 channel=web session=sess-7f3a\n",
+		"│ name=\"Rainy afternoon in Lisbon\" user=user-1042 channel=web session=sess-7f3a\n",
 		"└─ agent travel-assistant  complete  ",
 		"   ├─ llm plan  complete  ",
 		"finish=tool_calls\n",
@@ -99,6 +99,7 @@ func TestRunToPrefactor(t *testing.T) {
 	}
 	require.Equal(t, "agent", root.SchemaName)
 	require.Equal(t, "complete", root.Status)
+	require.Contains(t, string(root.Payload), `"name":"Rainy afternoon in Lisbon"`, "the run's name, which run listings show")
 	var got []string
 	for _, k := range kids[root.ID] {
 		got = append(got, k.SchemaName+":"+k.Status)

@@ -496,10 +496,13 @@ func (e *Exporter) headerRollups(b *bytes.Buffer, in *instance, sum *agenttrace.
 	b.WriteByte('\n')
 }
 
-// headerParties writes who the run was for, and its error, on lines of
-// their own when there are any.
+// headerParties writes the run's name (quoted), who it was for, and its
+// error, on lines of their own when there are any.
 func (e *Exporter) headerParties(b *bytes.Buffer, d *agenttrace.InstanceData, bar string) {
 	var ids []string
+	if d.Name != "" {
+		ids = append(ids, "name="+strconv.Quote(d.Name))
+	}
 	for _, kv := range [][2]string{{"user", d.UserID}, {"group", d.GroupID}, {"channel", d.Channel}, {"session", d.SessionID}} {
 		if kv[1] != "" {
 			ids = append(ids, kv[0]+"="+kv[1])

@@ -43,7 +43,8 @@ func (quotaError) Error() string { return "quota exhausted" }
 func scenario(t *testing.T, exp *stdout.Exporter, endInstance bool) {
 	t.Helper()
 	tr := newTracer(t, exp)
-	ctx, inst := tr.StartInstance(context.Background(), agenttrace.WithUserID("u1"), agenttrace.WithChannel("cli"))
+	ctx, inst := tr.StartInstance(context.Background(), agenttrace.WithInstanceName(`triage "login" bug`),
+		agenttrace.WithUserID("u1"), agenttrace.WithChannel("cli"))
 	ctx, agent := tr.Start(ctx, "agent", agenttrace.AgentInput{Name: "helper"})
 	_, llm := tr.Start(ctx, "llm", agenttrace.LLMRequest{Provider: "openai", Model: "gpt-4o"})
 	llm.SetResult(agenttrace.LLMResponse{FinishReason: "tool_calls", Usage: &agenttrace.Usage{PromptTokens: 100, CompletionTokens: 20},
@@ -73,7 +74,7 @@ func TestTree(t *testing.T) {
 	scenario(t, stdout.New(stdout.WithWriter(&buf), stdout.WithoutIDs()), true)
 	want := `● bot 2.0  complete  140ms
 │ spans 6 (4 complete, 2 failed)  llm calls 2  tokens 350 (300 in, 50 out)  cost $0.0012  ttft 10ms
-│ user=u1 channel=cli
+│ name="triage \"login\" bug" user=u1 channel=cli
 └─ agent helper  complete  120ms
    ├─ llm gpt-4o  complete  10ms  provider=openai  tokens 120 (100 in, 20 out)  cost $0.0012  finish=tool_calls
    ├─ tool search  failed  10ms  call=c1  error: timeout
