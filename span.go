@@ -504,20 +504,6 @@ func (s *Span) snapshotInto(d *SpanData) {
 	d.TraceParent = s.traceParent
 }
 
-// updateInto brings d, a snapshot of this span, up to date: it writes only
-// the fields that can change after Start. s.mu is held.
-func (s *Span) updateInto(d *SpanData) {
-	d.Status = s.status
-	d.StartedAt = s.startedAt
-	d.EndedAt = s.endedAt
-	d.Result = s.result
-	d.Error = s.err
-	d.Usage = s.usage
-	d.Cost = s.cost
-	d.FirstTokenAt = s.firstToken
-	d.PayloadError = s.payloadErr
-}
-
 // heldBytes is what the span's current state holds beyond the fixed
 // record overhead: every string and payload a record of it keeps, which
 // the queue charges against its byte cap. s.mu is held (or s is not yet

@@ -69,37 +69,6 @@ func TestSnapshotIntoOverwritesEveryField(t *testing.T) {
 	}
 }
 
-// A queued start record is brought up to date by updateInto: whatever
-// happened to the span since, the record then equals a fresh snapshot.
-func TestUpdateIntoMatchesSnapshot(t *testing.T) {
-	tr, err := New()
-	require.NoError(t, err)
-	defer tr.Shutdown(context.Background())
-	for name, change := range map[string]func(*Span){
-		"activate": func(s *Span) { s.Activate() },
-		"end": func(s *Span) {
-			s.Activate()
-			s.MarkFirstToken()
-			s.SetResult(LLMResponse{Text: "hi", Usage: &Usage{PromptTokens: 3, CompletionTokens: 1}, Cost: &Cost{Total: 0.5}})
-			s.End()
-		},
-		"fail":   func(s *Span) { s.Activate(); s.SetResult(func() {}); s.Fail(errors.New("boom")) },
-		"cancel": func(s *Span) { s.Cancel("not needed") },
-	} {
-		t.Run(name, func(t *testing.T) {
-			_, s := tr.StartPending(context.Background(), TypeLLM, LLMRequest{Model: "m"}, WithName("n"), WithSensitive(true))
-			s.mu.Lock()
-			d := s.snapshotLocked()
-			s.mu.Unlock()
-			change(s)
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.updateInto(&d)
-			require.Equal(t, s.snapshotLocked(), d)
-		})
-	}
-}
-
 func inlineOf(s *Span, b []byte) bool {
 	if len(b) == 0 {
 		return false

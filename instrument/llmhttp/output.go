@@ -138,27 +138,6 @@ func (c *call) capture(dst []byte, p []byte) []byte {
 	return append(dst, p...)
 }
 
-// captureStr is capture for a string, returning what is kept.
-func (c *call) captureStr(s string) string {
-	if s == "" {
-		return ""
-	}
-	c.out.contentBytes += int64(len(s))
-	if c.cfg.capture != CaptureFull {
-		return ""
-	}
-	if c.budget <= 0 {
-		c.out.truncated = true
-		return ""
-	}
-	if len(s) > c.budget {
-		s = s[:c.budget]
-		c.out.truncated = true
-	}
-	c.budget -= len(s)
-	return s
-}
-
 // result builds the span's result payload.
 func (c *call) result() agenttrace.LLMResponse {
 	o := &c.out

@@ -146,21 +146,6 @@ func (s *scanner) rawString() ([]byte, bool) {
 	}
 }
 
-// appendString reads a string and appends its unescaped value to dst; a
-// null appends nothing. ok is false if neither was there.
-func (s *scanner) appendString(dst []byte) ([]byte, bool) {
-	if s.peek() == 'n' {
-		s.skip()
-		return dst, true
-	}
-	raw, ok := s.rawString()
-	if !ok {
-		s.fail()
-		return dst, false
-	}
-	return unescape(dst, raw), true
-}
-
 // str reads a string (or null, as "") as a new Go string.
 func (s *scanner) str() string {
 	if s.peek() == 'n' {

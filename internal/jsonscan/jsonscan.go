@@ -133,26 +133,6 @@ func (s *Scanner) Key() ([]byte, bool) {
 	return k, true
 }
 
-var trueV, falseV = true, false
-
-// BoolPtr reads a boolean or null.
-func (s *Scanner) BoolPtr(p **bool) bool {
-	switch s.Next() {
-	case 'n':
-		*p = nil
-		return s.Lit("null")
-	case 't':
-		v := trueV
-		*p = &v
-		return s.Lit("true")
-	case 'f':
-		v := falseV
-		*p = &v
-		return s.Lit("false")
-	}
-	return false
-}
-
 // Raw reads any JSON value into *p, as its bytes.
 func (s *Scanner) Raw(p *[]byte) bool {
 	s.ws()

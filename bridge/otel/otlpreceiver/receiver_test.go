@@ -505,3 +505,27 @@ func readAll(t *testing.T, resp *http.Response) []byte {
 	require.NoError(t, err)
 	return b
 }
+
+// WithBridgeOptions reaches the span processor: with content capture off,
+// the same run lands without its messages.
+func TestBridgeOptions(t *testing.T) {
+	for name, tc := range map[string]struct {
+		opts     []otlpreceiver.Option
+		messages int
+	}{
+		"default":    {messages: 1},
+		"no content": {opts: []otlpreceiver.Option{otlpreceiver.WithBridgeOptions(otelbridge.WithContentCapture(false))}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, tc.opts...)
+			resp := f.post(t, "application/json", "", []byte(jsonRun))
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			f.flush(t)
+			chat := spansByName(t, f.rec)["chat claude"]
+			var req agenttrace.LLMRequest
+			require.NoError(t, json.Unmarshal(chat.Payload, &req))
+			assert.Equal(t, "claude-sonnet-4", req.Model, "the rest of the mapping is the same")
+			assert.Len(t, req.Messages, tc.messages)
+		})
+	}
+}
