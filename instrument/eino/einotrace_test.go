@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -497,4 +498,34 @@ func TestStreamedTextOutputs(t *testing.T) {
 	var co agenttrace.ChainOutput
 	require.NoError(t, json.Unmarshal(chains[0].Result, &co), string(chains[0].Result))
 	assert.Equal(t, "Sunny in Paris.", co.Outputs)
+}
+
+// WithSpanTypes replaces the mapping: a component it maps to "" is skipped
+// and its children nest under its nearest traced ancestor.
+func TestWithSpanTypes(t *testing.T) {
+	tr, rec := agenttracetest.New(t, agenttrace.WithFlushInterval(5*time.Millisecond))
+	a := newAgent(t, tr, &fakeModel{})
+	var seen sync.Map
+	types := einotrace.WithSpanTypes(func(info *callbacks.RunInfo, nested bool) string {
+		seen.Store(string(info.Component), true)
+		if info.Component == compose.ComponentOfToolsNode {
+			return ""
+		}
+		return einotrace.DefaultSpanType(info, nested)
+	})
+	ctx, inst := tr.StartInstance(context.Background())
+	opt := agent.WithComposeOptions(compose.WithCallbacks(einotrace.NewHandler(tr, types)))
+	_, err := a.Generate(ctx, []*schema.Message{schema.UserMessage("Weather and time in Paris?")}, opt)
+	require.NoError(t, err)
+	inst.End()
+	require.NoError(t, tr.Flush(context.Background()))
+	assert.Equal(t, "agent ReActAgent complete\n"+
+		"  llm ChatModel complete\n"+
+		"  tool weather complete\n"+
+		"    chain lookup weather complete\n"+
+		"  tool clock complete\n"+
+		"    chain lookup clock complete\n"+
+		"  llm ChatModel complete\n", rec.Tree(inst.ID()))
+	_, asked := seen.Load(string(compose.ComponentOfToolsNode))
+	assert.True(t, asked, "the mapping was asked about the tools node")
 }

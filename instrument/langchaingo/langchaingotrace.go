@@ -141,7 +141,9 @@ func WithoutAgentSpans() Option { return func(c *config) { c.agentRoot = false }
 
 // WithMaxRuns bounds the runs tracked at once (default DefaultMaxRuns);
 // beyond it a run's spans are flat children of the span in its context,
-// counted by Untracked.
+// counted by Untracked. The handler cannot match the end of such a span to
+// its start, so it stays open until its instance ends, which fails it with
+// the instance_ended marker.
 func WithMaxRuns(n int) Option {
 	return func(c *config) {
 		if n > 0 {

@@ -430,3 +430,67 @@ func TestContentCapAndRedactor(t *testing.T) {
 	assert.JSONEq(t, `{"tool_name":"weather","call_id":"call_w","arguments":{"city":"[city]"}}`, string(tools[0].Payload))
 	assert.Greater(t, llmhttp.ReadStats().ContentTruncated, before)
 }
+
+// With WithoutAgentSpans the outermost chain of a run is a chain span.
+func TestWithoutAgentSpans(t *testing.T) {
+	srv := fakeOpenAI(t, 0)
+	tr, rec := agenttracetest.New(t)
+	h := langchaingotrace.NewHandler(tr, langchaingotrace.WithModel("openai", "gpt-4o-mini"), langchaingotrace.WithoutAgentSpans())
+	ctx, inst := tr.StartInstance(context.Background())
+	_, err := chains.Run(ctx, newExecutor(t, tr, h, srv.URL), "Weather in Paris, and 2+3?")
+	require.NoError(t, err)
+	inst.End()
+	require.NoError(t, tr.Flush(context.Background()))
+	assert.Equal(t, "chain complete\n"+
+		"  llm chat gpt-4o-mini complete\n"+
+		"  tool weather complete\n"+
+		"    chain from Handler.Context complete\n"+
+		"  tool calculator complete\n"+
+		"  llm chat gpt-4o-mini complete\n"+
+		"chain from ctx complete\n", rec.Tree(inst.ID()))
+}
+
+// WithMaxRuns bounds the runs tracked at once: while one run is open, a
+// second one's spans are flat children of its context, counted by
+// Untracked; once the first ends, runs are tracked again.
+func TestMaxRuns(t *testing.T) {
+	srv := fakeOpenAI(t, 0)
+	tr, rec := agenttracetest.New(t)
+	h := langchaingotrace.NewHandler(tr, langchaingotrace.WithModel("openai", "gpt-4o-mini"), langchaingotrace.WithMaxRuns(1))
+	ctxA, instA := tr.StartInstance(context.Background())
+	h.HandleChainStart(ctxA, map[string]any{"input": "a"}) // run A stays open
+
+	ctxB, instB := tr.StartInstance(context.Background())
+	_, err := chains.Run(ctxB, newExecutor(t, tr, h, srv.URL), "Weather in Paris, and 2+3?")
+	require.NoError(t, err)
+	instB.End()
+	untracked := h.Untracked()
+	assert.Positive(t, untracked, "run B was over the bound")
+
+	h.HandleChainEnd(ctxA, map[string]any{"output": "done"})
+	instA.End()
+	ctxC, instC := tr.StartInstance(context.Background())
+	_, err = chains.Run(ctxC, newExecutor(t, tr, h, srv.URL), "Weather in Paris, and 2+3?")
+	require.NoError(t, err)
+	instC.End()
+	require.NoError(t, tr.Flush(context.Background()))
+	assert.Equal(t, untracked, h.Untracked(), "run C, after A ended, is tracked")
+
+	assert.Equal(t, "agent complete\n", rec.Tree(instA.ID()))
+	// The handler cannot match an untracked span's end to its start: the
+	// spans it started for run B end with the instance, so marked.
+	for _, s := range rec.Spans() {
+		if s.InstanceID == instB.ID() && !strings.HasPrefix(s.Name, "from ") {
+			require.NotNil(t, s.Error, "%s %s", s.Type, s.Name)
+			assert.Equal(t, "instance_ended", s.Error.Type)
+		}
+	}
+	assert.NotContains(t, rec.Tree(instB.ID()), "\n  ", "untracked spans do not nest")
+	assert.Equal(t, "agent complete\n"+
+		"  llm chat gpt-4o-mini complete\n"+
+		"  tool weather complete\n"+
+		"    chain from Handler.Context complete\n"+
+		"  tool calculator complete\n"+
+		"  llm chat gpt-4o-mini complete\n"+
+		"chain from ctx complete\n", rec.Tree(instC.ID()))
+}

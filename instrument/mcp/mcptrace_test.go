@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 )
@@ -330,4 +332,58 @@ func TestCaptureModes(t *testing.T) {
 			assert.Greater(t, llmhttp.ReadStats().ContentTruncated, before)
 		})
 	}
+}
+
+// idPropagator is a TextMapPropagator of the test's own: the trace and span
+// IDs in one "x-trace" key.
+type idPropagator struct{}
+
+func (idPropagator) Inject(ctx context.Context, c propagation.TextMapCarrier) {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		c.Set("x-trace", sc.TraceID().String()+"/"+sc.SpanID().String())
+	}
+}
+
+func (idPropagator) Extract(ctx context.Context, c propagation.TextMapCarrier) context.Context {
+	tid, sid, ok := strings.Cut(c.Get("x-trace"), "/")
+	if !ok {
+		return ctx
+	}
+	t, err1 := trace.TraceIDFromHex(tid)
+	s, err2 := trace.SpanIDFromHex(sid)
+	if err1 != nil || err2 != nil {
+		return ctx
+	}
+	return trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{TraceID: t, SpanID: s, Remote: true}))
+}
+
+func (idPropagator) Fields() []string { return []string{"x-trace"} }
+
+// WithPropagator replaces W3C trace context in params._meta on both sides.
+func TestWithPropagator(t *testing.T) {
+	ctx := context.Background()
+	clientTr, clientRec := agenttracetest.New(t)
+	serverTr, serverRec := agenttracetest.New(t)
+	seen := &seenMeta{}
+	client := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil)
+	client.AddSendingMiddleware(mcptrace.ClientMiddleware(clientTr, mcptrace.WithPropagator(idPropagator{})))
+	server := newServerWith(serverTr, seen, []mcptrace.Option{mcptrace.WithPropagator(idPropagator{})})
+	cs := connect(t, ctx, server, client)
+	ctx, inst := clientTr.StartInstance(ctx)
+	_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "weather", Arguments: cityArgs{City: "Oslo"}})
+	require.NoError(t, err)
+	inst.End()
+	require.NoError(t, clientTr.Flush(ctx))
+	require.NoError(t, serverTr.Flush(ctx))
+
+	tool := clientRec.SpansOfType(agenttrace.TypeTool)
+	require.Len(t, tool, 1)
+	require.Len(t, seen.meta, 1)
+	assert.NotContains(t, seen.meta[0], "traceparent")
+	assert.Equal(t, otelbridge.TraceID(inst.ID()).String()+"/"+otelbridge.SpanID(tool[0].ID).String(), seen.meta[0]["x-trace"])
+	sinsts := serverRec.Instances()
+	require.Len(t, sinsts, 1)
+	require.NotNil(t, sinsts[0].TraceParent, "the server read the context with the same propagator")
+	assert.Equal(t, otelbridge.SpanID(tool[0].ID), trace.SpanID(sinsts[0].TraceParent.SpanID))
+	assert.Equal(t, otelbridge.TraceID(inst.ID()), trace.TraceID(sinsts[0].TraceParent.TraceID))
 }
