@@ -3,7 +3,9 @@ package prefactorapi
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -230,7 +232,7 @@ func checkDataRisk(c *checker, p string, raw json.RawMessage) {
 		for _, f := range fields {
 			known[f] = true
 			if v := m[f]; v == nil || !set[*v] {
-				c.bad(p+name+"."+f, "required: one of "+strings.Join(sortedKeys(set), ", "))
+				c.bad(p+name+"."+f, "required: one of "+strings.Join(slices.Sorted(maps.Keys(set)), ", "))
 			}
 		}
 		for f := range m {
@@ -247,7 +249,7 @@ func checkDataRisk(c *checker, p string, raw json.RawMessage) {
 		part(cat.name, cat.m, categoryFields, inclusions, "classification")
 		if cat.m != nil {
 			if v := cat.m["classification"]; v == nil || !classes[*v] {
-				c.bad(p+cat.name+".classification", "required: one of "+strings.Join(sortedKeys(classes), ", "))
+				c.bad(p+cat.name+".classification", "required: one of "+strings.Join(slices.Sorted(maps.Keys(classes)), ", "))
 			}
 		}
 	}
