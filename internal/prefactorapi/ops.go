@@ -8,52 +8,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // register registers an instance: its agent, agent version, schema
-// version and deployment are found or created.
+// version and deployment are found or created, in that order.
 func (a *API) register(tx Tx, o *operation, r *RegisterRequest) (Answer, error) {
-	var c checker
-	in := InstanceRecord{}
-	in.ID = c.pfid("id", r.ID, false)
-	if in.ID != "" && ValidPFID(in.ID) && !a.inPartition(in.ID) {
-		c.bad("id", "must carry the account partition "+a.partition)
-	}
-	required := a.cfg.RequireIDs && !a.cfg.Deployment
-	in.AgentID = c.pfid("agent_id", r.AgentID, required)
-	in.EnvironmentID = c.pfid("environment_id", r.EnvironmentID, required)
-	in.Purpose = c.enum("purpose", r.Purpose, purposes, false, "live")
-	avRaw := c.object("agent_version", r.AgentVersion, false)
-	svRaw := c.object("agent_schema_version", r.AgentSchemaVersion, false)
-	if e := c.failed(); e != nil {
+	reg, e := a.checkRegister(r)
+	if e != nil {
 		return errAnswer(e), nil
 	}
-	var av AgentVersionInput
-	if avRaw != nil {
-		if err := decodeStrict(avRaw, &av); err != nil {
-			return errAnswer(decodeError(err, "agent_version.")), nil
-		}
-	}
-	var sv SchemaVersionInput
-	var types map[string]SpanTypeInfo
-	if svRaw != nil {
-		if err := decodeStrict(svRaw, &sv); err != nil {
-			return errAnswer(decodeError(err, "agent_schema_version.")), nil
-		}
-		types = checkSchemaVersion(&c, &sv, "agent_schema_version.")
-	}
-	if e := c.failed(); e != nil {
-		return errAnswer(e), nil
-	}
-	if a.cfg.Deployment {
-		if (in.AgentID != "" && in.AgentID != a.cfg.AgentID) || (in.EnvironmentID != "" && in.EnvironmentID != a.cfg.EnvironmentID) {
-			return errAnswer(&Error{Status: http.StatusForbidden, Code: CodeNotPermitted, Message: "the token is scoped to another agent deployment"}), nil
-		}
-		in.AgentID, in.EnvironmentID = a.cfg.AgentID, a.cfg.EnvironmentID
-	}
-	if in.EnvironmentID == "" {
-		in.EnvironmentID = a.cfg.EnvironmentID
-	}
+	in := &reg.in
 	now := a.now()
 	if in.ID == "" {
 		in.ID = a.NewID()
@@ -64,7 +29,112 @@ func (a *API) register(tx Tx, o *operation, r *RegisterRequest) (Answer, error) 
 		}
 		return errAnswer(invalidAction("agent instance " + in.ID + " exists")), nil
 	}
-	// The agent: by ID, else (no agent_id) by the version's name.
+	agent, e, err := a.registerAgent(tx, in, &reg.av, now)
+	if err != nil {
+		return Answer{}, err
+	}
+	if e != nil {
+		return errAnswer(e), nil
+	}
+	ver, newVersion, err := a.registerVersion(tx, &agent, &reg.av, now)
+	if err != nil {
+		return Answer{}, err
+	}
+	in.VersionID, in.Run.VersionNumber = ver.ID, ver.Number
+	if r.UpdateCurrentVersion == nil || *r.UpdateCurrentVersion || agent.CurrentVersionID == "" {
+		agent.CurrentVersionID = ver.ID
+	}
+	if reg.types != nil {
+		if in.SchemaVersionID, err = a.registerSchemaVersion(tx, agent.ID, reg, now); err != nil {
+			return Answer{}, err
+		}
+		agent.CurrentSchemaVersion = in.SchemaVersionID
+	}
+	if newVersion { // with the schema version it was first registered with
+		ver.SchemaVersionID = in.SchemaVersionID
+		if err := tx.PutAgentVersion(ver); err != nil {
+			return Answer{}, err
+		}
+	}
+	if err := tx.PutAgent(agent); err != nil {
+		return Answer{}, err
+	}
+	if in.DeploymentID, err = a.registerDeployment(tx, agent.ID, in.EnvironmentID); err != nil {
+		return Answer{}, err
+	}
+	if o.raw != nil {
+		in.Register = clone(o.raw)
+	} else {
+		in.Register, _ = json.Marshal(r)
+	}
+	in.Status, in.InsertedAt, in.UpdatedAt = "pending", now, now
+	if err := tx.PutInstance(*in); err != nil {
+		return Answer{}, err
+	}
+	return okAnswer(successBody(a.instanceDetails(in), nil)), nil
+}
+
+// registration is a checked register request: the instance as far as the
+// request and the token say, and its version and schema version inputs.
+type registration struct {
+	in    InstanceRecord
+	av    AgentVersionInput
+	sv    SchemaVersionInput
+	svRaw json.RawMessage
+	types map[string]SpanTypeInfo // nil without a schema version
+}
+
+// checkRegister validates a register request: the IDs (PFIDs, the
+// instance's in the account partition), the purpose, the version and
+// schema version objects; a deployment-scoped token fixes the agent and
+// environment.
+func (a *API) checkRegister(r *RegisterRequest) (*registration, *Error) {
+	var c checker
+	reg := &registration{}
+	in := &reg.in
+	in.ID = c.pfid("id", r.ID, false)
+	if in.ID != "" && ValidPFID(in.ID) && !a.inPartition(in.ID) {
+		c.bad("id", "must carry the account partition "+a.partition)
+	}
+	required := a.cfg.RequireIDs && !a.cfg.Deployment
+	in.AgentID = c.pfid("agent_id", r.AgentID, required)
+	in.EnvironmentID = c.pfid("environment_id", r.EnvironmentID, required)
+	in.Purpose = c.enum("purpose", r.Purpose, purposes, false, "live")
+	avRaw := c.object("agent_version", r.AgentVersion, false)
+	reg.svRaw = c.object("agent_schema_version", r.AgentSchemaVersion, false)
+	if e := c.failed(); e != nil {
+		return nil, e
+	}
+	if avRaw != nil {
+		if err := decodeStrict(avRaw, &reg.av); err != nil {
+			return nil, decodeError(err, "agent_version.")
+		}
+	}
+	if reg.svRaw != nil {
+		if err := decodeStrict(reg.svRaw, &reg.sv); err != nil {
+			return nil, decodeError(err, "agent_schema_version.")
+		}
+		reg.types = checkSchemaVersion(&c, &reg.sv, "agent_schema_version.")
+	}
+	if e := c.failed(); e != nil {
+		return nil, e
+	}
+	if a.cfg.Deployment {
+		if (in.AgentID != "" && in.AgentID != a.cfg.AgentID) || (in.EnvironmentID != "" && in.EnvironmentID != a.cfg.EnvironmentID) {
+			return nil, &Error{Status: http.StatusForbidden, Code: CodeNotPermitted, Message: "the token is scoped to another agent deployment"}
+		}
+		in.AgentID, in.EnvironmentID = a.cfg.AgentID, a.cfg.EnvironmentID
+	}
+	if in.EnvironmentID == "" {
+		in.EnvironmentID = a.cfg.EnvironmentID
+	}
+	return reg, nil
+}
+
+// registerAgent finds the instance's agent, by ID or else (no agent_id) by
+// the version's name, or makes a new one; a retired agent refuses the
+// register. It sets in.AgentID; the agent is stored by the caller.
+func (a *API) registerAgent(tx Tx, in *InstanceRecord, av *AgentVersionInput, now time.Time) (AgentRecord, *Error, error) {
 	name := "agent"
 	if av.Name != nil && *av.Name != "" {
 		name = *av.Name
@@ -78,10 +148,10 @@ func (a *API) register(tx Tx, o *operation, r *RegisterRequest) (Answer, error) 
 		agent, found, err = tx.AgentByExternalID(name)
 	}
 	if err != nil {
-		return Answer{}, err
+		return AgentRecord{}, nil, err
 	}
 	if found && agent.Status == "retired" {
-		return errAnswer(invalidAction("agent " + agent.ID + " is retired")), nil
+		return AgentRecord{}, invalidAction("agent " + agent.ID + " is retired"), nil
 	}
 	if !found {
 		agent = AgentRecord{ID: in.AgentID, Name: name, EnvironmentID: in.EnvironmentID, InsertedAt: now}
@@ -94,79 +164,58 @@ func (a *API) register(tx Tx, o *operation, r *RegisterRequest) (Answer, error) 
 	}
 	in.AgentID = agent.ID
 	agent.Status, agent.UpdatedAt = "active", now
-	// The agent version, immutable once stored.
+	return agent, nil, nil
+}
+
+// registerVersion finds the agent's version by its external identifier or
+// makes a new one, numbered after the agent's others; isNew says so (the
+// caller stores it once its schema version is known: versions are
+// immutable).
+func (a *API) registerVersion(tx Tx, agent *AgentRecord, av *AgentVersionInput, now time.Time) (ver AgentVersionRecord, isNew bool, err error) {
 	ext := ""
 	if av.ExternalIdentifier != nil {
 		ext = *av.ExternalIdentifier
 	}
 	ver, found, err := tx.AgentVersionByExternalID(agent.ID, ext)
+	if err != nil || found {
+		return ver, false, err
+	}
+	n, err := tx.CountAgentVersions(agent.ID)
 	if err != nil {
-		return Answer{}, err
+		return ver, false, err
 	}
-	newVersion := !found
-	if newVersion {
-		n, err := tx.CountAgentVersions(agent.ID)
-		if err != nil {
-			return Answer{}, err
-		}
-		ver = AgentVersionRecord{ID: a.NewID(), AgentID: agent.ID, ExternalID: ext, Number: n + 1, InsertedAt: now}
-		if av.Name != nil {
-			ver.Name = *av.Name
-		}
-		if av.Description != nil {
-			ver.Description = *av.Description
-		}
+	ver = AgentVersionRecord{ID: a.NewID(), AgentID: agent.ID, ExternalID: ext, Number: n + 1, InsertedAt: now}
+	if av.Name != nil {
+		ver.Name = *av.Name
 	}
-	in.VersionID, in.Run.VersionNumber = ver.ID, ver.Number
-	if r.UpdateCurrentVersion == nil || *r.UpdateCurrentVersion || agent.CurrentVersionID == "" {
-		agent.CurrentVersionID = ver.ID
+	if av.Description != nil {
+		ver.Description = *av.Description
 	}
-	if types != nil {
-		sext := *sv.ExternalIdentifier
-		schema, found, err := tx.SchemaVersionByExternalID(agent.ID, sext)
-		if err != nil {
-			return Answer{}, err
-		}
-		if !found {
-			schema = SchemaVersionRecord{ID: a.NewID(), AgentID: agent.ID, ExternalID: sext, SpanTypes: types,
-				Body: clone(svRaw), InsertedAt: now}
-			if err := tx.PutSchemaVersion(schema); err != nil {
-				return Answer{}, err
-			}
-		}
-		in.SchemaVersionID = schema.ID
-		agent.CurrentSchemaVersion = schema.ID
+	return ver, true, nil
+}
+
+// registerSchemaVersion finds the agent's schema version by its external
+// identifier or stores a new one, and returns its ID.
+func (a *API) registerSchemaVersion(tx Tx, agentID string, reg *registration, now time.Time) (string, error) {
+	ext := *reg.sv.ExternalIdentifier
+	schema, found, err := tx.SchemaVersionByExternalID(agentID, ext)
+	if err != nil || found {
+		return schema.ID, err
 	}
-	if newVersion { // with the schema version it was first registered with
-		ver.SchemaVersionID = in.SchemaVersionID
-		if err := tx.PutAgentVersion(ver); err != nil {
-			return Answer{}, err
-		}
+	schema = SchemaVersionRecord{ID: a.NewID(), AgentID: agentID, ExternalID: ext, SpanTypes: reg.types,
+		Body: clone(reg.svRaw), InsertedAt: now}
+	return schema.ID, tx.PutSchemaVersion(schema)
+}
+
+// registerDeployment finds the agent's deployment in the environment or
+// stores a new one, and returns its ID.
+func (a *API) registerDeployment(tx Tx, agentID, envID string) (string, error) {
+	dep, found, err := tx.Deployment(agentID, envID)
+	if err != nil || found {
+		return dep.ID, err
 	}
-	if err := tx.PutAgent(agent); err != nil {
-		return Answer{}, err
-	}
-	dep, found, err := tx.Deployment(agent.ID, in.EnvironmentID)
-	if err != nil {
-		return Answer{}, err
-	}
-	if !found {
-		dep = DeploymentRecord{ID: a.NewID(), AgentID: agent.ID, EnvironmentID: in.EnvironmentID}
-		if err := tx.PutDeployment(dep); err != nil {
-			return Answer{}, err
-		}
-	}
-	in.DeploymentID = dep.ID
-	if o.raw != nil {
-		in.Register = clone(o.raw)
-	} else {
-		in.Register, _ = json.Marshal(r)
-	}
-	in.Status, in.InsertedAt, in.UpdatedAt = "pending", now, now
-	if err := tx.PutInstance(in); err != nil {
-		return Answer{}, err
-	}
-	return okAnswer(successBody(a.instanceDetails(&in), nil)), nil
+	dep = DeploymentRecord{ID: a.NewID(), AgentID: agentID, EnvironmentID: envID}
+	return dep.ID, tx.PutDeployment(dep)
 }
 
 // checkSchemaVersion validates a schema version and returns its span types.
