@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // The agents API (excerpt 001): POST /api/v1/agent, GET /api/v1/agent,
@@ -199,50 +200,12 @@ func (a *API) listAgents(ctx context.Context, q map[string][]string) Answer {
 	return ans
 }
 
+// applyAgent runs an agent operation: a create, or an update, retire,
+// reinstate or delete of an agent that exists.
 func (a *API) applyAgent(tx Tx, o *operation) (Answer, error) {
 	now := a.now()
 	if r, ok := o.req.(*CreateAgentRequest); ok {
-		var c checker
-		if r.Details == nil {
-			c.bad("details", "required")
-			return errAnswer(c.failed()), nil
-		}
-		d := r.Details
-		ag := AgentRecord{Status: "pending", EnvironmentID: a.cfg.EnvironmentID, InsertedAt: now, UpdatedAt: now}
-		ag.ID = c.pfid("id", d.ID, false)
-		if ag.ID != "" && ValidPFID(ag.ID) && !a.inPartition(ag.ID) {
-			c.bad("id", "must carry the account partition "+a.partition)
-		}
-		ag.Name = c.str("name", d.Name, true)
-		ag.Description = c.str("description", d.Description, false)
-		ag.ExternalID = c.str("external_identifier", d.ExternalIdentifier, false)
-		if d.CurrentVersionID != nil {
-			c.bad("current_version_id", "not valid at create")
-		}
-		if e := c.failed(); e != nil {
-			return errAnswer(e), nil
-		}
-		if ag.ID == "" {
-			ag.ID = a.NewID()
-		} else if _, dup, err := tx.Agent(ag.ID); err != nil || dup {
-			if err != nil {
-				return Answer{}, err
-			}
-			return errAnswer(invalidAction("agent " + ag.ID + " exists")), nil
-		}
-		if ag.ExternalID != "" {
-			if _, dup, err := tx.AgentByExternalID(ag.ExternalID); err != nil || dup {
-				if err != nil {
-					return Answer{}, err
-				}
-				return errAnswer(invalid("external_identifier", "already used by another agent")), nil
-			}
-		}
-		if err := tx.PutAgent(ag); err != nil {
-			return Answer{}, err
-		}
-		d2, err := a.agentDetails(tx, &ag)
-		return okAnswer(successBody(d2, nil)), err
+		return a.createAgent(tx, r, now)
 	}
 	ag, ok, err := tx.Agent(o.id)
 	if err != nil {
@@ -255,71 +218,21 @@ func (a *API) applyAgent(tx Tx, o *operation) (Answer, error) {
 	if err != nil {
 		return Answer{}, err
 	}
+	var e *Error
 	switch r := o.req.(type) {
 	case *UpdateAgentRequest:
-		var c checker
-		if r.Details == nil {
-			c.bad("details", "required")
-			return errAnswer(c.failed()), nil
-		}
-		d := r.Details
-		if d.ID != nil || d.ExternalIdentifier != nil {
-			c.bad("external_identifier", "can only be set at creation")
-		}
-		if d.Name != nil && *d.Name == "" {
-			c.bad("name", "must not be empty")
-		}
-		vid := c.pfid("current_version_id", d.CurrentVersionID, false)
-		if e := c.failed(); e != nil {
-			return errAnswer(e), nil
-		}
-		if ag.Status == "retired" {
-			return errAnswer(invalidAction("agent is retired; reinstate it first")), nil
-		}
-		if vid != "" {
-			v, ok, err := tx.AgentVersion(vid)
-			if err != nil {
-				return Answer{}, err
-			}
-			if !ok || v.AgentID != ag.ID {
-				return errAnswer(invalid("current_version_id", "not a version of this agent")), nil
-			}
-			ag.CurrentVersionID = vid
-		}
-		if d.Name != nil {
-			ag.Name = *d.Name
-		}
-		if d.Description != nil {
-			ag.Description = *d.Description
-		}
+		e, err = updateAgent(tx, &ag, r)
 	case *AgentActionRequest:
-		switch o.ep {
-		case EndpointRetireAgent:
-			if ag.Status == "retired" {
-				return errAnswer(invalidAction("agent is already retired")), nil
-			}
-			ag.Status = "retired"
-		case EndpointReinstateAgent:
-			if ag.Status != "retired" {
-				return errAnswer(invalidAction("agent is " + ag.Status + "; only a retired agent can be reinstated")), nil
-			}
-			ag.Status = "pending"
-			if counts.Total() > 0 {
-				ag.Status = "active"
-			}
-		case EndpointDeleteAgent:
-			if counts.Total() > 0 {
-				return errAnswer(invalidAction("agent has instances; retire it instead")), nil
-			}
-			d, err := a.agentDetails(tx, &ag)
-			if err != nil {
-				return Answer{}, err
-			}
-			if err := tx.DeleteAgent(ag.ID); err != nil {
-				return Answer{}, err
-			}
-			return okAnswer(successBody(d, nil)), nil
+		if o.ep == EndpointDeleteAgent {
+			return a.deleteAgent(tx, &ag, counts)
 		}
+		e = agentAction(o.ep, &ag, counts)
+	}
+	if err != nil {
+		return Answer{}, err
+	}
+	if e != nil {
+		return errAnswer(e), nil
 	}
 	ag.UpdatedAt = now
 	if err := tx.PutAgent(ag); err != nil {
@@ -327,4 +240,129 @@ func (a *API) applyAgent(tx Tx, o *operation) (Answer, error) {
 	}
 	d, err := a.agentDetails(tx, &ag)
 	return okAnswer(successBody(d, nil)), err
+}
+
+// createAgent checks and stores a new agent: its ID (client-chosen in the
+// account partition, or made) and its external identifier are unique.
+func (a *API) createAgent(tx Tx, r *CreateAgentRequest, now time.Time) (Answer, error) {
+	var c checker
+	if r.Details == nil {
+		c.bad("details", "required")
+		return errAnswer(c.failed()), nil
+	}
+	d := r.Details
+	ag := AgentRecord{Status: "pending", EnvironmentID: a.cfg.EnvironmentID, InsertedAt: now, UpdatedAt: now}
+	ag.ID = c.pfid("id", d.ID, false)
+	if ag.ID != "" && ValidPFID(ag.ID) && !a.inPartition(ag.ID) {
+		c.bad("id", "must carry the account partition "+a.partition)
+	}
+	ag.Name = c.str("name", d.Name, true)
+	ag.Description = c.str("description", d.Description, false)
+	ag.ExternalID = c.str("external_identifier", d.ExternalIdentifier, false)
+	if d.CurrentVersionID != nil {
+		c.bad("current_version_id", "not valid at create")
+	}
+	if e := c.failed(); e != nil {
+		return errAnswer(e), nil
+	}
+	if ag.ID == "" {
+		ag.ID = a.NewID()
+	} else if _, dup, err := tx.Agent(ag.ID); err != nil || dup {
+		if err != nil {
+			return Answer{}, err
+		}
+		return errAnswer(invalidAction("agent " + ag.ID + " exists")), nil
+	}
+	if ag.ExternalID != "" {
+		if _, dup, err := tx.AgentByExternalID(ag.ExternalID); err != nil || dup {
+			if err != nil {
+				return Answer{}, err
+			}
+			return errAnswer(invalid("external_identifier", "already used by another agent")), nil
+		}
+	}
+	if err := tx.PutAgent(ag); err != nil {
+		return Answer{}, err
+	}
+	details, err := a.agentDetails(tx, &ag)
+	return okAnswer(successBody(details, nil)), err
+}
+
+// updateAgent applies an update to ag: name, description and the current
+// version (one of the agent's own); the external identifier is fixed at
+// creation and a retired agent refuses updates.
+func updateAgent(tx Tx, ag *AgentRecord, r *UpdateAgentRequest) (*Error, error) {
+	var c checker
+	if r.Details == nil {
+		c.bad("details", "required")
+		return c.failed(), nil
+	}
+	d := r.Details
+	if d.ID != nil || d.ExternalIdentifier != nil {
+		c.bad("external_identifier", "can only be set at creation")
+	}
+	if d.Name != nil && *d.Name == "" {
+		c.bad("name", "must not be empty")
+	}
+	vid := c.pfid("current_version_id", d.CurrentVersionID, false)
+	if e := c.failed(); e != nil {
+		return e, nil
+	}
+	if ag.Status == "retired" {
+		return invalidAction("agent is retired; reinstate it first"), nil
+	}
+	if vid != "" {
+		v, ok, err := tx.AgentVersion(vid)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || v.AgentID != ag.ID {
+			return invalid("current_version_id", "not a version of this agent"), nil
+		}
+		ag.CurrentVersionID = vid
+	}
+	if d.Name != nil {
+		ag.Name = *d.Name
+	}
+	if d.Description != nil {
+		ag.Description = *d.Description
+	}
+	return nil, nil
+}
+
+// agentAction retires or reinstates ag (a reinstated agent is active if it
+// has instances, else pending).
+func agentAction(ep Endpoint, ag *AgentRecord, counts StatusCounts) *Error {
+	switch ep {
+	case EndpointRetireAgent:
+		if ag.Status == "retired" {
+			return invalidAction("agent is already retired")
+		}
+		ag.Status = "retired"
+	case EndpointReinstateAgent:
+		if ag.Status != "retired" {
+			return invalidAction("agent is " + ag.Status + "; only a retired agent can be reinstated")
+		}
+		ag.Status = "pending"
+		if counts.Total() > 0 {
+			ag.Status = "active"
+		}
+	}
+	return nil
+}
+
+// deleteAgent deletes an agent that has no instances and answers with
+// what it was.
+func (a *API) deleteAgent(tx Tx, ag *AgentRecord, counts StatusCounts) (Answer, error) {
+	if counts.Total() > 0 {
+		return errAnswer(invalidAction("agent has instances; retire it instead")), nil
+	}
+	d, err := a.agentDetails(tx, ag)
+	if err != nil {
+		return Answer{}, err
+	}
+	if err := tx.DeleteAgent(ag.ID); err != nil {
+		return Answer{}, err
+	}
+	return okAnswer(successBody(d, nil)), nil
 }
