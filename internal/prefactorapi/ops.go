@@ -441,13 +441,61 @@ func spanTypes(tx ReadTx, in *InstanceRecord) (map[string]SpanTypeInfo, error) {
 
 // createSpan creates a span in any state but cancelled.
 func (a *API) createSpan(tx Tx, r *CreateSpanRequest) (Answer, error) {
+	var ns newSpan
+	if e := a.checkCreateSpan(r, &ns); e != nil {
+		return errAnswer(e), nil
+	}
+	sp := &ns.sp
+	in, types, e, err := a.placeSpan(tx, sp)
+	if err != nil {
+		return Answer{}, err
+	}
+	if e != nil {
+		return errAnswer(e), nil
+	}
+	now := a.now()
+	if sp.Status != "pending" {
+		sp.StartedAt = orNow(ns.started, ns.startedOK, now)
+	}
+	if Terminal(sp.Status) {
+		sp.FinishedAt = orNow(ns.fin, ns.finOK, now)
+	}
+	sp.AgentID, sp.InsertedAt, sp.UpdatedAt = in.AgentID, now, now
+	sp.Payload, sp.ResultPayload = clone(sp.Payload), clone(sp.ResultPayload)
+	in.SpanCounts.Add(sp.Status, 1)
+	in.UpdatedAt = now
+	a.cfg.Codec.deriveOnCreate(&in.Run, sp)
+	if Terminal(sp.Status) {
+		a.cfg.Codec.deriveOnFinish(&in.Run, sp)
+	}
+	if err := tx.PutSpan(*sp); err != nil {
+		return Answer{}, err
+	}
+	if err := tx.PutInstance(in); err != nil {
+		return Answer{}, err
+	}
+	return okAnswer(a.cfg.Codec.successBody(a.spanDetails(sp, types), control(&in))), nil
+}
+
+// newSpan is a checked create request: the span and the times it gave.
+type newSpan struct {
+	sp               SpanRecord
+	started, fin     time.Time
+	startedOK, finOK bool
+}
+
+// checkCreateSpan validates a create request into ns: the fields, and
+// the states they allow (no cancelled create, no start time while pending,
+// a result and an end time only when terminal).
+func (a *API) checkCreateSpan(r *CreateSpanRequest, ns *newSpan) *Error {
 	var c checker
 	d := r.Details
 	if d == nil {
 		c.bad("details", "required")
-		return errAnswer(c.failed()), nil
+		return c.failed()
 	}
-	sp := SpanRecord{Creates: 1}
+	sp := &ns.sp
+	sp.Creates = 1
 	sp.InstanceID = c.pfid("agent_instance_id", d.AgentInstanceID, true)
 	sp.SchemaName = c.str("schema_name", d.SchemaName, true)
 	sp.Status = c.enum("status", d.Status, spanStatuses, true, "")
@@ -458,82 +506,66 @@ func (a *API) createSpan(tx Tx, r *CreateSpanRequest) (Answer, error) {
 		c.bad("id", "must carry the account partition "+a.partition)
 	}
 	sp.ParentID = c.pfid("parent_span_id", d.ParentSpanID, false)
-	started, startedOK := c.time("started_at", d.StartedAt)
-	fin, finOK := c.time("finished_at", d.FinishedAt)
+	ns.started, ns.startedOK = c.time("started_at", d.StartedAt)
+	ns.fin, ns.finOK = c.time("finished_at", d.FinishedAt)
 	sp.SensitiveEncoding = d.SensitiveEncoding
 	switch {
 	case sp.Status == "cancelled":
 		c.bad("status", "a span is cancelled by finishing it while pending")
-	case sp.Status == "pending" && startedOK:
+	case sp.Status == "pending" && ns.startedOK:
 		c.bad("started_at", "not valid for a pending span")
 	}
 	if sp.ResultPayload != nil && !Terminal(sp.Status) {
 		c.bad("result_payload", "only valid when status is complete, failed or cancelled")
 	}
-	if finOK && !Terminal(sp.Status) {
+	if ns.finOK && !Terminal(sp.Status) {
 		c.bad("finished_at", "only valid when status is complete, failed or cancelled")
 	}
-	if e := c.failed(); e != nil {
-		return errAnswer(e), nil
-	}
+	return c.failed()
+}
+
+// placeSpan checks where a new span goes: an instance that takes spans
+// (not finished, though a terminated one still does), a span type of its
+// schema version, a parent in the same instance, and an ID of its own
+// (made when the request has none). It returns the instance and its span
+// types.
+func (a *API) placeSpan(tx Tx, sp *SpanRecord) (InstanceRecord, map[string]SpanTypeInfo, *Error, error) {
 	in, ok, err := tx.Instance(sp.InstanceID)
 	if err != nil {
-		return Answer{}, err
+		return in, nil, nil, err
 	}
 	if !ok {
-		return errAnswer(notFound("agent instance")), nil
+		return in, nil, notFound("agent instance"), nil
 	}
 	if Terminal(in.Status) && in.Status != "terminated" {
-		return errAnswer(invalidAction("agent instance is " + in.Status)), nil
+		return in, nil, invalidAction("agent instance is " + in.Status), nil
 	}
 	types, err := spanTypes(tx, &in)
 	if err != nil {
-		return Answer{}, err
+		return in, nil, nil, err
 	}
 	if len(types) > 0 {
 		if _, ok := types[sp.SchemaName]; !ok {
-			return errAnswer(invalid("schema_name", "not a span type of the instance's schema version: "+strconv.Quote(sp.SchemaName))), nil
+			return in, nil, invalid("schema_name", "not a span type of the instance's schema version: "+strconv.Quote(sp.SchemaName)), nil
 		}
 	}
 	if sp.ParentID != "" {
 		p, ok, err := tx.Span(sp.ParentID)
 		if err != nil {
-			return Answer{}, err
+			return in, nil, nil, err
 		}
 		if !ok || p.InstanceID != sp.InstanceID {
-			return errAnswer(invalid("parent_span_id", "no such span in agent instance "+sp.InstanceID)), nil
+			return in, nil, invalid("parent_span_id", "no such span in agent instance "+sp.InstanceID), nil
 		}
 	}
 	if sp.ID == "" {
 		sp.ID = a.NewID()
-	} else if _, dup, err := tx.Span(sp.ID); err != nil || dup {
-		if err != nil {
-			return Answer{}, err
-		}
-		return errAnswer(invalidAction("agent span " + sp.ID + " exists")), nil
+	} else if _, dup, err := tx.Span(sp.ID); err != nil {
+		return in, nil, nil, err
+	} else if dup {
+		return in, nil, invalidAction("agent span " + sp.ID + " exists"), nil
 	}
-	now := a.now()
-	if sp.Status != "pending" {
-		sp.StartedAt = orNow(started, startedOK, now)
-	}
-	if Terminal(sp.Status) {
-		sp.FinishedAt = orNow(fin, finOK, now)
-	}
-	sp.AgentID, sp.InsertedAt, sp.UpdatedAt = in.AgentID, now, now
-	sp.Payload, sp.ResultPayload = clone(sp.Payload), clone(sp.ResultPayload)
-	in.SpanCounts.Add(sp.Status, 1)
-	in.UpdatedAt = now
-	a.cfg.Codec.deriveOnCreate(&in.Run, &sp)
-	if Terminal(sp.Status) {
-		a.cfg.Codec.deriveOnFinish(&in.Run, &sp)
-	}
-	if err := tx.PutSpan(sp); err != nil {
-		return Answer{}, err
-	}
-	if err := tx.PutInstance(in); err != nil {
-		return Answer{}, err
-	}
-	return okAnswer(a.cfg.Codec.successBody(a.spanDetails(&sp, types), control(&in))), nil
+	return in, types, nil, nil
 }
 
 // finishSpan: active -> complete | failed; pending -> cancelled.
