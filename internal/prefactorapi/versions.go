@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Agent versions and schema versions (reference 4.14):
@@ -340,57 +341,66 @@ func (a *API) applyVersion(tx Tx, o *operation) (Answer, error) {
 	}
 	now := a.now()
 	if av != nil {
-		if _, dup, err := tx.AgentVersionByExternalID(agentID, ext); err != nil || dup {
-			if err != nil {
-				return Answer{}, err
-			}
-			return errAnswer(invalid("details.external_identifier", "the agent already has a version "+jsonQuote(ext))), nil
-		}
-		if _, dup, err := tx.AgentVersion(newID); err != nil || dup {
-			if err != nil {
-				return Answer{}, err
-			}
-			return errAnswer(invalidAction("agent version " + newID + " exists")), nil
-		}
-		svID := deref(av.AgentSchemaVersionID)
-		if svID != "" {
-			sv, ok, err := tx.SchemaVersion(svID)
-			if err != nil {
-				return Answer{}, err
-			}
-			if !ok || sv.AgentID != agentID {
-				return errAnswer(invalid("details.agent_schema_version_id", "not a schema version of this agent")), nil
-			}
-		}
-		n, err := tx.CountAgentVersions(agentID)
-		if err != nil {
-			return Answer{}, err
-		}
-		v := AgentVersionRecord{ID: newID, AgentID: agentID, ExternalID: ext, Name: deref(av.Name),
-			Description: deref(av.Description), Number: n + 1, SchemaVersionID: svID, InsertedAt: now}
-		if err := tx.PutAgentVersion(v); err != nil {
-			return Answer{}, err
-		}
-		return okAnswer(successBody(a.versionDetails(&v, &ag), nil)), nil
+		return a.putAgentVersion(tx, &ag, av, newID, ext, now)
 	}
-	if _, dup, err := tx.SchemaVersionByExternalID(agentID, ext); err != nil || dup {
+	return a.putSchemaVersion(tx, &ag, svIn, types, newID, ext, now)
+}
+
+// putAgentVersion stores a new version of ag, numbered after its others:
+// its external identifier and ID are new, its schema version (if named)
+// is one of the agent's.
+func (a *API) putAgentVersion(tx Tx, ag *AgentRecord, av *AgentVersionCreateInput, id, ext string, now time.Time) (Answer, error) {
+	if _, dup, err := tx.AgentVersionByExternalID(ag.ID, ext); err != nil {
+		return Answer{}, err
+	} else if dup {
+		return errAnswer(invalid("details.external_identifier", "the agent already has a version "+jsonQuote(ext))), nil
+	}
+	if _, dup, err := tx.AgentVersion(id); err != nil {
+		return Answer{}, err
+	} else if dup {
+		return errAnswer(invalidAction("agent version " + id + " exists")), nil
+	}
+	svID := deref(av.AgentSchemaVersionID)
+	if svID != "" {
+		sv, ok, err := tx.SchemaVersion(svID)
 		if err != nil {
 			return Answer{}, err
 		}
+		if !ok || sv.AgentID != ag.ID {
+			return errAnswer(invalid("details.agent_schema_version_id", "not a schema version of this agent")), nil
+		}
+	}
+	n, err := tx.CountAgentVersions(ag.ID)
+	if err != nil {
+		return Answer{}, err
+	}
+	v := AgentVersionRecord{ID: id, AgentID: ag.ID, ExternalID: ext, Name: deref(av.Name),
+		Description: deref(av.Description), Number: n + 1, SchemaVersionID: svID, InsertedAt: now}
+	if err := tx.PutAgentVersion(v); err != nil {
+		return Answer{}, err
+	}
+	return okAnswer(successBody(a.versionDetails(&v, ag), nil)), nil
+}
+
+// putSchemaVersion stores a new schema version of ag, checked by the
+// caller: its external identifier and ID are new.
+func (a *API) putSchemaVersion(tx Tx, ag *AgentRecord, in *SchemaVersionInput, types map[string]SpanTypeInfo, id, ext string, now time.Time) (Answer, error) {
+	if _, dup, err := tx.SchemaVersionByExternalID(ag.ID, ext); err != nil {
+		return Answer{}, err
+	} else if dup {
 		return errAnswer(invalid("details.external_identifier", "the agent already has a schema version "+jsonQuote(ext))), nil
 	}
-	if _, dup, err := tx.SchemaVersion(newID); err != nil || dup {
-		if err != nil {
-			return Answer{}, err
-		}
-		return errAnswer(invalidAction("agent schema version " + newID + " exists")), nil
+	if _, dup, err := tx.SchemaVersion(id); err != nil {
+		return Answer{}, err
+	} else if dup {
+		return errAnswer(invalidAction("agent schema version " + id + " exists")), nil
 	}
-	body, _ := json.Marshal(svIn)
-	sv := SchemaVersionRecord{ID: newID, AgentID: agentID, ExternalID: ext, SpanTypes: types, Body: body, InsertedAt: now}
+	body, _ := json.Marshal(in)
+	sv := SchemaVersionRecord{ID: id, AgentID: ag.ID, ExternalID: ext, SpanTypes: types, Body: body, InsertedAt: now}
 	if err := tx.PutSchemaVersion(sv); err != nil {
 		return Answer{}, err
 	}
-	return okAnswer(successBody(a.schemaVersionDetails(&sv, &ag), nil)), nil
+	return okAnswer(successBody(a.schemaVersionDetails(&sv, ag), nil)), nil
 }
 
 func jsonQuote(s string) string {
