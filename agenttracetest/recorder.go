@@ -341,92 +341,131 @@ func (r *Recorder) Tree(instanceID agenttrace.ID) string {
 // instance's end with an earlier time is reported here though the pipeline
 // delivered it correctly; use a Recorder without this check for such tests.
 func (r *Recorder) CheckOrdering() error {
-	type spanState struct {
-		instance agenttrace.ID
-		final    bool
-	}
-	type instState struct {
-		ended   bool
-		endedAt time.Time
-	}
-	spans := map[agenttrace.ID]*spanState{}
-	insts := map[agenttrace.ID]*instState{}
-	var errs []error
-	bad := func(i int, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("record %d: "+format, append([]any{i}, args...)...))
-	}
+	c := orderCheck{spans: map[agenttrace.ID]*spanOrder{}, insts: map[agenttrace.ID]*instOrder{}}
 	for i, rec := range r.Records() {
-		if isInstanceKind(rec.Kind) && rec.Instance == nil {
-			bad(i, "%s record without instance data", rec.Kind)
-			continue
-		}
-		switch rec.Kind {
-		case agenttrace.InstanceStarted:
-			if _, ok := insts[rec.Instance.ID]; ok {
-				bad(i, "instance %s started twice", rec.Instance.ID)
-				continue
-			}
-			insts[rec.Instance.ID] = &instState{}
-		case agenttrace.InstanceEnded:
-			in, ok := insts[rec.Instance.ID]
-			switch {
-			case !ok:
-				bad(i, "instance %s ended before it started", rec.Instance.ID)
-			case in.ended:
-				bad(i, "instance %s ended twice", rec.Instance.ID)
-			default:
-				in.ended, in.endedAt = true, rec.Instance.EndedAt
-			}
-			if !rec.Instance.Status.Finished() {
-				bad(i, "instance %s ended with status %s", rec.Instance.ID, rec.Instance.Status)
-			}
-		case agenttrace.SpanStarted, agenttrace.SpanActivated, agenttrace.SpanEnded:
-			d := rec.Span
-			in, ok := insts[d.InstanceID]
-			if !ok {
-				bad(i, "span %s (%s) before its instance %s started", d.ID, d.Type, d.InstanceID)
-			}
-			st, seen := spans[d.ID]
-			if rec.Kind == agenttrace.SpanStarted {
-				if seen {
-					bad(i, "span %s started twice", d.ID)
-					continue
-				}
-				if !d.ParentID.IsZero() {
-					p, ok := spans[d.ParentID]
-					switch {
-					case !ok:
-						bad(i, "span %s (%s) before its parent %s", d.ID, d.Type, d.ParentID)
-					case p.instance != d.InstanceID:
-						bad(i, "span %s has a parent in another instance", d.ID)
-					}
-				}
-				st = &spanState{instance: d.InstanceID}
-				spans[d.ID] = st
-			} else {
-				if !seen {
-					bad(i, "span %s %s before its start", d.ID, rec.Kind)
-					continue
-				}
-				if st.final {
-					bad(i, "span %s %s after its final record", d.ID, rec.Kind)
-					continue
-				}
-				if rec.Kind == agenttrace.SpanEnded && !d.Status.Finished() {
-					bad(i, "span %s ended with status %s", d.ID, d.Status)
-				}
-			}
-			if d.Status.Finished() {
-				st.final = true
-				if ok && in.ended && d.EndedAt.Before(in.endedAt) {
-					bad(i, "span %s ended before its instance but arrived after the instance end", d.ID)
-				}
-			}
+		c.i = i
+		switch {
+		case isInstanceKind(rec.Kind) && rec.Instance == nil:
+			c.bad("%s record without instance data", rec.Kind)
+		case rec.Kind == agenttrace.InstanceStarted:
+			c.instanceStarted(rec.Instance)
+		case rec.Kind == agenttrace.InstanceEnded:
+			c.instanceEnded(rec.Instance)
+		case rec.Kind == agenttrace.SpanStarted || rec.Kind == agenttrace.SpanActivated || rec.Kind == agenttrace.SpanEnded:
+			c.span(rec.Kind, &rec.Span)
 		default:
-			bad(i, "unknown record kind %d", rec.Kind)
+			c.bad("unknown record kind %d", rec.Kind)
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(c.errs...)
+}
+
+// orderCheck is CheckOrdering's state: the instances and spans seen so
+// far, the record being checked and the violations found.
+type orderCheck struct {
+	spans map[agenttrace.ID]*spanOrder
+	insts map[agenttrace.ID]*instOrder
+	i     int
+	errs  []error
+}
+
+type spanOrder struct {
+	instance agenttrace.ID
+	final    bool // its final record was seen
+}
+
+type instOrder struct {
+	ended   bool
+	endedAt time.Time
+}
+
+func (c *orderCheck) bad(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("record %d: "+format, append([]any{c.i}, args...)...))
+}
+
+func (c *orderCheck) instanceStarted(d *agenttrace.InstanceData) {
+	if _, ok := c.insts[d.ID]; ok {
+		c.bad("instance %s started twice", d.ID)
+		return
+	}
+	c.insts[d.ID] = &instOrder{}
+}
+
+func (c *orderCheck) instanceEnded(d *agenttrace.InstanceData) {
+	in, ok := c.insts[d.ID]
+	switch {
+	case !ok:
+		c.bad("instance %s ended before it started", d.ID)
+	case in.ended:
+		c.bad("instance %s ended twice", d.ID)
+	default:
+		in.ended, in.endedAt = true, d.EndedAt
+	}
+	if !d.Status.Finished() {
+		c.bad("instance %s ended with status %s", d.ID, d.Status)
+	}
+}
+
+// span checks a span record: after its instance's start, and, once the
+// span is final, not after its instance's end if it ended before it.
+func (c *orderCheck) span(kind agenttrace.RecordKind, d *agenttrace.SpanData) {
+	in, inOK := c.insts[d.InstanceID]
+	if !inOK {
+		c.bad("span %s (%s) before its instance %s started", d.ID, d.Type, d.InstanceID)
+	}
+	var st *spanOrder
+	if kind == agenttrace.SpanStarted {
+		st = c.spanStarted(d)
+	} else {
+		st = c.spanChanged(kind, d)
+	}
+	if st == nil || !d.Status.Finished() {
+		return
+	}
+	st.final = true
+	if inOK && in.ended && d.EndedAt.Before(in.endedAt) {
+		c.bad("span %s ended before its instance but arrived after the instance end", d.ID)
+	}
+}
+
+// spanStarted checks a start: the first of its span, after its parent's
+// start, in the parent's instance. It returns nil for a second start.
+func (c *orderCheck) spanStarted(d *agenttrace.SpanData) *spanOrder {
+	if _, seen := c.spans[d.ID]; seen {
+		c.bad("span %s started twice", d.ID)
+		return nil
+	}
+	if !d.ParentID.IsZero() {
+		p, ok := c.spans[d.ParentID]
+		switch {
+		case !ok:
+			c.bad("span %s (%s) before its parent %s", d.ID, d.Type, d.ParentID)
+		case p.instance != d.InstanceID:
+			c.bad("span %s has a parent in another instance", d.ID)
+		}
+	}
+	st := &spanOrder{instance: d.InstanceID}
+	c.spans[d.ID] = st
+	return st
+}
+
+// spanChanged checks an activation or end: after the span's start and
+// before its final record, an end with a final status. It returns nil
+// when the record comes before the start or after the final record.
+func (c *orderCheck) spanChanged(kind agenttrace.RecordKind, d *agenttrace.SpanData) *spanOrder {
+	st, seen := c.spans[d.ID]
+	switch {
+	case !seen:
+		c.bad("span %s %s before its start", d.ID, kind)
+		return nil
+	case st.final:
+		c.bad("span %s %s after its final record", d.ID, kind)
+		return nil
+	}
+	if kind == agenttrace.SpanEnded && !d.Status.Finished() {
+		c.bad("span %s ended with status %s", d.ID, d.Status)
+	}
+	return st
 }
 
 // CheckComplete verifies that every span recorded reached a final status
