@@ -148,76 +148,93 @@ func (s *Server) serveListing(w http.ResponseWriter, r *http.Request) {
 		listError(w, culture, http.StatusForbidden, "forbidden")
 		return
 	}
-	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, "/api/v2/AgentInstance"), "/")
+	lr, f := parseListing(r.URL)
+	if f == nil {
+		var out RunPage
+		out, f = s.readListing(r, &lr)
+		if f == nil {
+			b, _ := json.Marshal(out)
+			w.Header().Set("Content-Language", culture)
+			writeJSON(w, http.StatusOK, b)
+			return
+		}
+	}
+	listError(w, culture, f.status, f.key, f.args...)
+}
+
+// listingRequest is a checked listing request.
+type listingRequest struct {
+	code, version string // the path's agentCode and agentVersion
+	page, size    int
+	query         prefactorapi.InstanceQuery // without the agent and version
+}
+
+// listFault is a listing error: its status and the message key and
+// arguments listError writes.
+type listFault struct {
+	status int
+	key    string
+	args   []any
+}
+
+// parseListing checks the path and the query: page from 1 to maxPage,
+// pageSize from 1 (capped at MaxListPageSize), sort asc or desc.
+func parseListing(u *url.URL) (listingRequest, *listFault) {
+	q := u.Query()
+	rest := strings.Trim(strings.TrimPrefix(u.Path, "/api/v2/AgentInstance"), "/")
 	parts := strings.Split(rest, "/")
 	if rest == "" || len(parts) > 2 {
-		listError(w, culture, http.StatusNotFound, "agent", rest)
-		return
+		return listingRequest{}, &listFault{http.StatusNotFound, "agent", []any{rest}}
 	}
-	code, version := parts[0], ""
+	lr := listingRequest{code: parts[0], page: 1, size: 20}
 	if len(parts) == 2 {
-		version = parts[1]
+		lr.version = parts[1]
 	}
-	page, size := 1, 20
 	if v := q.Get("page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxPage {
-			listError(w, culture, http.StatusBadRequest, "page", maxPage)
-			return
+			return lr, &listFault{http.StatusBadRequest, "page", []any{maxPage}}
 		}
-		page = n
+		lr.page = n
 	}
 	if v := q.Get("pageSize"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			listError(w, culture, http.StatusBadRequest, "pageSize")
-			return
+			return lr, &listFault{http.StatusBadRequest, "pageSize", nil}
 		}
-		size = min(n, MaxListPageSize)
+		lr.size = min(n, MaxListPageSize)
 	}
-	iq := prefactorapi.InstanceQuery{UserID: q.Get("userIdentifier"), GroupID: q.Get("groupIdentifier"),
-		Search: firstQ(q, "search", "term"), Order: prefactorapi.ByStartDesc, Limit: size}
+	lr.query = prefactorapi.InstanceQuery{UserID: q.Get("userIdentifier"), GroupID: q.Get("groupIdentifier"),
+		Search: firstQ(q, "search", "term"), Order: prefactorapi.ByStartDesc, Limit: lr.size}
 	switch strings.ToLower(firstQ(q, "sort", "sortDirection")) {
 	case "", "desc":
 	case "asc":
-		iq.Order = prefactorapi.ByStartAsc
+		lr.query.Order = prefactorapi.ByStartAsc
 	default:
-		listError(w, culture, http.StatusBadRequest, "sort")
-		return
+		return lr, &listFault{http.StatusBadRequest, "sort", nil}
 	}
-	offset := (int64(page) - 1) * int64(size)
-	if offset > math.MaxInt64/2 {
-		offset = math.MaxInt64 / 2
-	}
-	iq.Offset = int(offset)
+	offset := (int64(lr.page) - 1) * int64(lr.size)
+	lr.query.Offset = int(min(offset, math.MaxInt64/2))
+	return lr, nil
+}
+
+// readListing reads the page of runs lr asks for.
+func (s *Server) readListing(r *http.Request, lr *listingRequest) (RunPage, *listFault) {
 	var out RunPage
-	var missing string
+	var f *listFault
 	err := s.cfg.Store.View(r.Context(), func(tx prefactorapi.ReadTx) error {
-		ag, ok, err := findAgent(tx, code)
-		if err != nil {
+		ag, ok, err := findAgent(tx, lr.code)
+		if err != nil || !ok {
+			f = &listFault{http.StatusNotFound, "agent", []any{lr.code}}
 			return err
 		}
-		if !ok {
-			missing = "agent"
-			return nil
-		}
+		iq := lr.query
 		iq.AgentID = ag.ID
-		if version != "" {
-			var v prefactorapi.AgentVersionRecord
-			if n, err := strconv.Atoi(version); err == nil && n >= 1 {
-				v, ok, err = tx.AgentVersionByNumber(ag.ID, n)
-				if err != nil {
-					return err
-				}
-			} else {
-				v, ok, err = tx.AgentVersionByExternalID(ag.ID, version)
-				if err != nil {
-					return err
-				}
-			}
-			if !ok {
-				missing = "version"
-				return nil
+		if lr.version != "" {
+			v, ok, err := findVersion(tx, ag.ID, lr.version)
+			if err != nil || !ok {
+				f = &listFault{http.StatusNotFound, "version", []any{lr.code, lr.version}}
+				return err
 			}
 			iq.VersionID = v.ID
 		}
@@ -225,28 +242,27 @@ func (s *Server) serveListing(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		out = RunPage{Items: make([]RunItem, len(ins)), Total: total, PageSize: size, Page: page}
+		out = RunPage{Items: make([]RunItem, len(ins)), Total: total, PageSize: lr.size, Page: lr.page}
 		for i := range ins {
 			out.Items[i] = runItem(&ins[i])
 		}
-		out.Links = pageLinks(r.URL, page, size, total)
+		out.Links = pageLinks(r.URL, lr.page, lr.size, total)
 		return nil
 	})
-	switch {
-	case err != nil:
+	if err != nil {
 		s.log.Error("agenttrace server: listing failed", "err", err)
-		listError(w, culture, http.StatusInternalServerError, "store")
-		return
-	case missing == "agent":
-		listError(w, culture, http.StatusNotFound, "agent", code)
-		return
-	case missing == "version":
-		listError(w, culture, http.StatusNotFound, "version", code, version)
-		return
+		return out, &listFault{http.StatusInternalServerError, "store", nil}
 	}
-	b, _ := json.Marshal(out)
-	w.Header().Set("Content-Language", culture)
-	writeJSON(w, http.StatusOK, b)
+	return out, f
+}
+
+// findVersion finds an agent's version by number (from 1) or external
+// identifier.
+func findVersion(tx prefactorapi.ReadTx, agentID, version string) (prefactorapi.AgentVersionRecord, bool, error) {
+	if n, err := strconv.Atoi(version); err == nil && n >= 1 {
+		return tx.AgentVersionByNumber(agentID, n)
+	}
+	return tx.AgentVersionByExternalID(agentID, version)
 }
 
 // findAgent finds an agent by ID, external identifier or name.
