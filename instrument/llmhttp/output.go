@@ -2,6 +2,7 @@ package llmhttp
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 
 	"github.com/agenttrace/agenttrace"
@@ -146,99 +147,125 @@ func (c *call) result() agenttrace.LLMResponse {
 	if full {
 		r.Text = string(o.text)
 	}
-	if len(o.tools) > 0 {
-		r.ToolCalls = make([]agenttrace.ToolCall, len(o.tools))
-		for i, t := range o.tools {
-			r.ToolCalls[i] = agenttrace.ToolCall{ID: t.id, Name: t.name}
-			if full && len(t.args) > 0 {
-				if json.Valid(t.args) {
-					r.ToolCalls[i].Arguments = json.RawMessage(t.args)
-				} else {
-					// Cut by the cap or by the stream: keep it as a string.
-					b, _ := json.Marshal(string(t.args))
-					r.ToolCalls[i].Arguments = b
-				}
-			}
-		}
-	}
-	if c.cfg.capture != CaptureOff && (len(o.thinking) > 0 || len(o.refusal) > 0 || c.out.contentBytes > 0) {
-		// The message and its parts in one allocation.
-		mem := &struct {
-			msg   [1]agenttrace.Message
-			parts [3]agenttrace.ContentPart
-		}{}
-		msg := agenttrace.Message{Role: "assistant", Parts: mem.parts[:0]}
-		if len(o.thinking) > 0 || (!full && c.thinkingBytes > 0) {
-			p := agenttrace.ContentPart{Type: agenttrace.PartThinking, Text: string(o.thinking)}
-			if !full {
-				p.Size = c.thinkingBytes
-			}
-			msg.Parts = append(msg.Parts, p)
-		}
-		if len(o.refusal) > 0 || (!full && c.refusalBytes > 0) {
-			p := agenttrace.ContentPart{Type: agenttrace.PartRefusal, Text: string(o.refusal)}
-			if !full {
-				p.Size = c.refusalBytes
-			}
-			msg.Parts = append(msg.Parts, p)
-		}
-		if !full && c.textBytes > 0 {
-			msg.Parts = append(msg.Parts, agenttrace.ContentPart{Type: agenttrace.PartText, Size: c.textBytes})
-		}
-		if len(msg.Parts) > 0 {
-			mem.msg[0] = msg
-			r.Messages = mem.msg[:]
-		}
-	}
+	r.ToolCalls = c.toolCalls(full)
+	r.Messages = c.parts(full)
 	u := o.prior
 	u.add(o.usage)
 	r.Usage = u.public()
-	var md map[string]any
-	set := func(k string, v any) {
-		if md == nil {
-			md = make(map[string]any, 2)
-		}
-		md[k] = v
-	}
+	var md metadata
 	if c.attempts > 1 {
-		set("attempts", c.attempts)
-		set("attempt_errors", c.attemptErrs)
+		md.set("attempts", c.attempts)
+		md.set("attempt_errors", c.attemptErrs)
 	}
 	if c.hops > 1 {
-		set("requests", c.hops)
+		md.set("requests", c.hops)
 	}
 	if o.truncated || c.reqTruncated {
-		set("content_truncated", true)
+		md.set("content_truncated", true)
 		stats.contentTruncated.Add(1)
 	}
 	if o.parseErrors > 0 {
-		set("parse_errors", o.parseErrors)
+		md.set("parse_errors", o.parseErrors)
 		stats.parseErrors.Add(uint64(o.parseErrors))
 	}
 	if r.Usage == nil && c.status < 400 {
-		set("usage_missing", true)
+		md.set("usage_missing", true)
 		stats.usageMissing.Add(1)
 	}
 	if r.Usage != nil {
-		model := o.model
-		if model == "" {
-			model = c.req.Model
-		}
-		switch {
-		case u.costSeen:
-			r.Cost = &agenttrace.Cost{Total: u.cost, Currency: "USD"}
-			set("cost_source", "provider")
-		default:
-			if cost, ok := c.cfg.prices.cost(c.route.provider, model, u, c.started); ok {
-				r.Cost = &cost // from the price table (the usual case: not marked)
-			} else {
-				set("cost_unknown", true)
-				stats.costUnknown.Add(1)
-			}
-		}
+		r.Cost = c.cost(&u, &md)
 	}
 	r.Metadata = md
 	return r
+}
+
+// metadata is an LLMResponse's metadata, made on its first entry.
+type metadata map[string]any
+
+func (m *metadata) set(k string, v any) {
+	if *m == nil {
+		*m = make(map[string]any, 2)
+	}
+	(*m)[k] = v
+}
+
+// toolCalls returns the tool calls of the response, with their arguments
+// when content is captured in full: JSON as it is, or, cut by the cap or
+// by the stream, as a string.
+func (c *call) toolCalls(full bool) []agenttrace.ToolCall {
+	if len(c.out.tools) == 0 {
+		return nil
+	}
+	calls := make([]agenttrace.ToolCall, len(c.out.tools))
+	for i, t := range c.out.tools {
+		calls[i] = agenttrace.ToolCall{ID: t.id, Name: t.name}
+		if full && len(t.args) > 0 {
+			if json.Valid(t.args) {
+				calls[i].Arguments = json.RawMessage(t.args)
+			} else {
+				b, _ := json.Marshal(string(t.args))
+				calls[i].Arguments = b
+			}
+		}
+	}
+	return calls
+}
+
+// parts returns the response's content beyond its text as one assistant
+// message of typed parts (thinking, refusal), with their text when
+// captured in full and else their sizes (the text's too); nil if there
+// are none or capture is off.
+func (c *call) parts(full bool) []agenttrace.Message {
+	o := &c.out
+	if c.cfg.capture == CaptureOff || len(o.thinking) == 0 && len(o.refusal) == 0 && o.contentBytes == 0 {
+		return nil
+	}
+	// The message and its parts in one allocation.
+	mem := &struct {
+		msg   [1]agenttrace.Message
+		parts [3]agenttrace.ContentPart
+	}{}
+	msg := agenttrace.Message{Role: "assistant", Parts: mem.parts[:0]}
+	if len(o.thinking) > 0 || (!full && c.thinkingBytes > 0) {
+		p := agenttrace.ContentPart{Type: agenttrace.PartThinking, Text: string(o.thinking)}
+		if !full {
+			p.Size = c.thinkingBytes
+		}
+		msg.Parts = append(msg.Parts, p)
+	}
+	if len(o.refusal) > 0 || (!full && c.refusalBytes > 0) {
+		p := agenttrace.ContentPart{Type: agenttrace.PartRefusal, Text: string(o.refusal)}
+		if !full {
+			p.Size = c.refusalBytes
+		}
+		msg.Parts = append(msg.Parts, p)
+	}
+	if !full && c.textBytes > 0 {
+		msg.Parts = append(msg.Parts, agenttrace.ContentPart{Type: agenttrace.PartText, Size: c.textBytes})
+	}
+	if len(msg.Parts) == 0 {
+		return nil
+	}
+	mem.msg[0] = msg
+	return mem.msg[:]
+}
+
+// cost is the call's cost: the provider's when it reported one (so
+// marked), else the price table's for the response's model (the request's
+// if the response named none); nil, marked and counted, for a model the
+// table does not know.
+func (c *call) cost(u *usage, md *metadata) *agenttrace.Cost {
+	if u.costSeen {
+		md.set("cost_source", "provider")
+		return &agenttrace.Cost{Total: u.cost, Currency: "USD"}
+	}
+	model := cmp.Or(c.out.model, c.req.Model)
+	if cost, ok := c.cfg.prices.cost(c.route.provider, model, *u, c.started); ok {
+		return &cost
+	}
+	md.set("cost_unknown", true)
+	stats.costUnknown.Add(1)
+	return nil
 }
 
 // unescaped returns the JSON string body raw unescaped, in c's scratch
