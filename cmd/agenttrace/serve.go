@@ -186,15 +186,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer st.Close()
 	if *token == "" {
-		tok, created, err := loadOrCreateToken(sf.tokenFile())
-		if err != nil {
-			return fmt.Errorf("token: %w", err)
-		}
-		*token = tok
-		if created {
-			fmt.Fprintf(stdout, "agenttrace: generated a token, saved to %s (mode 0600):\n  %s\n", tokenPath(sf.tokenFile()), tok)
-		} else {
-			fmt.Fprintf(stdout, "agenttrace: using the token saved in %s\n", tokenPath(sf.tokenFile()))
+		if *token, err = savedToken(&sf, stdout); err != nil {
+			return err
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
@@ -228,24 +221,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	retainDone := make(chan struct{})
 	go func() {
 		defer close(retainDone)
-		if *retainAge <= 0 && *retainMB <= 0 {
-			return
-		}
-		t := time.NewTicker(10 * time.Minute)
-		defer t.Stop()
-		for {
-			n, err := st.Retain(ctx, *retainAge, *retainMB<<20)
-			if err != nil && ctx.Err() == nil {
-				log.Error("agenttrace: retention", "err", err)
-			} else if n > 0 {
-				log.Info("agenttrace: retention deleted runs", "runs", n)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
+		retain(ctx, st, *retainAge, *retainMB<<20, log)
 	}()
 	select {
 	case err = <-errc:
@@ -262,6 +238,44 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		err = nil
 	}
 	return err
+}
+
+// savedToken returns the token saved beside the database, generating and
+// saving one (and printing it) at first start.
+func savedToken(sf *storeFlags, stdout io.Writer) (string, error) {
+	tok, created, err := loadOrCreateToken(sf.tokenFile())
+	if err != nil {
+		return "", fmt.Errorf("token: %w", err)
+	}
+	if created {
+		fmt.Fprintf(stdout, "agenttrace: generated a token, saved to %s (mode 0600):\n  %s\n", tokenPath(sf.tokenFile()), tok)
+	} else {
+		fmt.Fprintf(stdout, "agenttrace: using the token saved in %s\n", tokenPath(sf.tokenFile()))
+	}
+	return tok, nil
+}
+
+// retain deletes runs by age and size at start and every 10 minutes until
+// ctx ends; with neither limit it returns at once.
+func retain(ctx context.Context, st store, maxAge time.Duration, maxBytes int64, log *slog.Logger) {
+	if maxAge <= 0 && maxBytes <= 0 {
+		return
+	}
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		n, err := st.Retain(ctx, maxAge, maxBytes)
+		if err != nil && ctx.Err() == nil {
+			log.Error("agenttrace: retention", "err", err)
+		} else if n > 0 {
+			log.Info("agenttrace: retention deleted runs", "runs", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 var _ prefactorapi.Store = (*sqlitestore.Store)(nil)
