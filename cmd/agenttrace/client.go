@@ -387,6 +387,69 @@ func (p *runParties) from(payload json.RawMessage) {
 	p.SessionID = cmp.Or(p.SessionID, v.Instance.SessionID)
 }
 
+// spanDataOf is a stored span as the stdout exporter takes it: its summary
+// as its name, its usage, cost and error from its result.
+func spanDataOf(instanceID string, sp *prefactorapi.SpanDetails) agenttrace.SpanData {
+	d := agenttrace.SpanData{ID: ulidOf(sp.ID), InstanceID: ulidOf(instanceID), Type: sp.SchemaName, Status: statuses[sp.Status],
+		CreatedAt: parseTS(sp.InsertedAt), StartedAt: parseTS(sp.StartedAt), EndedAt: parseTS(sp.FinishedAt),
+		Payload: sp.Payload, Result: sp.ResultPayload}
+	if sp.ParentSpanID != nil {
+		d.ParentID = ulidOf(*sp.ParentSpanID)
+	}
+	if sp.Summary != nil {
+		d.Name = *sp.Summary
+	}
+	var res struct {
+		TokenUsage *agenttrace.Usage `json:"token_usage"`
+		Cost       *agenttrace.Cost  `json:"cost"`
+		Error      *agenttrace.ErrorInfo
+	}
+	_ = json.Unmarshal(sp.ResultPayload, &res)
+	d.Usage, d.Cost, d.Error = res.TokenUsage, res.Cost, res.Error
+	return d
+}
+
+// addToSummary rolls d into sum as the tracer does: usage and cost of
+// spans other than agent spans (costs in the first currency seen), LLM
+// calls finished, spans by status.
+func addToSummary(sum *agenttrace.Summary, d *agenttrace.SpanData) {
+	if d.Usage != nil && d.Type != "agent" {
+		if sum.Usage == nil {
+			sum.Usage = &agenttrace.Usage{}
+		}
+		sum.Usage.PromptTokens += d.Usage.PromptTokens
+		sum.Usage.CompletionTokens += d.Usage.CompletionTokens
+		sum.Usage.TotalTokens += max(d.Usage.TotalTokens, d.Usage.PromptTokens+d.Usage.CompletionTokens)
+	}
+	if d.Cost != nil && d.Type != "agent" {
+		if sum.Cost == nil {
+			sum.Cost = &agenttrace.Cost{Currency: d.Cost.Currency}
+		}
+		if d.Cost.Currency == sum.Cost.Currency || d.Cost.Currency == "" {
+			sum.Cost.Prompt += d.Cost.Prompt
+			sum.Cost.Completion += d.Cost.Completion
+			sum.Cost.Other += d.Cost.Other
+			sum.Cost.Total += d.Cost.Total
+		}
+	}
+	if d.IsLLM() && d.Status.Finished() {
+		sum.LLMCalls++
+	}
+	sum.Spans.Total++
+	switch d.Status {
+	case agenttrace.StatusPending:
+		sum.Spans.Pending++
+	case agenttrace.StatusActive:
+		sum.Spans.Active++
+	case agenttrace.StatusComplete:
+		sum.Spans.Complete++
+	case agenttrace.StatusFailed:
+		sum.Spans.Failed++
+	case agenttrace.StatusCancelled:
+		sum.Spans.Cancelled++
+	}
+}
+
 // renderTree prints a stored run with the stdout exporter.
 func renderTree(ctx context.Context, w io.Writer, agentName string, in *prefactorapi.InstanceDetails, spans []prefactorapi.SpanDetails) error {
 	var buf bytes.Buffer
@@ -397,59 +460,11 @@ func renderTree(ctx context.Context, w io.Writer, agentName string, in *prefacto
 	var parties runParties
 	for i := range spans {
 		sp := &spans[i]
-		d := agenttrace.SpanData{ID: ulidOf(sp.ID), InstanceID: ulidOf(in.ID), Type: sp.SchemaName, Status: statuses[sp.Status],
-			CreatedAt: parseTS(sp.InsertedAt), StartedAt: parseTS(sp.StartedAt), EndedAt: parseTS(sp.FinishedAt),
-			Payload: sp.Payload, Result: sp.ResultPayload}
-		if sp.ParentSpanID != nil {
-			d.ParentID = ulidOf(*sp.ParentSpanID)
-		} else {
+		if sp.ParentSpanID == nil {
 			parties.from(sp.Payload)
 		}
-		if sp.Summary != nil {
-			d.Name = *sp.Summary
-		}
-		var res struct {
-			TokenUsage *agenttrace.Usage `json:"token_usage"`
-			Cost       *agenttrace.Cost  `json:"cost"`
-			Error      *agenttrace.ErrorInfo
-		}
-		_ = json.Unmarshal(sp.ResultPayload, &res)
-		d.Usage, d.Cost, d.Error = res.TokenUsage, res.Cost, res.Error
-		if d.Usage != nil && sp.SchemaName != "agent" {
-			if sum.Usage == nil {
-				sum.Usage = &agenttrace.Usage{}
-			}
-			sum.Usage.PromptTokens += d.Usage.PromptTokens
-			sum.Usage.CompletionTokens += d.Usage.CompletionTokens
-			sum.Usage.TotalTokens += max(d.Usage.TotalTokens, d.Usage.PromptTokens+d.Usage.CompletionTokens)
-		}
-		if d.Cost != nil && sp.SchemaName != "agent" {
-			if sum.Cost == nil {
-				sum.Cost = &agenttrace.Cost{Currency: d.Cost.Currency}
-			}
-			if d.Cost.Currency == sum.Cost.Currency || d.Cost.Currency == "" {
-				sum.Cost.Prompt += d.Cost.Prompt
-				sum.Cost.Completion += d.Cost.Completion
-				sum.Cost.Other += d.Cost.Other
-				sum.Cost.Total += d.Cost.Total
-			}
-		}
-		if d.IsLLM() && d.Status.Finished() {
-			sum.LLMCalls++
-		}
-		sum.Spans.Total++
-		switch d.Status {
-		case agenttrace.StatusPending:
-			sum.Spans.Pending++
-		case agenttrace.StatusActive:
-			sum.Spans.Active++
-		case agenttrace.StatusComplete:
-			sum.Spans.Complete++
-		case agenttrace.StatusFailed:
-			sum.Spans.Failed++
-		case agenttrace.StatusCancelled:
-			sum.Spans.Cancelled++
-		}
+		d := spanDataOf(in.ID, sp)
+		addToSummary(sum, &d)
 		recs = append(recs, agenttrace.Record{Kind: agenttrace.SpanStarted, Span: d})
 	}
 	sum.Spans.Finished = sum.Spans.Complete + sum.Spans.Failed + sum.Spans.Cancelled
