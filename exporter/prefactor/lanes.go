@@ -88,8 +88,9 @@ type lane struct {
 	ops     []*op
 	running bool
 	ended   bool // its instance's finish was queued
-	// lost holds the instance and the spans whose creation failed: what
-	// depends on them is skipped. Used by the lane's goroutine only.
+	// lost holds the instance and the spans whose creation failed, each
+	// with the error that lost it: what depends on them is skipped with
+	// that error. Used by the lane's goroutine only.
 	lost map[agenttrace.ID]error
 }
 
