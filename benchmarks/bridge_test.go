@@ -18,6 +18,9 @@ import (
 // discards), two ways in the same run:
 //
 //   - bridge: recorded with agenttrace and re-emitted by the OTel bridge;
+//   - bridge-large: the same with the realistic payloads of
+//     BenchmarkStartEndLarge (about 6 KB of messages), content capture off
+//     as by default, so that the OTel span has the same attributes;
 //   - native: created directly with the OTel SDK, with the same name, kind
 //     and GenAI attributes.
 //
@@ -36,7 +39,7 @@ func BenchmarkBridge(b *testing.B) {
 	resp := agenttrace.LLMResponse{Model: "gpt-4o-2024-08-06", FinishReason: "stop",
 		Usage: &agenttrace.Usage{PromptTokens: 120, CompletionTokens: 30}}
 
-	bridge := func(b *testing.B, opts ...otelbridge.Option) {
+	bridge := func(b *testing.B, req agenttrace.LLMRequest, resp agenttrace.LLMResponse, opts ...otelbridge.Option) {
 		exp := &otelCounter{}
 		tp := sdktrace.NewTracerProvider(sdktrace.WithIDGenerator(otelbridge.IDGenerator()), sdktrace.WithBatcher(exp, sdktrace.WithBlocking()))
 		tr := newAgenttrace(b, otelbridge.NewExporter(tp, opts...), agenttrace.WithBlockOnFull(time.Minute))
@@ -60,10 +63,15 @@ func BenchmarkBridge(b *testing.B) {
 		// The default instance's root span is one more.
 		b.ReportMetric(float64(exp.spans.Load()-1)/float64(b.N), "exported/op")
 	}
-	b.Run("bridge", func(b *testing.B) { bridge(b) })
+	b.Run("bridge", func(b *testing.B) { bridge(b, req, resp) })
 	// bridge-implied adds the 4 attributes the OTel span already says
 	// (otelbridge.WithImpliedAttributes): 12 in all.
-	b.Run("bridge-implied", func(b *testing.B) { bridge(b, otelbridge.WithImpliedAttributes()) })
+	b.Run("bridge-implied", func(b *testing.B) { bridge(b, req, resp, otelbridge.WithImpliedAttributes()) })
+	// bridge-large is the realistic LLM span of BenchmarkStartEndLarge
+	// (about 6 KB of messages): with content capture off, as by default,
+	// its OTel span has the same attributes as native's, and the bridge
+	// reads the mapped fields past the messages.
+	b.Run("bridge-large", func(b *testing.B) { bridge(b, largeRequest, largeResponse) })
 
 	b.Run("native", func(b *testing.B) {
 		exp := &otelCounter{}

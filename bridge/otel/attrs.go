@@ -209,23 +209,10 @@ func decode(b []byte, v any) bool {
 	return json.Unmarshal(b, v) == nil
 }
 
-// The read methods pick the mapped fields from a payload without
-// reflection; fields that do not decode are left zero.
-
-// members calls f with the key and the raw value of each member of the
-// JSON object b, read by the exporter's scanner, up to the first fault
-// (or key with escapes, which no mapped field has).
-func members(b []byte, f func(k, v []byte)) {
-	s := jsonscan.Scanner{B: b}
-	s.Object(func(k []byte) bool {
-		var v []byte
-		if !s.Raw(&v) {
-			return false
-		}
-		f(k, v)
-		return true
-	})
-}
+// The read methods pick the mapped fields from a payload (valid JSON:
+// agenttrace validates what it records) without reflection, with
+// jsonscan.Members; fields that do not decode are left zero. Keys come
+// with their escapes as they are, which no mapped field has.
 
 // jsonString returns the string a raw JSON value holds, or "" if it is not
 // a string.
@@ -337,49 +324,49 @@ func jsonInt(raw []byte) (int64, bool) {
 }
 
 func (r *llmRequestMeta) read(b []byte, n names) {
-	members(b, func(k, v []byte) {
-		switch string(k) {
+	for m := jsonscan.NewMembers(b); m.Next(); {
+		switch string(m.Key) {
 		case "operation":
-			r.Operation = n.str(v)
+			r.Operation = n.str(m.Value)
 		case "provider":
-			r.Provider = n.str(v)
+			r.Provider = n.str(m.Value)
 		case "model":
-			r.Model = n.str(v)
+			r.Model = n.str(m.Value)
 		case "stream":
-			r.Stream = string(v) == "true"
+			r.Stream = string(m.Value) == "true"
 		case "settings":
 			var s agenttrace.LLMSettings
-			if json.Unmarshal(v, &s) == nil {
+			if json.Unmarshal(m.Value, &s) == nil {
 				r.Settings = &s
 			}
 		}
-	})
+	}
 }
 
 func (r *llmResponseMeta) read(b []byte, n names) {
-	members(b, func(k, v []byte) {
-		switch string(k) {
+	for m := jsonscan.NewMembers(b); m.Next(); {
+		switch string(m.Key) {
 		case "id":
-			r.ID = jsonString(v)
+			r.ID = jsonString(m.Value)
 		case "model":
-			r.Model = n.str(v)
+			r.Model = n.str(m.Value)
 		case "finish_reason":
-			r.FinishReason = n.str(v)
+			r.FinishReason = n.str(m.Value)
 		}
-	})
+	}
 }
 
 func (t *toolInput) read(b []byte) {
-	members(b, func(k, v []byte) {
-		switch string(k) {
+	for m := jsonscan.NewMembers(b); m.Next(); {
+		switch string(m.Key) {
 		case "tool_name":
-			t.Name = jsonString(v)
+			t.Name = jsonString(m.Value)
 		case "call_id":
-			t.CallID = jsonString(v)
+			t.CallID = jsonString(m.Value)
 		case "arguments":
-			t.Arguments = v
+			t.Arguments = m.Value
 		}
-	})
+	}
 }
 
 // read takes the tool result from a ToolOutput's "output". A result of
@@ -388,17 +375,17 @@ func (t *toolInput) read(b []byte) {
 func (t *toolOutput) read(b []byte) {
 	var value []byte
 	count, found := 0, false
-	members(b, func(k, v []byte) {
+	for m := jsonscan.NewMembers(b); m.Next(); {
 		count++
-		switch string(k) {
+		switch string(m.Key) {
 		case "output":
-			t.Output, found = v, true
+			t.Output, found = m.Value, true
 		case "is_error":
-			t.IsError = string(v) == "true"
+			t.IsError = string(m.Value) == "true"
 		case "value":
-			value = v
+			value = m.Value
 		}
-	})
+	}
 	switch {
 	case found || count == 0:
 	case count == 1 && value != nil:
@@ -409,36 +396,36 @@ func (t *toolOutput) read(b []byte) {
 }
 
 func (a *agentInput) read(b []byte) {
-	members(b, func(k, v []byte) {
-		switch string(k) {
+	for m := jsonscan.NewMembers(b); m.Next(); {
+		switch string(m.Key) {
 		case "agent_name":
-			a.Name = jsonString(v)
+			a.Name = jsonString(m.Value)
 		case "session_id":
-			a.SessionID = jsonString(v)
+			a.SessionID = jsonString(m.Value)
 		case "model":
-			a.Model = jsonString(v)
+			a.Model = jsonString(m.Value)
 		case "input":
-			a.Input = v
+			a.Input = m.Value
 		}
-	})
+	}
 }
 
 func (a *agentOutput) read(b []byte) {
-	members(b, func(k, v []byte) {
-		switch string(k) {
+	for m := jsonscan.NewMembers(b); m.Next(); {
+		switch string(m.Key) {
 		case "output":
-			a.Output = v
+			a.Output = m.Value
 		case "stop_reason":
-			a.StopReason = jsonString(v)
+			a.StopReason = jsonString(m.Value)
 		case "turns":
-			a.Turns, _ = jsonInt(v)
+			a.Turns, _ = jsonInt(m.Value)
 		case "token_usage":
 			var u agenttrace.Usage
-			if json.Unmarshal(v, &u) == nil {
+			if json.Unmarshal(m.Value, &u) == nil {
 				a.Usage = &u
 			}
 		}
-	})
+	}
 }
 
 // spanMeta is what a span's start reads of its payload: its GenAI
