@@ -75,7 +75,28 @@ const maxCachedNames = 4096
 
 type priceEntry struct {
 	ModelPrice
-	re *regexp.Regexp
+	lit string         // the pattern, when it is a literal name
+	re  *regexp.Regexp // else the pattern, anchored
+}
+
+// match reports whether the entry's pattern matches the whole of name.
+func (e *priceEntry) match(name string) bool {
+	if e.re == nil {
+		return name == e.lit
+	}
+	return e.re.MatchString(name)
+}
+
+// literal returns the name a pattern matches when it matches only one
+// (most do): a table of literal names keeps no compiled expressions,
+// which would be a third of a megabyte for the built-in table, for the
+// garbage collector to mark on every cycle.
+func literal(pattern string) (string, bool) {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return "", false
+	}
+	return re.LiteralPrefix()
 }
 
 // NewPriceTable returns a table of the given prices, earlier ones taking
@@ -87,7 +108,11 @@ func NewPriceTable(prices ...ModelPrice) (*PriceTable, error) {
 		if err != nil {
 			return nil, fmt.Errorf("llmhttp: price pattern %q: %w", p.Pattern, err)
 		}
-		t.entries = append(t.entries, priceEntry{ModelPrice: p, re: re})
+		e := priceEntry{ModelPrice: p, re: re}
+		if lit, ok := literal(p.Pattern); ok {
+			e.lit, e.re = lit, nil
+		}
+		t.entries = append(t.entries, e)
 	}
 	return t, nil
 }
@@ -188,7 +213,7 @@ func (t *PriceTable) matching(provider, model string) []int {
 	var idx []int
 	for i := range t.entries {
 		e := &t.entries[i]
-		if (e.Provider == "" || e.Provider == provider) && (e.re.MatchString(m) || e.re.MatchString(base)) {
+		if (e.Provider == "" || e.Provider == provider) && (e.match(m) || e.match(base)) {
 			idx = append(idx, i)
 		}
 	}
