@@ -83,12 +83,41 @@ func (t *Tracer) emitInstance(kind RecordKind, inst *Instance, d *InstanceData) 
 	}
 }
 
-// entry is a queued record with the pipeline's bookkeeping beside it:
-// exporters get the Record alone, pure data, so one that keeps a record
-// keeps no span or caller context alive.
+// entry is a record with the pipeline's bookkeeping beside it.
 type entry struct {
 	rec  Record
 	meta recMeta
+}
+
+// entries are queued records and their bookkeeping, in parallel slices:
+// exporters get the Records alone, pure data, so one that keeps a record
+// keeps no span or caller context alive; and a synchronous exporter gets
+// them where they lie, with no copy into a batch of its own.
+type entries struct {
+	recs  []Record
+	metas []recMeta
+}
+
+// add appends a zeroed slot and returns its index.
+func (e *entries) add() int {
+	n := len(e.recs)
+	if n < cap(e.recs) && n < cap(e.metas) {
+		e.recs, e.metas = e.recs[:n+1], e.metas[:n+1]
+	} else {
+		e.recs, e.metas = append(e.recs, Record{}), append(e.metas, recMeta{})
+	}
+	return n
+}
+
+// slice returns the entries [i, j), with no spare capacity.
+func (e entries) slice(i, j int) entries { return entries{e.recs[i:j:j], e.metas[i:j:j]} }
+
+// empty clears the entries (dropping their references) and returns them
+// with no length, their capacity kept.
+func (e entries) empty() entries {
+	clear(e.recs)
+	clear(e.metas)
+	return entries{e.recs[:0], e.metas[:0]}
 }
 
 // recMeta is what the pipeline keeps about a record: the span or instance
@@ -159,9 +188,7 @@ type queue struct {
 
 	shutdownErr error
 	index       map[*Span]int
-	recs        []Record // the records of a synchronous batch (worker only)
-	metas       []recMeta
-	states      []atomic.Uint32
+	states      []atomic.Uint32 // the states of a synchronous batch (worker only)
 	logState    logState
 }
 
@@ -169,8 +196,8 @@ type queue struct {
 // counts of what was offered to it; mu guards every field.
 type buffer struct {
 	mu        sync.Mutex
-	recs      []entry
-	spare     []entry // recs of the last take, handed back emptied
+	recs      entries
+	spare     entries // recs of the last take, handed back emptied
 	gen       uint32  // bumped when the worker takes recs
 	closed    bool
 	recorded  uint64
@@ -388,24 +415,19 @@ func (q *queue) waitForRoom(timeout <-chan time.Time) (DropReason, bool) {
 // straight into its slot. q.buf.mu is held.
 func (q *queue) writeSlot(kind RecordKind, size int, s *Span, in *entry) {
 	buf := &q.buf
-	n := len(buf.recs)
-	if n < cap(buf.recs) {
-		buf.recs = buf.recs[:n+1]
-	} else {
-		buf.recs = append(buf.recs, entry{})
-	}
-	e := &buf.recs[n]
+	n := buf.recs.add()
+	rec, meta := &buf.recs.recs[n], &buf.recs.metas[n]
 	if s != nil {
-		e.rec.Kind, e.rec.Instance = kind, nil
-		s.snapshotInto(&e.rec.Span)
-		e.meta = recMeta{span: s}
+		rec.Kind = kind
+		s.snapshotInto(&rec.Span)
+		meta.span = s
 		if q.slot >= 0 && kind == SpanStarted {
 			s.slots[q.slot] = queueSlot{gen: buf.gen, idx: uint32(n)}
 		}
 	} else {
-		*e = *in
+		*rec, *meta = in.rec, in.meta
 	}
-	e.meta.size = size
+	meta.size = size
 }
 
 // Coalescing. A later record of a span (activated, ended) whose start
@@ -433,15 +455,15 @@ func (q *queue) coalesceQueued(kind RecordKind, size int, s *Span) bool {
 	if sl.gen != q.buf.gen {
 		return false
 	}
-	old := &q.buf.recs[sl.idx]
-	if size != old.meta.size {
+	old, meta := &q.buf.recs.recs[sl.idx], &q.buf.recs.metas[sl.idx]
+	if size != meta.size {
 		maxRecs, maxBytes := q.limits(kind)
-		if _, ok, _ := q.reserve(0, size-old.meta.size, maxRecs, maxBytes); !ok {
+		if _, ok, _ := q.reserve(0, size-meta.size, maxRecs, maxBytes); !ok {
 			return false
 		}
 	}
-	s.snapshotInto(&old.rec.Span)
-	old.meta.size = size
+	s.snapshotInto(&old.Span)
+	meta.size = size
 	q.buf.coalesced++
 	return true
 }
@@ -449,27 +471,28 @@ func (q *queue) coalesceQueued(kind RecordKind, size int, s *Span) bool {
 // coalesce merges, within recs, the later records of a span whose start is
 // also in recs into that start record, which keeps its place. It returns
 // the records left and the bytes freed.
-func (q *queue) coalesce(recs []entry) ([]entry, int) {
+func (q *queue) coalesce(e entries) (entries, int) {
 	idx := q.index
+	recs, metas := e.recs, e.metas
 	n, freed, merged := 0, 0, 0
 	for i := range recs {
-		r := &recs[i]
-		switch r.rec.Kind {
+		r, m := &recs[i], &metas[i]
+		switch r.Kind {
 		case SpanStarted:
-			if !r.rec.Span.Status.Finished() {
-				idx[r.meta.span] = n
+			if !r.Span.Status.Finished() {
+				idx[m.span] = n
 			}
 		case SpanActivated, SpanEnded:
-			if j, ok := idx[r.meta.span]; ok {
-				freed += recs[j].meta.size
-				recs[j] = *r
-				recs[j].rec.Kind = SpanStarted
+			if j, ok := idx[m.span]; ok {
+				freed += metas[j].size
+				recs[j], metas[j] = *r, *m
+				recs[j].Kind = SpanStarted
 				merged++
 				continue
 			}
 		}
 		if n != i {
-			recs[n] = *r
+			recs[n], metas[n] = *r, *m
 		}
 		n++
 	}
@@ -478,17 +501,18 @@ func (q *queue) coalesce(recs []entry) ([]entry, int) {
 		q.coalescedW.Add(uint64(merged))
 		// The records past n were moved down: drop their references.
 		clear(recs[n:])
+		clear(metas[n:])
 	}
-	return recs[:n], freed
+	return entries{recs[:n], metas[:n]}, freed
 }
 
 // take moves the queued records to the worker, in recording order.
-func (q *queue) take() []entry {
+func (q *queue) take() entries {
 	buf := &q.buf
 	buf.mu.Lock()
 	defer buf.mu.Unlock()
 	recs := buf.recs
-	buf.recs, buf.spare = buf.spare, nil
+	buf.recs, buf.spare = buf.spare, entries{}
 	buf.gen++
 	q.woken.Store(false)
 	return recs
@@ -496,11 +520,11 @@ func (q *queue) take() []entry {
 
 // giveBack hands the emptied slice of a take back to the buffer, for the
 // next records.
-func (q *queue) giveBack(recs []entry) {
-	clear(recs)
+func (q *queue) giveBack(recs entries) {
+	recs = recs.empty()
 	q.buf.mu.Lock()
-	if q.buf.spare == nil {
-		q.buf.spare = recs[:0]
+	if q.buf.spare.recs == nil {
+		q.buf.spare = recs
 	}
 	q.buf.mu.Unlock()
 }
@@ -574,72 +598,67 @@ func (q *queue) run() {
 // batch; an AsyncExporter gets each batch and settles it as it goes.
 func (q *queue) exportAll() {
 	recs := q.take()
-	if len(recs) == 0 {
+	if len(recs.recs) == 0 {
 		q.giveBack(recs)
 		return
 	}
-	before := len(recs)
+	before := len(recs.recs)
 	recs, freed := q.coalesce(recs)
-	if merged := before - len(recs); merged > 0 {
+	if merged := before - len(recs.recs); merged > 0 {
 		q.release(merged, freed)
 	}
-	for start := 0; start < len(recs); {
-		end := q.batchEnd(recs, start)
-		batch := recs[start:end:end]
+	for start := 0; start < len(recs.recs); {
+		end := q.batchEnd(recs.metas, start)
+		batch := recs.slice(start, end)
 		start = end
 		if q.lossy.Load() {
 			batch = q.dropOrphans(batch)
 		}
-		if len(batch) == 0 {
+		n := len(batch.recs)
+		if n == 0 {
 			continue
 		}
 		q.batches.Add(1)
 		if q.abortCtx.Err() != nil {
-			for i := range batch {
+			for i := range batch.metas {
 				q.count(DropShutdown, 1)
-				q.release(1, batch[i].meta.size)
+				q.release(1, batch.metas[i].size)
 			}
 			continue
 		}
 		if q.async != nil {
-			n := len(batch)
-			q.submit(q.newBatch(batch, make([]Record, n), make([]recMeta, n), make([]atomic.Uint32, n)))
+			// In flight past this take: the batch's own copy.
+			q.submit(q.newBatch(slices.Clone(batch.recs), slices.Clone(batch.metas), make([]atomic.Uint32, n)))
 			continue
 		}
-		// A synchronous batch is settled before the next one is made: its
-		// buffers are the worker's, reused.
-		n := len(batch)
-		q.recs = slices.Grow(q.recs[:0], n)[:n]
-		q.metas = slices.Grow(q.metas[:0], n)[:n]
+		// A synchronous batch is settled before the next one is made: it
+		// is the buffer's records where they lie, with the worker's
+		// states, and lets go of them once settled.
 		q.states = slices.Grow(q.states[:0], n)[:n]
 		clear(q.states)
-		q.exportSync(q.newBatch(batch, q.recs[:n:n], q.metas, q.states))
-		clear(q.recs)
-		clear(q.metas)
+		b := q.newBatch(batch.recs, batch.metas, q.states)
+		q.exportSync(b)
+		b.Records, b.meta = nil, nil
 	}
 	q.giveBack(recs)
 }
 
 // batchEnd returns the end of the batch that starts at recs[start], within
 // the batch limits.
-func (q *queue) batchEnd(recs []entry, start int) int {
+func (q *queue) batchEnd(metas []recMeta, start int) int {
 	cfg := &q.t.cfg
 	end, bytes := start, 0
-	for end < len(recs) && end-start < cfg.maxBatchRecords &&
-		(end == start || bytes+recs[end].meta.size <= cfg.maxBatchBytes) {
-		bytes += recs[end].meta.size
+	for end < len(metas) && end-start < cfg.maxBatchRecords &&
+		(end == start || bytes+metas[end].size <= cfg.maxBatchBytes) {
+		bytes += metas[end].size
 		end++
 	}
 	return end
 }
 
-// newBatch registers the entries as in flight, as a batch whose records
-// are copied into recs and bookkeeping into meta, beside them; state holds
-// each record's progress (all open).
-func (q *queue) newBatch(entries []entry, recs []Record, meta []recMeta, state []atomic.Uint32) *Batch {
-	for i := range entries {
-		recs[i], meta[i] = entries[i].rec, entries[i].meta
-	}
+// newBatch registers recs, with their bookkeeping in meta, as a batch in
+// flight; state holds each record's progress (all open).
+func (q *queue) newBatch(recs []Record, meta []recMeta, state []atomic.Uint32) *Batch {
 	b := &Batch{Records: recs, meta: meta, q: q, state: state, acked: make(chan struct{}), open: len(recs)}
 	b.left.Store(int64(len(recs)))
 	q.outstanding.Add(int64(len(recs)))
@@ -808,18 +827,20 @@ func (q *queue) markLost(kind RecordKind, m *recMeta) {
 
 // dropOrphans removes, in place, the records whose span, parent or instance
 // was lost, counting them and giving their room back.
-func (q *queue) dropOrphans(batch []entry) []entry {
-	out := batch[:0]
-	for i := range batch {
-		if e := &batch[i]; q.orphaned(e.rec.Kind, e.meta.span, e.meta.inst) {
+func (q *queue) dropOrphans(batch entries) entries {
+	n := 0
+	for i := range batch.recs {
+		if m := &batch.metas[i]; q.orphaned(batch.recs[i].Kind, m.span, m.inst) {
 			q.count(DropOrphaned, 1)
-			q.release(1, e.meta.size)
+			q.release(1, m.size)
 			continue
 		}
-		out = append(out, batch[i])
+		batch.recs[n], batch.metas[n] = batch.recs[i], batch.metas[i]
+		n++
 	}
-	clear(batch[len(out):])
-	return out[:len(out):len(out)]
+	clear(batch.recs[n:])
+	clear(batch.metas[n:])
+	return batch.slice(0, n)
 }
 
 // export calls the exporter under the export timeout, turning a panic into
