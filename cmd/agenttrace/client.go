@@ -157,24 +157,11 @@ func list(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer r.close()
 	if *agent == "" {
-		var agents struct {
-			Summaries []prefactorapi.AgentDetails `json:"summaries"`
-		}
-		if _, err := r.get(ctx, "/api/v1/agent?pagination[page_size]=100", &agents); err != nil {
-			return err
-		}
-		switch len(agents.Summaries) {
-		case 0:
-			fmt.Fprintln(stdout, "no agents yet")
-			return nil
-		case 1:
-			*agent = agents.Summaries[0].ID
-		default:
-			names := make([]string, len(agents.Summaries))
-			for i, a := range agents.Summaries {
-				names[i] = a.Name
+		if *agent, err = onlyAgent(ctx, r); err != nil || *agent == "" {
+			if err == nil {
+				fmt.Fprintln(stdout, "no agents yet")
 			}
-			return fmt.Errorf("several agents (%s): pass --agent", strings.Join(names, ", "))
+			return err
 		}
 	}
 	p := "/api/v2/AgentInstance/" + url.PathEscape(*agent)
@@ -199,7 +186,34 @@ func list(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_, err := stdout.Write(append(raw, '\n'))
 		return err
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	return printRuns(stdout, &out)
+}
+
+// onlyAgent returns the ID of the server's only agent, "" if it has none,
+// and an error naming them if it has several.
+func onlyAgent(ctx context.Context, r *reader) (string, error) {
+	var agents struct {
+		Summaries []prefactorapi.AgentDetails `json:"summaries"`
+	}
+	if _, err := r.get(ctx, "/api/v1/agent?pagination[page_size]=100", &agents); err != nil {
+		return "", err
+	}
+	switch len(agents.Summaries) {
+	case 0:
+		return "", nil
+	case 1:
+		return agents.Summaries[0].ID, nil
+	}
+	names := make([]string, len(agents.Summaries))
+	for i, a := range agents.Summaries {
+		names[i] = a.Name
+	}
+	return "", fmt.Errorf("several agents (%s): pass --agent", strings.Join(names, ", "))
+}
+
+// printRuns prints a page of the run listing as a table.
+func printRuns(w io.Writer, out *server.RunPage) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tVER\tSTART\tDURATION\tUSER\tGROUP\tCHANNEL\tTOKENS\tCOST\tTTFT")
 	for _, it := range out.Items {
 		dur := "running"
@@ -223,7 +237,7 @@ func list(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	pages := max((out.Total+out.PageSize-1)/out.PageSize, 1)
-	fmt.Fprintf(stdout, "page %d of %d, %d runs\n", out.Page, pages, out.Total)
+	fmt.Fprintf(w, "page %d of %d, %d runs\n", out.Page, pages, out.Total)
 	return nil
 }
 

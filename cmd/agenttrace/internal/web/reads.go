@@ -167,6 +167,7 @@ func listRuns(ctx context.Context, st prefactorapi.Store, q RunQuery) (RunPage, 
 	page := RunPage{Page: q.Page, PageSize: q.PageSize, Items: []Run{}}
 	offset := (q.Page - 1) * q.PageSize
 	if rl, ok := st.(runLister); ok {
+		// The store filters and counts (SQLite): one query for the page.
 		iq := q.InstanceQuery
 		iq.Offset, iq.Limit = offset, q.PageSize
 		ins, total, err := rl.ListRuns(ctx, sqlitestore.RunFilter{InstanceQuery: iq, Statuses: q.Statuses, From: q.From, To: q.To})
@@ -175,20 +176,13 @@ func listRuns(ctx context.Context, st prefactorapi.Store, q RunQuery) (RunPage, 
 		}
 		page.Total, page.Scanned = total, len(ins)
 		err = st.View(ctx, func(tx prefactorapi.ReadTx) error {
-			names := runNamer{tx: tx, agents: map[string]prefactorapi.AgentRecord{}, versions: map[string]prefactorapi.AgentVersionRecord{}}
-			for i := range ins {
-				r, err := names.run(&ins[i])
-				if err != nil {
-					return err
-				}
-				page.Items = append(page.Items, r)
-			}
-			return nil
+			names := newRunNamer(tx)
+			return names.add(&page, ins)
 		})
 		return page, err
 	}
 	err := st.View(ctx, func(tx prefactorapi.ReadTx) error {
-		names := runNamer{tx: tx, agents: map[string]prefactorapi.AgentRecord{}, versions: map[string]prefactorapi.AgentVersionRecord{}}
+		names := newRunNamer(tx)
 		if len(q.Statuses) == 0 && q.From.IsZero() && q.To.IsZero() {
 			iq := q.InstanceQuery
 			iq.Offset, iq.Limit = offset, q.PageSize
@@ -197,69 +191,71 @@ func listRuns(ctx context.Context, st prefactorapi.Store, q RunQuery) (RunPage, 
 				return err
 			}
 			page.Total, page.Scanned = total, len(ins)
-			for i := range ins {
-				r, err := names.run(&ins[i])
+			return names.add(&page, ins)
+		}
+		return scanRuns(ctx, tx, &names, q, offset, &page)
+	})
+	return page, err
+}
+
+// scanRuns fills page with the runs that pass q's status and time
+// filters, reading the instances in chunks in q's order: for a store that
+// cannot filter them itself.
+func scanRuns(ctx context.Context, tx prefactorapi.ReadTx, names *runNamer, q RunQuery, offset int, page *RunPage) error {
+	want := map[string]bool{}
+	for _, s := range q.Statuses {
+		want[s] = true
+	}
+	iq := q.InstanceQuery
+	iq.Limit = scanChunk
+	matched := 0
+	for iq.Offset = 0; ; iq.Offset += scanChunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ins, _, err := tx.ListInstances(iq)
+		if err != nil {
+			return err
+		}
+		page.Scanned += len(ins)
+		done := len(ins) < scanChunk
+		for i := range ins {
+			in := &ins[i]
+			keep, past := q.inWindow(in.StartKey())
+			if past {
+				done = true
+				break
+			}
+			if !keep || len(want) > 0 && !want[in.Status] {
+				continue
+			}
+			if matched >= offset && matched < offset+q.PageSize {
+				r, err := names.run(in)
 				if err != nil {
 					return err
 				}
 				page.Items = append(page.Items, r)
 			}
-			return nil
+			matched++
 		}
-		want := map[string]bool{}
-		for _, s := range q.Statuses {
-			want[s] = true
+		if done {
+			break
 		}
-		iq := q.InstanceQuery
-		iq.Limit = scanChunk
-		matched := 0
-		for iq.Offset = 0; ; iq.Offset += scanChunk {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			ins, _, err := tx.ListInstances(iq)
-			if err != nil {
-				return err
-			}
-			page.Scanned += len(ins)
-			done := len(ins) < scanChunk
-			for i := range ins {
-				in := &ins[i]
-				k := in.StartKey()
-				if !q.From.IsZero() && k.Before(q.From) {
-					if q.Order == prefactorapi.ByStartDesc {
-						done = true
-						break
-					}
-					continue
-				}
-				if !q.To.IsZero() && k.After(q.To) {
-					if q.Order == prefactorapi.ByStartAsc {
-						done = true
-						break
-					}
-					continue
-				}
-				if len(want) > 0 && !want[in.Status] {
-					continue
-				}
-				if matched >= offset && matched < offset+q.PageSize {
-					r, err := names.run(in)
-					if err != nil {
-						return err
-					}
-					page.Items = append(page.Items, r)
-				}
-				matched++
-			}
-			if done {
-				break
-			}
-		}
-		page.Total = matched
-		return nil
-	})
-	return page, err
+	}
+	page.Total = matched
+	return nil
+}
+
+// inWindow reports whether a run that started at k is within q's From and
+// To, and whether, in q's order, every run after it is past the window.
+func (q *RunQuery) inWindow(k time.Time) (keep, past bool) {
+	if !q.From.IsZero() && k.Before(q.From) {
+		return false, q.Order == prefactorapi.ByStartDesc
+	}
+	if !q.To.IsZero() && k.After(q.To) {
+		return false, q.Order == prefactorapi.ByStartAsc
+	}
+	return true, false
 }
 
 // runNamer renders instance records as runs, looking agents and versions
@@ -268,6 +264,22 @@ type runNamer struct {
 	tx       prefactorapi.ReadTx
 	agents   map[string]prefactorapi.AgentRecord
 	versions map[string]prefactorapi.AgentVersionRecord
+}
+
+func newRunNamer(tx prefactorapi.ReadTx) runNamer {
+	return runNamer{tx: tx, agents: map[string]prefactorapi.AgentRecord{}, versions: map[string]prefactorapi.AgentVersionRecord{}}
+}
+
+// add appends the runs of ins to page.
+func (n *runNamer) add(page *RunPage, ins []prefactorapi.InstanceRecord) error {
+	for i := range ins {
+		r, err := n.run(&ins[i])
+		if err != nil {
+			return err
+		}
+		page.Items = append(page.Items, r)
+	}
+	return nil
 }
 
 func (n *runNamer) run(in *prefactorapi.InstanceRecord) (Run, error) {
@@ -375,7 +387,7 @@ func getRun(ctx context.Context, api *prefactorapi.API, id string) (d RunDetail,
 			ok = found
 			return err
 		}
-		n := runNamer{tx: tx, agents: map[string]prefactorapi.AgentRecord{}, versions: map[string]prefactorapi.AgentVersionRecord{}}
+		n := newRunNamer(tx)
 		d.Run, err = n.run(&in)
 		return err
 	})
