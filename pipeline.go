@@ -418,9 +418,9 @@ func (q *queue) writeSlot(kind RecordKind, size int, s *Span, in *entry) {
 	n := buf.recs.add()
 	rec, meta := &buf.recs.recs[n], &buf.recs.metas[n]
 	if s != nil {
-		rec.Kind = kind
+		rec.Kind, rec.Instance = kind, nil
 		s.snapshotInto(&rec.Span)
-		meta.span = s
+		*meta = recMeta{span: s}
 		if q.slot >= 0 && kind == SpanStarted {
 			s.slots[q.slot] = queueSlot{gen: buf.gen, idx: uint32(n)}
 		}
