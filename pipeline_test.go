@@ -402,3 +402,71 @@ func unjoin(err error) []error {
 	}
 	return []error{err}
 }
+
+// scribbler is a synchronous exporter that does what the Exporter contract
+// lets it: it keeps copies of the records, and appends to and overwrites
+// the slice it was given before returning.
+type scribbler struct {
+	kept      []agenttrace.Record
+	lens      []int
+	spareCaps int
+}
+
+func (s *scribbler) Export(_ context.Context, recs []agenttrace.Record) error {
+	s.kept = append(s.kept, recs...)
+	s.lens = append(s.lens, len(recs))
+	if cap(recs) != len(recs) {
+		s.spareCaps++
+	}
+	recs = append(recs, agenttrace.Record{Kind: agenttrace.SpanEnded})
+	for i := range recs {
+		recs[i].Span.Name = "scribbled"
+		recs[i].Span.Payload = nil
+	}
+	return nil
+}
+
+func (s *scribbler) Shutdown(context.Context) error { return nil }
+
+// A synchronous exporter gets the queue's records where they lie: each
+// batch with no spare capacity, so that appending to it cannot reach the
+// next batch, and what it does to the slice reaches no other batch and no
+// record it kept.
+func TestSyncExporterBatchesAreItsOwn(t *testing.T) {
+	exp := &scribbler{}
+	tr, err := agenttrace.New(agenttrace.WithExporter(exp), agenttrace.WithFlushInterval(time.Hour),
+		agenttrace.WithBatchLimits(4, 1<<20), agenttrace.WithLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	ctx, inst := tr.StartInstance(context.Background())
+	for round := range 3 {
+		for i := range 7 {
+			_, s := tr.Start(ctx, "tool", agenttrace.ToolInput{Name: "t"}, agenttrace.WithName(fmt.Sprintf("span %d.%d", round, i)))
+			s.End()
+		}
+		flush(t, tr)
+	}
+	inst.End()
+	require.NoError(t, tr.Shutdown(context.Background()))
+
+	var names []string
+	for _, r := range exp.kept {
+		if r.Instance == nil {
+			require.JSONEq(t, `{"tool_name":"t"}`, string(r.Span.Payload), r.Span.Name)
+			if r.Kind == agenttrace.SpanStarted { // a span whose start left before its end has two records
+				names = append(names, r.Span.Name)
+			}
+		}
+	}
+	var want []string
+	for round := range 3 {
+		for i := range 7 {
+			want = append(want, fmt.Sprintf("span %d.%d", round, i))
+		}
+	}
+	require.Equal(t, want, names)
+	require.Zero(t, exp.spareCaps)
+	for _, n := range exp.lens {
+		require.LessOrEqual(t, n, 4)
+	}
+	require.Greater(t, len(exp.lens), 6, "batches of at most 4")
+}
