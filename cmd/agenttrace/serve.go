@@ -214,6 +214,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "agenttrace: serving http://%s (database %s)\n", ln.Addr(), sf.describe())
 	fmt.Fprintf(stdout, "  viewer: http://%s/ (sign in with the token)\n", ln.Addr())
 	fmt.Fprintf(stdout, "  export PREFACTOR_API_URL=http://%s PREFACTOR_API_TOKEN=<the token>\n", ln.Addr())
+	return serveUntilStopped(ctx, hs, ln, stopOTLP, func(ctx context.Context) { retain(ctx, st, *retainAge, *retainMB<<20, log) })
+}
+
+// serveUntilStopped serves hs on ln, with the retention loop beside it, until the server
+// fails or ctx ends or the process is interrupted (SIGINT, SIGTERM); then
+// it stops OTLP ingest while the server still takes what it sends, shuts
+// the server down within 10 s and waits for the retention loop.
+func serveUntilStopped(ctx context.Context, hs *http.Server, ln net.Listener, stopOTLP func(), retainLoop func(context.Context)) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
@@ -221,12 +229,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	retainDone := make(chan struct{})
 	go func() {
 		defer close(retainDone)
-		retain(ctx, st, *retainAge, *retainMB<<20, log)
+		retainLoop(ctx)
 	}()
+	var err error
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
-		stopOTLP() // while the server still takes what it sends
+		stopOTLP()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err = hs.Shutdown(sctx)
 		cancel()
