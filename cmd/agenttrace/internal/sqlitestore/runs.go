@@ -27,13 +27,37 @@ type RunFilter struct {
 // serves the order; the count reads the filtered rows). It reads as View
 // does, outside any caller's transaction.
 func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]prefactorapi.InstanceRecord, int, error) {
+	cond, args, ok := runWhere(f)
+	if !ok {
+		return []prefactorapi.InstanceRecord{}, 0, nil
+	}
 	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlitestore: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	var total int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM instances"+cond, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("sqlitestore: %w", err)
+	}
+	q := f.InstanceQuery
+	limit := -1
+	if q.Limit > 0 {
+		limit = q.Limit
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT "+instanceCols+runFrom(q)+cond+runOrder(q)+" LIMIT ? OFFSET ?",
+		append(args, limit, max(q.Offset, 0))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlitestore: %w", err)
+	}
+	out, err := scanInstances(rows)
+	return out, total, err
+}
+
+// runWhere returns the WHERE clause (with its leading space, or "") and
+// arguments of f's filters; ok is false when its search can match nothing.
+func runWhere(f RunFilter) (cond string, args []any, ok bool) {
 	var where []string
-	var args []any
 	add := func(cond string, v ...any) { where, args = append(where, cond), append(args, v...) }
 	q := f.InstanceQuery
 	if q.AgentID != "" {
@@ -51,7 +75,7 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]prefactorapi.Insta
 	if strings.TrimSpace(q.Search) != "" { // as ListInstances searches
 		match, ok := ftsQuery(q.Search)
 		if !ok {
-			return []prefactorapi.InstanceRecord{}, 0, nil
+			return "", nil, false
 		}
 		add("seq IN (SELECT rowid FROM instance_names WHERE instance_names MATCH ?)", match)
 	}
@@ -69,40 +93,33 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]prefactorapi.Insta
 	if !f.To.IsZero() {
 		add("start_key <= ?", f.To.UnixMicro())
 	}
-	cond := ""
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
-	var total int
-	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM instances"+cond, args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("sqlitestore: %w", err)
-	}
-	order := " ORDER BY seq"
+	return cond, args, true
+}
+
+// runOrder returns the ORDER BY clause of q's order.
+func runOrder(q prefactorapi.InstanceQuery) string {
 	switch q.Order {
 	case prefactorapi.ByStartDesc:
-		order = " ORDER BY start_key DESC, id DESC"
+		return " ORDER BY start_key DESC, id DESC"
 	case prefactorapi.ByStartAsc:
-		order = " ORDER BY start_key, id"
+		return " ORDER BY start_key, id"
 	}
-	limit := -1
-	if q.Limit > 0 {
-		limit = q.Limit
-	}
-	// Without an agent, version or search filter no index leads with a
-	// filtered column and ends in the sort key, and SQLite's planner then
-	// scans and sorts the table (200 ms at 50,000 runs); walking the start
-	// index and checking each row is 10x faster even 1,000 rows deep.
-	from := " FROM instances"
+	return " ORDER BY seq"
+}
+
+// runFrom returns the FROM clause for q. Without an agent, version or
+// search filter no index leads with a filtered column and ends in the sort
+// key, and SQLite's planner then scans and sorts the table (200 ms at
+// 50,000 runs); walking the start index and checking each row is 10x
+// faster even 1,000 rows deep.
+func runFrom(q prefactorapi.InstanceQuery) string {
 	if q.Order != prefactorapi.ByInsertion && q.AgentID == "" && q.VersionID == "" && q.Search == "" {
-		from = " FROM instances INDEXED BY instances_start"
+		return " FROM instances INDEXED BY instances_start"
 	}
-	rows, err := tx.QueryContext(ctx, "SELECT "+instanceCols+from+cond+order+" LIMIT ? OFFSET ?",
-		append(args, limit, max(q.Offset, 0))...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("sqlitestore: %w", err)
-	}
-	out, err := scanInstances(rows)
-	return out, total, err
+	return " FROM instances"
 }
 
 // RunGroup sums an agent's runs of one version, status, UTC day of start
