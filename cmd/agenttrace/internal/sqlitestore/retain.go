@@ -15,38 +15,9 @@ import (
 // comes after its record was deleted is applied again).
 func (s *Store) Retain(ctx context.Context, maxAge time.Duration, maxBytes int64) (int, error) {
 	deleted := 0
-	del := func(cond string, args ...any) (int, error) {
-		n := 0
-		tx, err := s.write.BeginTx(ctx, nil)
-		if err != nil {
-			return 0, err
-		}
-		defer func() { _ = tx.Rollback() }()
-		if _, err := tx.ExecContext(ctx, "CREATE TEMP TABLE IF NOT EXISTS doomed(id TEXT PRIMARY KEY)"); err != nil {
-			return 0, err
-		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM doomed"); err != nil {
-			return 0, err
-		}
-		res, err := tx.ExecContext(ctx, "INSERT INTO doomed SELECT id FROM instances WHERE "+cond, args...)
-		if err != nil {
-			return 0, err
-		}
-		k, _ := res.RowsAffected()
-		n = int(k)
-		for _, q := range []string{
-			"DELETE FROM spans WHERE instance_id IN (SELECT id FROM doomed)",
-			"DELETE FROM instances WHERE id IN (SELECT id FROM doomed)",
-		} {
-			if _, err := tx.ExecContext(ctx, q); err != nil {
-				return 0, err
-			}
-		}
-		return n, tx.Commit()
-	}
 	if maxAge > 0 {
 		cut := time.Now().Add(-maxAge).UnixMicro()
-		n, err := del("finished_at IS NOT NULL AND finished_at < ?", cut)
+		n, err := s.deleteRuns(ctx, "finished_at IS NOT NULL AND finished_at < ?", cut)
 		if err != nil {
 			return deleted, fmt.Errorf("sqlitestore: retention by age: %w", err)
 		}
@@ -55,23 +26,31 @@ func (s *Store) Retain(ctx context.Context, maxAge time.Duration, maxBytes int64
 			return deleted, fmt.Errorf("sqlitestore: retention by age: %w", err)
 		}
 	}
-	batch := 1
 	if maxBytes > 0 {
-		var count int
-		if err := s.write.QueryRowContext(ctx, "SELECT count(*) FROM instances").Scan(&count); err != nil {
-			return deleted, fmt.Errorf("sqlitestore: %w", err)
-		}
-		batch = max(1, count/50)
-	}
-	for maxBytes > 0 {
-		used, err := s.UsedBytes(ctx)
+		n, err := s.retainBytes(ctx, maxBytes)
+		deleted += n
 		if err != nil {
 			return deleted, err
 		}
-		if used <= maxBytes {
-			break
+	}
+	return deleted, nil
+}
+
+// retainBytes deletes the oldest runs, a fiftieth of them at a time, and
+// the oldest idempotency keys while the database is larger than maxBytes.
+func (s *Store) retainBytes(ctx context.Context, maxBytes int64) (int, error) {
+	var count int
+	if err := s.write.QueryRowContext(ctx, "SELECT count(*) FROM instances").Scan(&count); err != nil {
+		return 0, fmt.Errorf("sqlitestore: %w", err)
+	}
+	batch := max(1, count/50)
+	deleted := 0
+	for {
+		used, err := s.UsedBytes(ctx)
+		if err != nil || used <= maxBytes {
+			return deleted, err
 		}
-		n, err := del("seq IN (SELECT seq FROM instances ORDER BY seq LIMIT ?)", batch)
+		n, err := s.deleteRuns(ctx, "seq IN (SELECT seq FROM instances ORDER BY seq LIMIT ?)", batch)
 		if err != nil {
 			return deleted, fmt.Errorf("sqlitestore: retention by size: %w", err)
 		}
@@ -81,11 +60,40 @@ func (s *Store) Retain(ctx context.Context, maxAge time.Duration, maxBytes int64
 		}
 		k, _ := res.RowsAffected()
 		if n == 0 && k == 0 {
-			break
+			return deleted, nil
 		}
 		deleted += n
 	}
-	return deleted, nil
+}
+
+// deleteRuns deletes, in one transaction, the runs that match cond and
+// their spans, and returns how many runs it deleted.
+func (s *Store) deleteRuns(ctx context.Context, cond string, args ...any) (int, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, "CREATE TEMP TABLE IF NOT EXISTS doomed(id TEXT PRIMARY KEY)"); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM doomed"); err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, "INSERT INTO doomed SELECT id FROM instances WHERE "+cond, args...)
+	if err != nil {
+		return 0, err
+	}
+	k, _ := res.RowsAffected()
+	for _, q := range []string{
+		"DELETE FROM spans WHERE instance_id IN (SELECT id FROM doomed)",
+		"DELETE FROM instances WHERE id IN (SELECT id FROM doomed)",
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return 0, err
+		}
+	}
+	return int(k), tx.Commit()
 }
 
 // UsedBytes is the size of the database pages in use.
