@@ -725,29 +725,10 @@ func (c *call) endLocked(kind endKind, err error) {
 	}
 	now := time.Now()
 	if c.framer != nil && (kind == endEOF || kind == endClosed) {
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					stats.panics.Add(1)
-					c.out.parseErrors++
-				}
-			}()
-			c.framer.end(kind == endEOF)
-		}()
+		c.endFraming(kind == endEOF)
 	}
 	if c.status >= 400 {
-		ae := c.out.apiErr
-		c.attemptErrs = append(c.attemptErrs, ae.Error())
-		if kind == endClosed && c.retryable {
-			// SDKs close an error body unread when they retry it
-			// (openai-go, anthropic-sdk-go, genai); the span waits for the
-			// retry a while.
-			k := c.waitKey()
-			k.hash = hashBody(c.body)
-			c.core.wait(c, k, ae, now)
-			return
-		}
-		c.failLocked(ae, now)
+		c.endHTTPError(kind, now)
 		return
 	}
 	if c.out.apiErr != nil { // an error event in the stream
@@ -767,6 +748,52 @@ func (c *call) endLocked(kind endKind, err error) {
 		c.completeLocked(now)
 		return
 	}
+	serr := c.cutShort(kind, err)
+	if c.retriedBody(kind) {
+		// The SDK may send the call again: wait for it, but only the grace
+		// period, since openai-go returns the error to its caller instead.
+		c.attemptErrs = append(c.attemptErrs, serr.Error())
+		k := c.waitKey()
+		k.hash = hashBody(c.body)
+		c.core.waitFor(c, k, serr, now, min(cancelGrace, c.cfg.retryWait))
+		return
+	}
+	c.failLocked(serr, now)
+}
+
+// endFraming tells the framer the body ended (eof: at its end, else
+// closed early), counting a panic in it as a parse error.
+func (c *call) endFraming(eof bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			stats.panics.Add(1)
+			c.out.parseErrors++
+		}
+	}()
+	c.framer.end(eof)
+}
+
+// endHTTPError ends an attempt answered with an HTTP error: the span fails
+// with the API's error, or waits a while for the SDK's retry when the SDK
+// closed a retryable error body unread.
+func (c *call) endHTTPError(kind endKind, now time.Time) {
+	ae := c.out.apiErr
+	c.attemptErrs = append(c.attemptErrs, ae.Error())
+	if kind == endClosed && c.retryable {
+		// SDKs close an error body unread when they retry it (openai-go,
+		// anthropic-sdk-go, genai); the span waits for the retry a while.
+		k := c.waitKey()
+		k.hash = hashBody(c.body)
+		c.core.wait(c, k, ae, now)
+		return
+	}
+	c.failLocked(ae, now)
+}
+
+// cutShort returns the error of a body that ended without its terminal
+// event, by how it ended: cut (EOF or a read error, or the context's cause
+// if it ended first), closed early by the caller, or cancelled.
+func (c *call) cutShort(kind endKind, err error) *StreamError {
 	var reason error
 	switch kind {
 	case endEOF, endReadErr:
@@ -791,17 +818,7 @@ func (c *call) endLocked(kind endKind, err error) {
 	if kind == endEOF {
 		err = nil
 	}
-	serr := &StreamError{Reason: reason, Err: sanitize(err)}
-	if c.retriedBody(kind) {
-		// The SDK may send the call again: wait for it, but only the grace
-		// period, since openai-go returns the error to its caller instead.
-		c.attemptErrs = append(c.attemptErrs, serr.Error())
-		k := c.waitKey()
-		k.hash = hashBody(c.body)
-		c.core.waitFor(c, k, serr, now, min(cancelGrace, c.cfg.retryWait))
-		return
-	}
-	c.failLocked(serr, now)
+	return &StreamError{Reason: reason, Err: sanitize(err)}
 }
 
 func resumableFinish(f string) bool {
