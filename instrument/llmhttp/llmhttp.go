@@ -233,19 +233,9 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 		}
 	}
 	if c == nil {
-		c = &call{core: co, cfg: co.cfg, route: rt, req: parsed.req, budget: co.cfg.maxContent - parsed.contentUsed,
-			reqTruncated: parsed.truncated, attempts: 1, hops: 1, stream: parsed.req.Stream || rt.stream}
-		c.req.Stream = c.stream
-		name := rt.api.operation()
-		if c.req.Model != "" {
-			name += " " + c.req.Model
-		}
-		c.ctx, c.span = co.tr.Start(ctx, agenttrace.TypeLLM, c.req, agenttrace.WithName(name))
-		if c.span == nil {
+		if c = co.newCall(ctx, rt, &parsed); c == nil {
 			return nil, withBody(req, ctx, body)
 		}
-		c.started = time.Now()
-		stats.calls.Add(1)
 	}
 	if c.attempts > 1 || c.hops > 1 {
 		// A retry or a hop goes out with its own request's context (the
@@ -264,6 +254,25 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 		c.reset()
 	}
 	return c, withBody(req, c.ctx, body)
+}
+
+// newCall starts the span of a new call, or returns nil if the tracer
+// records none.
+func (co *core) newCall(ctx context.Context, rt route, parsed *parsed) *call {
+	c := &call{core: co, cfg: co.cfg, route: rt, req: parsed.req, budget: co.cfg.maxContent - parsed.contentUsed,
+		reqTruncated: parsed.truncated, attempts: 1, hops: 1, stream: parsed.req.Stream || rt.stream}
+	c.req.Stream = c.stream
+	name := rt.api.operation()
+	if c.req.Model != "" {
+		name += " " + c.req.Model
+	}
+	c.ctx, c.span = co.tr.Start(ctx, agenttrace.TypeLLM, c.req, agenttrace.WithName(name))
+	if c.span == nil {
+		return nil
+	}
+	c.started = time.Now()
+	stats.calls.Add(1)
+	return c
 }
 
 // readAll reads r whole, in one allocation when its length n is known.
