@@ -157,12 +157,15 @@ func list(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer r.close()
 	if *agent == "" {
-		if *agent, err = onlyAgent(ctx, r); err != nil || *agent == "" {
-			if err == nil {
-				fmt.Fprintln(stdout, "no agents yet")
-			}
+		id, err := onlyAgent(ctx, r)
+		if err != nil {
 			return err
 		}
+		if id == "" {
+			fmt.Fprintln(stdout, "no agents yet")
+			return nil
+		}
+		*agent = id
 	}
 	p := "/api/v2/AgentInstance/" + url.PathEscape(*agent)
 	if *version != "" {

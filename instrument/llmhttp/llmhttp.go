@@ -258,9 +258,9 @@ func (co *core) begin(req *http.Request, rt route, body []byte) (c *call, out *h
 
 // newCall starts the span of a new call, or returns nil if the tracer
 // records none.
-func (co *core) newCall(ctx context.Context, rt route, parsed *parsed) *call {
-	c := &call{core: co, cfg: co.cfg, route: rt, req: parsed.req, budget: co.cfg.maxContent - parsed.contentUsed,
-		reqTruncated: parsed.truncated, attempts: 1, hops: 1, stream: parsed.req.Stream || rt.stream}
+func (co *core) newCall(ctx context.Context, rt route, p *parsed) *call {
+	c := &call{core: co, cfg: co.cfg, route: rt, req: p.req, budget: co.cfg.maxContent - p.contentUsed,
+		reqTruncated: p.truncated, attempts: 1, hops: 1, stream: p.req.Stream || rt.stream}
 	c.req.Stream = c.stream
 	name := rt.api.operation()
 	if c.req.Model != "" {

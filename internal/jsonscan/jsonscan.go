@@ -2,6 +2,8 @@
 // decoding paths of the Prefactor exporter and its fake server: it reads
 // the common shapes without allocating and accepts only what encoding/json
 // accepts, so a caller can fall back to encoding/json for everything else.
+// Members, beside it, walks JSON already known to be valid (a record's
+// payload) without checking it again.
 package jsonscan
 
 import "encoding/binary"
