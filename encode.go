@@ -109,8 +109,7 @@ func encodePayload(v any, spanType string, field PayloadField, limit int, redact
 // encodeSized encodes a large typed payload straight into a slice of its
 // estimated size, which the span then keeps: no pooled buffer and no copy.
 // It reports false, for the general path, if v gives no estimate (only the
-// LLM payloads do), the estimate is small (the inline buffer may take it)
-// or over limit, a redactor must see the payload first, or the encoding
+// LLM payloads do), the estimate is below sizedMin or over limit, a redactor must see the payload first, or the encoding
 // fails or outgrows the limit.
 func encodeSized(v any, limit int, redact Redactor) ([]byte, bool) {
 	var n int
@@ -120,7 +119,7 @@ func encodeSized(v any, limit int, redact Redactor) ([]byte, bool) {
 	case LLMResponse:
 		n = x.sizeHint()
 	}
-	if redact != nil || n <= inlineSize || n > limit {
+	if redact != nil || n < sizedMin || n > limit {
 		return nil, false
 	}
 	b, err := appendValue(make([]byte, 0, n+n/8+64), v)
@@ -129,6 +128,12 @@ func encodeSized(v any, limit int, redact Redactor) ([]byte, bool) {
 	}
 	return clip(b), true
 }
+
+// sizedMin is the smallest size hint for which encodeSized is worth its
+// slack: below it, the pooled buffer and an exact copy (into the span's
+// inline buffer when it fits) cost no more and hold less memory for as
+// long as the span and its queued records live.
+const sizedMin = 1024
 
 // clip drops b's spare capacity, so that an append to a record's payload
 // can never write into memory the span still owns.

@@ -199,6 +199,7 @@ type buffer struct {
 	recs      entries
 	spare     entries // recs of the last take, handed back emptied
 	gen       uint32  // bumped when the worker takes recs
+	bytes     int     // the bytes charged for recs
 	closed    bool
 	recorded  uint64
 	coalesced uint64
@@ -334,6 +335,7 @@ func (q *queue) push(kind RecordKind, size int, s *Span, in *entry) bool {
 		return false
 	}
 	if q.coalesceQueued(kind, size, s) {
+		q.nudgeIfFull(0)
 		return true
 	}
 	queued, ok := q.reserveOrWait(kind, size)
@@ -341,10 +343,21 @@ func (q *queue) push(kind RecordKind, size int, s *Span, in *entry) bool {
 		return false
 	}
 	q.writeSlot(kind, size, s, in)
-	if queued-int(q.outstanding.Load()) >= q.t.cfg.maxBatchRecords && !q.woken.Load() && q.woken.CompareAndSwap(false, true) {
-		q.nudge() // a batch is full
-	}
+	q.nudgeIfFull(queued)
 	return true
+}
+
+// nudgeIfFull wakes the worker, once per take, when a batch is full by
+// record count (queued records, of which those taken by the worker are
+// not waiting) or by bytes (those in the buffer): the worker then exports
+// it without waiting for the flush interval, and large records cannot fill
+// the queue's byte limit while it waits. q.buf.mu is held.
+func (q *queue) nudgeIfFull(queued int) {
+	cfg := &q.t.cfg
+	full := queued-int(q.outstanding.Load()) >= cfg.maxBatchRecords || q.buf.bytes >= cfg.maxBatchBytes
+	if full && !q.woken.Load() && q.woken.CompareAndSwap(false, true) {
+		q.nudge()
+	}
 }
 
 // limits returns the queue limits for a record of kind.
@@ -428,6 +441,7 @@ func (q *queue) writeSlot(kind RecordKind, size int, s *Span, in *entry) {
 		*rec, *meta = in.rec, in.meta
 	}
 	meta.size = size
+	buf.bytes += size
 }
 
 // Coalescing. A later record of a span (activated, ended) whose start
@@ -463,6 +477,7 @@ func (q *queue) coalesceQueued(kind RecordKind, size int, s *Span) bool {
 		}
 	}
 	s.snapshotInto(&old.Span)
+	q.buf.bytes += size - meta.size
 	meta.size = size
 	q.buf.coalesced++
 	return true
@@ -513,6 +528,7 @@ func (q *queue) take() entries {
 	defer buf.mu.Unlock()
 	recs := buf.recs
 	buf.recs, buf.spare = buf.spare, entries{}
+	buf.bytes = 0
 	buf.gen++
 	q.woken.Store(false)
 	return recs

@@ -120,6 +120,52 @@ func TestAccountingWithStalledExporter(t *testing.T) {
 	requireUndelivered(t, tr)
 }
 
+// A batch full by bytes is exported at once, as one full by record count
+// is, not at the next flush interval: records large enough to fill the
+// batch byte limit long before its record limit would otherwise wait, and
+// could fill the queue's byte limit meanwhile. Both ways of queueing bytes
+// count: new records, and a span's end that grows its queued start record.
+func TestBatchFullByBytesIsExportedAtOnce(t *testing.T) {
+	big := strings.Repeat("x", 6<<10)
+	for name, record := range map[string]func(ctx context.Context, tr *agenttrace.Tracer){
+		"new records": func(ctx context.Context, tr *agenttrace.Tracer) {
+			for range 4 {
+				_, s := tr.Start(ctx, "tool", agenttrace.ToolInput{Name: "t", Arguments: map[string]any{"q": big}})
+				s.End()
+			}
+		},
+		"coalesced end": func(ctx context.Context, tr *agenttrace.Tracer) {
+			var spans []*agenttrace.Span
+			for range 4 {
+				_, s := tr.Start(ctx, "tool", agenttrace.ToolInput{Name: "t"})
+				spans = append(spans, s)
+			}
+			for _, s := range spans {
+				s.SetResult(agenttrace.ToolOutput{Output: big})
+				s.End()
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := newGate()
+			tr, err := agenttrace.New(agenttrace.WithExporter(g), agenttrace.WithFlushInterval(time.Hour),
+				agenttrace.WithBatchLimits(1000, 16<<10))
+			require.NoError(t, err)
+			ctx, inst := tr.StartInstance(context.Background())
+			record(ctx, tr)
+			select {
+			case <-g.entered:
+			case <-time.After(30 * time.Second): // a hang, not a speed limit
+				t.Fatal("a batch full by bytes waited for the flush interval")
+			}
+			g.open()
+			inst.End()
+			require.NoError(t, tr.Shutdown(context.Background()))
+			require.Zero(t, tr.Stats().Dropped.Total())
+		})
+	}
+}
+
 func TestBlockOnFull(t *testing.T) {
 	g := newGate()
 	tr, err := agenttrace.New(agenttrace.WithExporter(g), agenttrace.WithQueueLimits(8, 1<<20),

@@ -113,6 +113,28 @@ func TestInlinePayload(t *testing.T) {
 	s.End()
 }
 
+// A short LLM call's request, whose size hint is above the inline size but
+// whose encoding fits, goes to the span's inline buffer rather than to a
+// slice of its estimated size: the queue holds the span and its records
+// until they are exported, and the estimate's slack would be held with them.
+func TestSmallLLMRequestInline(t *testing.T) {
+	tr, err := New()
+	require.NoError(t, err)
+	defer tr.Shutdown(context.Background())
+	req := LLMRequest{Operation: "chat", Provider: "openai", Model: "gpt-4o-mini",
+		Messages: []Message{{Role: "user", Parts: []ContentPart{{Type: PartText, Size: 6}}}}}
+	require.Greater(t, req.sizeHint(), inlineSize)
+	_, s := tr.Start(context.Background(), TypeLLM, req)
+	defer s.End()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	require.LessOrEqual(t, len(s.payload), inlineSize)
+	require.True(t, inlineOf(s, s.payload))
+	var got LLMRequest
+	require.NoError(t, json.Unmarshal(s.payload, &got))
+	require.Equal(t, req.Model, got.Model)
+}
+
 // A payload that fits goes to the span's inline buffer, a larger one to a
 // slice of its own; neither keeps spare capacity.
 func TestInlineOrOwnSlice(t *testing.T) {
