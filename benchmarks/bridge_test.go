@@ -21,6 +21,8 @@ import (
 //   - bridge-large: the same with the realistic payloads of
 //     BenchmarkStartEndLarge (about 6 KB of messages), content capture off
 //     as by default, so that the OTel span has the same attributes;
+//   - recording: the agenttrace half alone, into an exporter that counts
+//     and discards;
 //   - native: created directly with the OTel SDK, with the same name, kind
 //     and GenAI attributes.
 //
@@ -72,6 +74,29 @@ func BenchmarkBridge(b *testing.B) {
 	// its OTel span has the same attributes as native's, and the bridge
 	// reads the mapped fields past the messages.
 	b.Run("bridge-large", func(b *testing.B) { bridge(b, largeRequest, largeResponse) })
+
+	// recording is the agenttrace half of bridge alone: the same spans,
+	// recorded the same way, into an exporter that counts and discards.
+	// bridge costs about recording + native + the conversion between them.
+	b.Run("recording", func(b *testing.B) {
+		exp := &countingExporter{}
+		tr := newAgenttrace(b, exp, agenttrace.WithBlockOnFull(time.Minute))
+		ctx := context.Background()
+		b.ReportAllocs()
+		b.ResetTimer()
+		cpu0 := cpuTime()
+		for range b.N {
+			_, span := tr.Start(ctx, "llm", req)
+			span.SetResult(resp)
+			span.End()
+		}
+		if err := tr.Shutdown(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(exp.spans.Load())/float64(b.N), "exported/op")
+	})
 
 	b.Run("native", func(b *testing.B) {
 		exp := &otelCounter{}
