@@ -69,11 +69,6 @@ func encodePayload(v any, spanType string, field PayloadField, limit int, redact
 		return encoded{}
 	}
 	v, orig := cutOversized(v, limit)
-	if orig == 0 {
-		if data, ok := encodeSized(v, limit, redact); ok {
-			return encoded{data: data}
-		}
-	}
 	bp := bufPool.Get()
 	defer bufPool.Put(bp)
 	// Encode after room for the wrapper, so that a value that is not an
@@ -105,35 +100,6 @@ func encodePayload(v any, spanType string, field PayloadField, limit int, redact
 	res.data = s.keep(out)
 	return res
 }
-
-// encodeSized encodes a large typed payload straight into a slice of its
-// estimated size, which the span then keeps: no pooled buffer and no copy.
-// It reports false, for the general path, if v gives no estimate (only the
-// LLM payloads do), the estimate is below sizedMin or over limit, a redactor must see the payload first, or the encoding
-// fails or outgrows the limit.
-func encodeSized(v any, limit int, redact Redactor) ([]byte, bool) {
-	var n int
-	switch x := v.(type) {
-	case LLMRequest:
-		n = x.sizeHint()
-	case LLMResponse:
-		n = x.sizeHint()
-	}
-	if redact != nil || n < sizedMin || n > limit {
-		return nil, false
-	}
-	b, err := appendValue(make([]byte, 0, n+n/8+64), v)
-	if err != nil || len(b) > limit {
-		return nil, false
-	}
-	return clip(b), true
-}
-
-// sizedMin is the smallest size hint for which encodeSized is worth its
-// slack: below it, the pooled buffer and an exact copy (into the span's
-// inline buffer when it fits) cost no more and hold less memory for as
-// long as the span and its queued records live.
-const sizedMin = 1024
 
 // clip drops b's spare capacity, so that an append to a record's payload
 // can never write into memory the span still owns.

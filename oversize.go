@@ -121,64 +121,6 @@ func messageSize(m *Message) int {
 	return n
 }
 
-// usageSize, costSize and metadataSize estimate the encoded sizes of the
-// parts of an LLM payload that are not strings of its own.
-func usageSize(u *Usage) int {
-	if u == nil {
-		return 0
-	}
-	n := 96
-	for k := range u.Details {
-		n += len(k) + 24
-	}
-	return n
-}
-
-func costSize(c *Cost) int {
-	if c == nil {
-		return 0
-	}
-	return 128
-}
-
-func metadataSize(md map[string]any) int {
-	n := 0
-	for k, v := range md {
-		n += len(k) + 32
-		if s, ok := v.(string); ok {
-			n += len(s)
-		}
-	}
-	return n
-}
-
-// sizeHint estimates the encoded size of r from its strings.
-func (r LLMRequest) sizeHint() int {
-	n := len(r.Operation) + len(r.Provider) + len(r.Model) + len(r.System) + messagesSize(r.Messages) +
-		metadataSize(r.Metadata) + 96
-	if s := r.Settings; s != nil {
-		n += len(s.ResponseFormat) + len(s.ToolChoice) + len(s.ReasoningEffort) + 192
-		for _, stop := range s.Stop {
-			n += len(stop) + 8
-		}
-	}
-	for i := range r.Tools {
-		n += len(r.Tools[i].Name) + len(r.Tools[i].Description) + len(r.Tools[i].Parameters) + 48
-	}
-	return n
-}
-
-// sizeHint estimates the encoded size of r from its strings.
-func (r LLMResponse) sizeHint() int {
-	n := len(r.ID) + len(r.Model) + len(r.Text) + len(r.FinishReason) + len(r.ServiceTier) + messagesSize(r.Messages) +
-		usageSize(r.Usage) + costSize(r.Cost) + metadataSize(r.Metadata) + 48
-	for i := range r.ToolCalls {
-		c := &r.ToolCalls[i]
-		n += len(c.ID) + len(c.Name) + len(c.Arguments) + 32
-	}
-	return n
-}
-
 // cutMessages keeps the leading messages of ms that fit in about limit
 // bytes (at least one, its content cut to limit), in a new slice.
 func cutMessages(ms []Message, limit int) []Message {
