@@ -534,9 +534,15 @@ func (q *queue) take() entries {
 	return recs
 }
 
-// giveBack hands the emptied slice of a take back to the buffer, for the
-// next records.
-func (q *queue) giveBack(recs entries) {
+// giveBack hands the emptied slice of a take of taken records back to the
+// buffer, for the next records. A slice far larger than its take needed,
+// left by a burst (an outage, a stalled exporter), is let go instead: the
+// buffer then grows again to what the records need, and the burst's memory
+// (up to MaxQueueRecords slots) is not held for the tracer's life.
+func (q *queue) giveBack(recs entries, taken int) {
+	if c := cap(recs.recs); c > 2*q.t.cfg.maxBatchRecords && c > 4*taken {
+		return
+	}
 	recs = recs.empty()
 	q.buf.mu.Lock()
 	if q.buf.spare.recs == nil {
@@ -614,11 +620,11 @@ func (q *queue) run() {
 // batch; an AsyncExporter gets each batch and settles it as it goes.
 func (q *queue) exportAll() {
 	recs := q.take()
-	if len(recs.recs) == 0 {
-		q.giveBack(recs)
+	before := len(recs.recs)
+	if before == 0 {
+		q.giveBack(recs, 0)
 		return
 	}
-	before := len(recs.recs)
 	recs, freed := q.coalesce(recs)
 	if merged := before - len(recs.recs); merged > 0 {
 		q.release(merged, freed)
@@ -656,7 +662,7 @@ func (q *queue) exportAll() {
 		q.exportSync(b)
 		b.Records, b.meta = nil, nil
 	}
-	q.giveBack(recs)
+	q.giveBack(recs, before)
 }
 
 // batchEnd returns the end of the batch that starts at recs[start], within
