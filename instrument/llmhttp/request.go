@@ -150,14 +150,16 @@ func stopList(b json.RawMessage) []string {
 	return l
 }
 
-// settings returns s, or nil when nothing was set.
-func settings(s *agenttrace.LLMSettings) *agenttrace.LLMSettings {
+// settings returns a copy of s, or nil (and no allocation) when nothing
+// was set.
+func settings(s agenttrace.LLMSettings) *agenttrace.LLMSettings {
 	if s.Temperature == nil && s.TopP == nil && s.MaxTokens == nil && len(s.Stop) == 0 && s.Seed == nil &&
 		s.FrequencyPenalty == nil && s.PresencePenalty == nil && s.ResponseFormat == "" && s.ToolChoice == "" &&
 		s.ReasoningEffort == "" {
 		return nil
 	}
-	return s
+	c := s
+	return &c
 }
 
 // toolChoice reads a tool choice: a string, or an object naming a tool or a
@@ -491,7 +493,7 @@ func parseChat(p *parsed, rc *reqCapture, body []byte, includeUsage bool) bool {
 		}
 		p.req.Tools = append(p.req.Tools, def)
 	}
-	st := &agenttrace.LLMSettings{
+	st := agenttrace.LLMSettings{
 		Temperature: r.Temperature, TopP: r.TopP, MaxTokens: r.MaxTokens, Stop: stopList(r.Stop), Seed: r.Seed,
 		FrequencyPenalty: r.FrequencyPenalty, PresencePenalty: r.PresencePenalty, ResponseFormat: r.ResponseFormat.Type,
 		ToolChoice: toolChoice(r.ToolChoice), ReasoningEffort: r.ReasoningEffort,
@@ -654,7 +656,7 @@ func parseResponses(p *parsed, rc *reqCapture, body []byte) bool {
 		}
 		p.req.Tools = append(p.req.Tools, agenttrace.ToolDefinition{Name: name, Description: t.Description, Parameters: t.Parameters})
 	}
-	p.req.Settings = settings(&agenttrace.LLMSettings{
+	p.req.Settings = settings(agenttrace.LLMSettings{
 		Temperature: r.Temperature, TopP: r.TopP, MaxTokens: r.MaxOutputTokens, ResponseFormat: r.Text.Format.Type,
 		ToolChoice: toolChoice(r.ToolChoice), ReasoningEffort: r.Reasoning.Effort,
 	})
@@ -800,7 +802,7 @@ func parseAnthropic(p *parsed, rc *reqCapture, body []byte) bool {
 		}
 		p.req.Tools = append(p.req.Tools, agenttrace.ToolDefinition{Name: name, Description: t.Description, Parameters: t.InputSchema})
 	}
-	st := &agenttrace.LLMSettings{
+	st := agenttrace.LLMSettings{
 		Temperature: r.Temperature, TopP: r.TopP, MaxTokens: r.MaxTokens, Stop: r.StopSequences,
 		ToolChoice: toolChoice(r.ToolChoice), ReasoningEffort: r.OutputConfig.Effort,
 	}
@@ -933,7 +935,7 @@ func parseGemini(p *parsed, rc *reqCapture, body []byte) bool {
 		}
 	}
 	g := r.GenerationConfig
-	st := &agenttrace.LLMSettings{
+	st := agenttrace.LLMSettings{
 		Temperature: g.Temperature, TopP: g.TopP, MaxTokens: g.MaxOutputTokens, Stop: g.StopSequences, Seed: g.Seed,
 		PresencePenalty: g.PresencePenalty, FrequencyPenalty: g.FrequencyPenalty, ResponseFormat: g.ResponseMIMEType,
 		ToolChoice: strings.ToLower(r.ToolConfig.FunctionCallingConfig.Mode), ReasoningEffort: strings.ToLower(g.ThinkingConfig.ThinkingLevel),
