@@ -335,7 +335,7 @@ func (q *queue) push(kind RecordKind, size int, s *Span, in *entry) bool {
 		return false
 	}
 	if q.coalesceQueued(kind, size, s) {
-		q.nudgeIfFull(0)
+		q.nudgeIfFull(0) // no record was added: only the bytes can have filled a batch
 		return true
 	}
 	queued, ok := q.reserveOrWait(kind, size)
